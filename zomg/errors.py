@@ -1,0 +1,100 @@
+"""The one place where zomg's error classes and exit codes are decided.
+
+Every failure a user can cause or meet is a ZomgError subclass carrying two
+things: the process exit code and a coarse ``error_class``. Telemetry reads only
+the class, never the message, so messages are free to name the user's input.
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+# What a shell answers for a command it cannot run; `zomg exec` follows env(1).
+EXIT_CANNOT_EXECUTE = 126
+EXIT_COMMAND_NOT_FOUND = 127
+
+# The coarse classes, in the order the telemetry schema publishes them.
+ERROR_CLASSES = (
+    "usage",
+    "config",
+    "not_found",
+    "permission",
+    "conflict",
+    "network",
+    "timeout",
+    "subprocess",
+    "internal",
+)
+
+
+class ZomgError(Exception):
+    """A failure with a one-line message meant for the user."""
+
+    exit_code = EXIT_ERROR
+    error_class = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ZomgError):
+    exit_code = EXIT_USAGE
+    error_class = "usage"
+
+
+class ConfigError(ZomgError):
+    error_class = "config"
+
+
+class NotFoundError(ZomgError):
+    error_class = "not_found"
+
+
+class PermissionDeniedError(ZomgError):
+    error_class = "permission"
+
+
+class ConflictError(ZomgError):
+    error_class = "conflict"
+
+
+class NetworkError(ZomgError):
+    error_class = "network"
+
+
+class OperationTimeoutError(ZomgError):
+    error_class = "timeout"
+
+
+class SubprocessError(ZomgError):
+    error_class = "subprocess"
+
+
+class CommandNotFoundError(SubprocessError):
+    exit_code = EXIT_COMMAND_NOT_FOUND
+    error_class = "not_found"
+
+
+class CommandNotExecutableError(SubprocessError):
+    exit_code = EXIT_CANNOT_EXECUTE
+    error_class = "permission"
+
+
+def from_os_error(exc: OSError, what: str) -> ZomgError:
+    """Turn an OSError met while touching ``what`` into the matching ZomgError."""
+    import errno
+
+    reason = exc.strerror or str(exc)
+    message = f"{what}: {reason}"
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDeniedError(message)
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(message)
+    if isinstance(exc, FileExistsError):
+        return ConflictError(message)
+    return ConfigError(message)

@@ -1,0 +1,36 @@
+"""Small file-system primitives every writer in zomg shares."""
+from __future__ import annotations
+
+import os
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never half.
+
+    The temporary file lives beside the target (same file system, so the rename
+    is atomic) and is fsynced before the rename so a crash cannot leave an empty
+    file in place of the old one.
+    """
+    directory = os.path.dirname(path) or "."
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_json_file(path: str) -> object:
+    """Parse a JSON file; raises OSError or ValueError for the caller to classify."""
+    import json
+
+    with open(path, "rb") as f:
+        return json.loads(f.read().decode("utf-8"))

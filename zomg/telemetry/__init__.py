@@ -1,0 +1,1 @@
+"""zomg's CLI telemetry (see docs/telemetry.md)."""
