@@ -1,0 +1,211 @@
+"""The local box backend: boxes as directories under ``paths.boxes_dir()``.
+
+A box is ``<boxes>/<name>/`` holding ``box.json`` (its metadata) and
+``workspace/`` (where its commands run). A box comes into existence by one
+``rename`` of a fully written temporary directory, so other processes see no
+box or a whole box, and of two processes creating the same name exactly one
+wins. Every function here raises ``ZomgError`` subclasses for what a user can
+cause; nothing here prints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from zomg import paths
+from zomg.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    UsageError,
+    from_os_error,
+)
+
+METADATA = "box.json"
+WORKSPACE = "workspace"
+# Touched by exec and console; its mtime says when the box was last used.
+USED_STAMP = ".last-used"
+FORMAT = 1
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class Box:
+    __slots__ = ("name", "project", "env", "created", "path")
+
+    def __init__(self, name: str, project: str | None, env: dict[str, str], created: str, path: str) -> None:
+        self.name = name
+        self.project = project
+        self.env = env
+        self.created = created
+        self.path = path
+
+    @property
+    def workspace(self) -> str:
+        return os.path.join(self.path, WORKSPACE)
+
+    def last_used(self) -> float | None:
+        try:
+            return os.stat(os.path.join(self.path, USED_STAMP)).st_mtime
+        except OSError:
+            return None
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "project": self.project,
+            "env": dict(self.env),
+            "created": self.created,
+            "workspace": self.workspace,
+        }
+
+
+def check_name(name: str, what: str = "box name") -> str:
+    if not _NAME.match(name):
+        raise UsageError(
+            f"invalid {what} {name!r}: use 1 to 63 lowercase letters, digits and '-', starting with a letter or digit"
+        )
+    return name
+
+
+def parse_env(assignments: list[str]) -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` to a dict; later assignments win."""
+    env: dict[str, str] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not _ENV_KEY.match(key):
+            raise UsageError(f"invalid --env {item!r}: expected KEY=VALUE with KEY made of letters, digits and '_'")
+        env[key] = value
+    return env
+
+
+def _box_path(name: str) -> str:
+    return os.path.join(paths.boxes_dir(), check_name(name))
+
+
+def _load(name: str, path: str) -> Box:
+    meta_path = os.path.join(path, METADATA)
+    try:
+        with open(meta_path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"box '{name}' is damaged: {meta_path} is missing") from None
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot read box '{name}' metadata {meta_path}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        env = data["env"]
+        project = data["project"]
+        ok = (
+            data["name"] == name
+            and isinstance(data["created"], str)
+            and (project is None or isinstance(project, str))
+            and isinstance(env, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        )
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"box '{name}' has corrupt metadata in {meta_path}; fix or remove that file")
+    return Box(name, project, env, data["created"], path)
+
+
+def get(name: str) -> Box:
+    path = _box_path(name)
+    if not os.path.isdir(path):
+        raise NotFoundError(f"no box named '{name}' (see 'zomg box list')")
+    return _load(name, path)
+
+
+def create(name: str, project: str | None = None, env: dict[str, str] | None = None) -> Box:
+    if project is not None:
+        check_name(project, "project name")
+    path = _box_path(name)
+    root = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise ConflictError(f"box '{name}' already exists")
+    import time
+
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    box = Box(name, project, dict(env or {}), created, path)
+    meta = {"format": FORMAT, "name": name, "project": project, "env": box.env, "created": created}
+    try:
+        os.makedirs(root, exist_ok=True)
+        tmp = os.path.join(root, f".creating-{name}-{os.getpid()}-{os.urandom(4).hex()}")
+        os.mkdir(tmp, 0o700)
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot create box '{name}' in {root}") from None
+    try:
+        os.mkdir(os.path.join(tmp, WORKSPACE))
+        with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.rename(tmp, path)
+    except OSError as exc:
+        _remove_tree(tmp)
+        if os.path.isdir(path):
+            raise ConflictError(f"box '{name}' already exists") from None
+        raise from_os_error(exc, f"cannot create box '{name}' in {root}") from None
+    return box
+
+
+def list_boxes(project: str | None = None) -> tuple[list[Box], list[str]]:
+    """Every readable box (sorted by name), and one problem line per unreadable one."""
+    root = paths.boxes_dir()
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot list boxes in {root}") from None
+    boxes, problems = [], []
+    for name in names:
+        if name.startswith(".") or not _NAME.match(name):
+            continue  # a create or remove in progress, or something not ours
+        try:
+            box = _load(name, os.path.join(root, name))
+        except ConfigError as exc:
+            problems.append(exc.message)
+            continue
+        if project is None or box.project == project:
+            boxes.append(box)
+    return boxes, problems
+
+
+def remove(name: str, force: bool = False) -> None:
+    box = get(name)
+    try:
+        has_files = bool(os.listdir(box.workspace))
+    except FileNotFoundError:
+        has_files = False
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot inspect box '{name}'") from None
+    if has_files and not force:
+        raise ConflictError(f"box '{name}' has files in its workspace; use --force to remove it with them")
+    # Renamed first so the box disappears at once, even if deleting its files takes long or fails halfway.
+    doomed = os.path.join(os.path.dirname(box.path), f".removing-{name}-{os.urandom(4).hex()}")
+    try:
+        os.rename(box.path, doomed)
+    except FileNotFoundError:
+        raise NotFoundError(f"no box named '{name}'") from None
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot remove box '{name}'") from None
+    _remove_tree(doomed)
+
+
+def mark_used(box: Box) -> None:
+    stamp = os.path.join(box.path, USED_STAMP)
+    try:
+        with open(stamp, "a"):
+            pass
+        os.utime(stamp)
+    except OSError:
+        pass  # the stamp is a hint for deployment metrics, never worth failing a command
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,83 @@
+"""`zomg box`: create, list, show and remove boxes."""
+from __future__ import annotations
+
+from zomg import boxes
+from zomg.commands import FLAG, MULTI, POSITIONAL, Arg, Command
+from zomg.errors import ConfigError
+from zomg.output import note, print_json, print_table
+
+
+def create(name: str, project: str | None, env: list[str]) -> int:
+    box = boxes.create(name, project=project, env=boxes.parse_env(env))
+    note(f"created box '{box.name}' ({box.workspace})")
+    return 0
+
+
+def list_(project: str | None, json: bool) -> int:
+    found, problems = boxes.list_boxes(project)
+    if json:
+        print_json([box.to_json() for box in found])
+    elif found:
+        print_table(("NAME", "PROJECT", "CREATED"), [(b.name, b.project or "-", b.created) for b in found])
+    elif not problems:
+        note("no boxes yet; create one with: zomg box create NAME")
+    for problem in problems[:-1]:
+        note(f"zomg: warning: {problem}")
+    if problems:
+        # The readable boxes were listed; the exit status still says not all were.
+        raise ConfigError(problems[-1])
+    return 0
+
+
+def show(name: str, json: bool) -> int:
+    box = boxes.get(name)
+    if json:
+        print_json(box.to_json())
+        return 0
+    env = " ".join(f"{k}={v}" for k, v in sorted(box.env.items())) or "-"
+    print_table(
+        ("name:", box.name),
+        [("project:", box.project or "-"), ("created:", box.created), ("workspace:", box.workspace), ("env:", env)],
+    )
+    return 0
+
+
+def rm(name: str, force: bool) -> int:
+    boxes.remove(name, force=force)
+    note(f"removed box '{name}'")
+    return 0
+
+
+_NAME = Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME")
+_JSON = Arg("--json", help="print JSON instead of a table", kind=FLAG)
+
+SPEC = Command(
+    "box",
+    help="create, list, show and remove boxes",
+    subcommands=(
+        Command(
+            "create",
+            help="create a box",
+            run=create,
+            args=(
+                _NAME,
+                Arg("--project", help="group the box under a project", metavar="P"),
+                Arg("--env", help="set an environment variable for the box's commands (repeatable)",
+                    kind=MULTI, metavar="KEY=VALUE"),
+            ),
+        ),
+        Command(
+            "list",
+            help="list boxes",
+            run=list_,
+            args=(Arg("--project", help="only boxes of this project", metavar="P"), _JSON),
+        ),
+        Command("show", help="show one box", run=show, args=(_NAME, _JSON)),
+        Command(
+            "rm",
+            help="remove a box (refuses one whose workspace holds files unless --force)",
+            run=rm,
+            args=(_NAME, Arg("--force", "-f", help="remove it even if its workspace holds files", kind=FLAG)),
+        ),
+    ),
+)

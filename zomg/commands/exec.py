@@ -1,0 +1,55 @@
+"""`zomg exec NAME -- CMD [ARG...]`: run a command inside a box."""
+from __future__ import annotations
+
+import os
+
+from zomg import boxes, process
+from zomg.commands import MULTI, POSITIONAL, REST, Arg, Command
+from zomg.errors import NotFoundError, UsageError
+
+
+def box_environment(box: boxes.Box, extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(box.env)
+    env.update(extra)
+    env["ZOMG_BOX"] = box.name
+    return env
+
+
+def resolve_workdir(box: boxes.Box, workdir: str | None) -> str:
+    """``workdir`` is relative to the box's workspace and must stay inside it."""
+    workspace = os.path.realpath(box.workspace)
+    if not workdir:
+        return workspace
+    target = os.path.realpath(os.path.join(workspace, workdir))
+    if os.path.commonpath([workspace, target]) != workspace:
+        raise UsageError(f"--workdir {workdir!r} is outside box '{box.name}''s workspace")
+    if not os.path.isdir(target):
+        raise NotFoundError(f"--workdir {workdir!r}: no such directory in box '{box.name}''s workspace")
+    return target
+
+
+def run(name: str, env: list[str], workdir: str | None, command: list[str]) -> int:
+    extra = boxes.parse_env(env)
+    if not command:
+        raise UsageError("exec: missing the command to run: zomg exec NAME -- CMD [ARG...]")
+    box = boxes.get(name)
+    cwd = resolve_workdir(box, workdir)
+    boxes.mark_used(box)
+    return process.run(command, cwd, box_environment(box, extra))
+
+
+SPEC = Command(
+    "exec",
+    help="run a command inside a box",
+    description="Run CMD in the box's workspace with the box's environment. No shell is involved "
+    "unless CMD is one. zomg exits with CMD's exit code.",
+    run=run,
+    args=(
+        Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME"),
+        Arg("--env", help="set an environment variable for this command (repeatable)", kind=MULTI,
+            metavar="KEY=VALUE"),
+        Arg("--workdir", help="directory inside the workspace to run in", metavar="DIR"),
+        Arg("command", help="the command and its arguments, after --", kind=REST, metavar="CMD [ARG...]"),
+    ),
+)
