@@ -1,0 +1,121 @@
+"""Every test runs with HOME and all XDG directories inside its own temp dir.
+
+An audit hook watches every file-system write made by the test process; a
+test that writes outside the temp dirs (or pytest's and hypothesis's own
+caches) fails, so no test can touch the real home, /etc or the checkout.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+import pytest
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_PATH_EVENTS = {
+    "os.mkdir": 1,
+    "os.remove": 1,
+    "os.rmdir": 1,
+    "os.rename": 2,
+    "os.symlink": 2,
+    "os.link": 2,
+    "os.chmod": 1,
+    "os.utime": 1,
+    "os.truncate": 1,
+    "shutil.rmtree": 1,
+}
+_guard = {"active": False, "allowed": (), "violations": []}
+
+# Environment a user may have that would change zomg's behaviour under test.
+_CLEARED = (
+    "DO_NOT_TRACK",
+    "ZOMG_TELEMETRY",
+    "ZOMG_TELEMETRY_ENDPOINT",
+    "ZOMG_DEBUG",
+    "POSTHOG_PROJECT_API_KEY",
+    "POSTHOG_HOST",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+)
+
+
+def _allowed(path: str) -> bool:
+    path = os.path.realpath(os.path.abspath(path))
+    if path == os.devnull:
+        return True
+    return any(path == root or path.startswith(root + os.sep) for root in _guard["allowed"])
+
+
+def _audit(event: str, args: tuple) -> None:
+    if not _guard["active"]:
+        return
+    if event == "open":
+        path, mode, flags = args
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS
+        )
+        targets = [path] if writing else []
+    else:
+        count = _PATH_EVENTS.get(event)
+        targets = list(args[:count]) if count else []
+    for target in targets:
+        if isinstance(target, bytes):
+            target = os.fsdecode(target)
+        # Python's own bytecode cache is written wherever a module is imported from.
+        if isinstance(target, str) and "__pycache__" not in target and not _allowed(target):
+            _guard["violations"].append((event, target))
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch, request):
+    """Point HOME and every XDG directory into tmp_path; fail on writes elsewhere."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_CACHE_HOME", ".cache"),
+    ):
+        monkeypatch.setenv(var, str(home / sub))
+    system = tmp_path / "etc-xdg"
+    system.mkdir()
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(system))
+    for var in _CLEARED:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    # Most tests are about something else: telemetry tests switch it back on themselves.
+    if "telemetry_on" not in request.keywords:
+        monkeypatch.setenv("ZOMG_TELEMETRY", "off")
+    rootdir = str(request.config.rootpath)
+    _guard["allowed"] = tuple(
+        os.path.realpath(p)
+        for p in (
+            tempfile.gettempdir(),
+            str(tmp_path),
+            os.path.join(rootdir, ".pytest_cache"),
+            os.path.join(rootdir, ".hypothesis"),
+        )
+    )
+    _guard["violations"] = []
+    _guard["active"] = True
+    yield home
+    _guard["active"] = False
+    violations = _guard["violations"]
+    _guard["violations"] = []
+    if violations:
+        pytest.fail(f"test wrote outside its temp dirs: {violations[:5]}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "telemetry_on: do not set ZOMG_TELEMETRY=off for this test")
