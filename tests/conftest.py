@@ -13,17 +13,18 @@ import tempfile
 import pytest
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+# event -> (how many leading path arguments, positions of dir_fd arguments)
 _PATH_EVENTS = {
-    "os.mkdir": 1,
-    "os.remove": 1,
-    "os.rmdir": 1,
-    "os.rename": 2,
-    "os.symlink": 2,
-    "os.link": 2,
-    "os.chmod": 1,
-    "os.utime": 1,
-    "os.truncate": 1,
-    "shutil.rmtree": 1,
+    "os.mkdir": (1, (2,)),
+    "os.remove": (1, (1,)),
+    "os.rmdir": (1, (1,)),
+    "os.rename": (2, (2, 3)),
+    "os.symlink": (2, (2,)),
+    "os.link": (2, (2, 3)),
+    "os.chmod": (1, (2,)),
+    "os.utime": (1, (3,)),
+    "os.truncate": (1, ()),
+    "shutil.rmtree": (1, (1,)),
 }
 _guard = {"active": False, "allowed": (), "violations": []}
 
@@ -61,8 +62,10 @@ def _audit(event: str, args: tuple) -> None:
         )
         targets = [path] if writing else []
     else:
-        count = _PATH_EVENTS.get(event)
-        targets = list(args[:count]) if count else []
+        count, fd_positions = _PATH_EVENTS.get(event, (0, ()))
+        targets = list(args[:count])
+        if any(i < len(args) and isinstance(args[i], int) and args[i] >= 0 for i in fd_positions):
+            targets = []  # relative to an open directory (shutil.rmtree): its own event was checked
     for target in targets:
         if isinstance(target, bytes):
             target = os.fsdecode(target)
@@ -119,3 +122,27 @@ def isolated_home(tmp_path, monkeypatch, request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "telemetry_on: do not set ZOMG_TELEMETRY=off for this test")
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code = code
+        self.out = out
+        self.err = err
+
+    def __repr__(self) -> str:
+        return f"Result(code={self.code!r}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def zomg(capsys):
+    """Run ``zomg.cli.main`` in-process: ``zomg("box", "list")`` -> Result."""
+    from zomg.cli import main
+
+    def run(*argv: str) -> Result:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

@@ -21,3 +21,10 @@ def test_a_write_outside_is_recorded(tmp_path):
 def test_a_write_inside_is_allowed(tmp_path):
     (tmp_path / "x").write_text("ok")
     assert conftest._guard["violations"] == []
+
+
+def test_mkdir_outside_is_recorded():
+    conftest._audit("os.mkdir", ("/etc/zomg-nope", 0o777, None))
+    recorded = list(conftest._guard["violations"])
+    conftest._guard["violations"].clear()
+    assert recorded == [("os.mkdir", "/etc/zomg-nope")]

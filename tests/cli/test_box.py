@@ -1,0 +1,158 @@
+"""The local box backend through the CLI: what a user sees and what stays on disk."""
+import json
+import os
+
+import pytest
+
+from zomg import boxes, paths
+
+
+def test_create_list_show_rm_round_trip(zomg):
+    assert zomg("box", "create", "web", "--project", "shop", "--env", "A=1", "--env", "B=x=y").code == 0
+    assert zomg("box", "create", "db").code == 0
+    listed = zomg("box", "list")
+    assert listed.code == 0
+    lines = listed.out.splitlines()
+    assert lines[0].split() == ["NAME", "PROJECT", "CREATED"]
+    assert [line.split()[:2] for line in lines[1:]] == [["db", "-"], ["web", "shop"]]
+    shown = json.loads(zomg("box", "show", "web", "--json").out)
+    assert shown["env"] == {"A": "1", "B": "x=y"}
+    assert shown["project"] == "shop"
+    assert os.path.isdir(shown["workspace"])
+    assert zomg("box", "rm", "web").code == 0
+    assert [b["name"] for b in json.loads(zomg("box", "list", "--json").out)] == ["db"]
+
+
+def test_list_filters_by_project_and_json_is_pipeable(zomg):
+    zomg("box", "create", "a", "--project", "p")
+    zomg("box", "create", "b", "--project", "q")
+    r = zomg("box", "list", "--project", "p", "--json")
+    assert [b["name"] for b in json.loads(r.out)] == ["a"]
+
+
+def test_empty_list_says_so_on_stderr_only(zomg):
+    r = zomg("box", "list")
+    assert (r.code, r.out) == (0, "")
+    assert "zomg box create" in r.err
+    assert not os.path.exists(paths.data_dir()), "listing must not create anything"
+
+
+@pytest.mark.parametrize("name", ["Web", "a_b", "a" * 64, "", "a/b", "..", "é", "-x"])
+def test_invalid_names_are_usage_errors(zomg, name):
+    r = zomg("box", "create", "--", name)
+    assert r.code == 2
+    assert r.err.startswith("zomg: error: invalid box name")
+    assert not os.path.exists(paths.boxes_dir()) or os.listdir(paths.boxes_dir()) == []
+
+
+@pytest.mark.parametrize("assignment", ["NOEQUALS", "=v", "1A=v", "A-B=v"])
+def test_invalid_env_assignments(zomg, assignment):
+    r = zomg("box", "create", "x", "--env", assignment)
+    assert r.code == 2 and "invalid --env" in r.err
+
+
+def test_creating_an_existing_box_is_a_conflict_and_keeps_it(zomg):
+    zomg("box", "create", "x", "--env", "K=original")
+    r = zomg("box", "create", "x", "--env", "K=new")
+    assert r.code == 1 and r.err == "zomg: error: box 'x' already exists\n"
+    assert boxes.get("x").env == {"K": "original"}
+
+
+def test_missing_box(zomg):
+    for argv in (["box", "show", "nope"], ["box", "rm", "nope"], ["exec", "nope", "--", "true"], ["console", "nope"]):
+        r = zomg(*argv)
+        assert r.code == 1, argv
+        assert r.err == "zomg: error: no box named 'nope' (see 'zomg box list')\n"
+
+
+def test_rm_refuses_a_box_with_files_unless_forced(zomg):
+    zomg("box", "create", "x")
+    workspace = boxes.get("x").workspace
+    with open(os.path.join(workspace, "notes.txt"), "w") as f:
+        f.write("keep me")
+    r = zomg("box", "rm", "x")
+    assert r.code == 1 and "--force" in r.err
+    assert os.path.exists(os.path.join(workspace, "notes.txt"))
+    assert zomg("box", "rm", "-f", "x").code == 0
+    assert not os.path.exists(workspace)
+    assert os.listdir(paths.boxes_dir()) == []
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"", b"[]", b'{"name": "other", "project": null, "env": {}, "created": "x"}',
+                                     b'{"name": "x", "project": null, "env": {"A": 1}, "created": "x"}', b"\xff\xfe"])
+def test_corrupt_metadata_is_one_line_and_never_rewritten(zomg, content):
+    zomg("box", "create", "x")
+    zomg("box", "create", "y")
+    meta = os.path.join(paths.boxes_dir(), "x", "box.json")
+    with open(meta, "wb") as f:
+        f.write(content)
+    shown = zomg("box", "show", "x")
+    assert shown.code == 1
+    assert shown.err == f"zomg: error: box 'x' has corrupt metadata in {meta}; fix or remove that file\n"
+    listed = zomg("box", "list")
+    assert listed.code == 1
+    assert "y" in listed.out, "the readable boxes are still listed"
+    assert listed.err.count("\n") == 1
+    with open(meta, "rb") as f:
+        assert f.read() == content
+
+
+def test_metadata_is_json_written_whole(zomg):
+    zomg("box", "create", "x", "--project", "p")
+    with open(os.path.join(paths.boxes_dir(), "x", "box.json")) as f:
+        data = json.load(f)
+    assert data["name"] == "x" and data["project"] == "p" and data["format"] == 1
+    leftovers = [n for n in os.listdir(paths.boxes_dir()) if n.startswith(".")]
+    assert leftovers == []
+
+
+def test_data_dir_that_cannot_be_created(zomg, tmp_path, monkeypatch):
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    r = zomg("box", "create", "x")
+    assert r.code == 1
+    assert r.err.startswith("zomg: error: cannot create box 'x' in ") and r.err.count("\n") == 1
+
+
+def test_unwritable_data_dir_is_a_permission_error(zomg, monkeypatch):
+    real_mkdir = os.mkdir
+
+    def denied(path, *args, **kwargs):
+        if "boxes" in str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", denied)
+    monkeypatch.setattr(os, "makedirs", lambda *a, **k: denied(*a))
+    r = zomg("box", "create", "x")
+    assert (r.code, r.err.endswith("Permission denied\n")) == (1, True)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_data_dir_for_real(zomg):
+    os.makedirs(paths.boxes_dir())
+    os.chmod(paths.boxes_dir(), 0o500)
+    try:
+        r = zomg("box", "create", "x")
+    finally:
+        os.chmod(paths.boxes_dir(), 0o700)
+    assert r.code == 1 and "Permission denied" in r.err
+
+
+def test_two_processes_creating_the_same_box_give_one_box_and_one_conflict(tmp_path):
+    import subprocess
+    import sys
+
+    script = "import sys; from zomg.cli import main; sys.exit(main(['box', 'create', 'race', '--env', 'WHO=' + sys.argv[1]]))"
+    for round_ in range(5):
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], stderr=subprocess.PIPE, text=True)
+                 for i in range(4)]
+        results = [(p.wait(), p.stderr.read()) for p in procs]
+        codes = sorted(code for code, _ in results)
+        assert codes == [0, 1, 1, 1], results
+        assert all("already exists" in err for code, err in results if code == 1)
+        box = boxes.get("race")
+        assert box.env["WHO"] in {"0", "1", "2", "3"}
+        assert sorted(os.listdir(paths.boxes_dir())) == ["race"]
+        boxes.remove("race")

@@ -1,0 +1,117 @@
+"""Dispatch, help, version and the one-line error contract."""
+import sys
+
+import pytest
+
+from zomg import __version__
+
+
+def test_version_prints_the_package_version(zomg):
+    r = zomg("--version")
+    assert (r.code, r.out, r.err) == (0, f"zomg {__version__}\n", "")
+
+
+def test_version_answers_without_loading_argparse_or_commands():
+    import subprocess
+
+    code = (
+        "import sys; from zomg.cli import main; main(['--version']);"
+        "bad = [m for m in ('argparse', 'json', 'zomg.commands', 'zomg.telemetry') if m in sys.modules];"
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "[]"
+
+
+def test_box_list_loads_only_its_own_command_module():
+    import subprocess
+
+    code = (
+        "import sys; from zomg.cli import main; main(['box', 'list']);"
+        "print(sorted(m for m in sys.modules if m.startswith('zomg.commands.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "['zomg.commands.box']"
+
+
+@pytest.mark.parametrize("argv", [[], ["box"]])
+def test_a_missing_command_is_a_usage_error(zomg, argv):
+    r = zomg(*argv)
+    assert r.code == 2
+    assert r.out == ""
+    assert r.err.startswith("zomg: error: ") and r.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["frob"], ["box", "frob"], ["box", "list", "--bogus"], ["box", "create"], ["completion", "tcsh"]],
+)
+def test_bad_usage_is_one_line_and_exit_2(zomg, argv):
+    r = zomg(*argv)
+    assert r.code == 2
+    assert r.err.startswith("zomg: error: ")
+    assert r.err.count("\n") == 1
+    assert "Traceback" not in r.err
+
+
+def test_prefixes_of_options_are_never_guessed(zomg):
+    r = zomg("box", "create", "b", "--proj", "p")
+    assert r.code == 2
+    assert "unrecognized arguments: --proj" in r.err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["box", "--help"], ["box", "create", "-h"], ["exec", "--help"]])
+def test_help_at_every_level(zomg, argv):
+    r = zomg(*argv)
+    assert r.code == 0
+    assert r.out.startswith("usage: zomg")
+    assert r.err == ""
+
+
+def test_exec_usage_shows_the_command_after_double_dash(zomg):
+    assert "NAME -- CMD [ARG...]" in zomg("exec", "--help").out
+
+
+def test_unexpected_exception_is_one_line_internal_error(zomg, monkeypatch):
+    from zomg import boxes
+
+    def explode(project=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(boxes, "list_boxes", explode)
+    r = zomg("box", "list")
+    assert r.code == 1
+    assert r.err == "zomg: error: internal error (RuntimeError: boom); set ZOMG_DEBUG=1 to see where\n"
+
+
+def test_ctrl_c_exits_130_without_traceback(zomg, monkeypatch):
+    from zomg import boxes
+
+    def interrupted(project=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(boxes, "list_boxes", interrupted)
+    r = zomg("box", "list")
+    assert (r.code, r.err) == (130, "")
+
+
+def test_python_dash_m_works():
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "zomg", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == f"zomg {__version__}\n"
+
+
+def test_every_parser_refuses_abbreviations():
+    from zomg.cli import build_full_parser
+
+    def walk(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(getattr(action, "choices", None), dict):
+                for sub in action.choices.values():
+                    yield from walk(sub)
+
+    parsers = list(walk(build_full_parser()))
+    assert len(parsers) > 5
+    assert all(p.allow_abbrev is False for p in parsers)
