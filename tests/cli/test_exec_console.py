@@ -1,0 +1,152 @@
+"""exec and console: the box's command runs where and how the user expects."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from zomg import boxes
+
+
+@pytest.fixture
+def box(zomg):
+    assert zomg("box", "create", "dev", "--env", "BOX_VAR=from-box", "--env", "SHARED=box").code == 0
+    return boxes.get("dev")
+
+
+def test_exec_runs_the_command_in_the_workspace_with_the_box_env(zomg, box, fp):
+    recorder = fp.register(["make", "test", "--", "-k"], returncode=0)
+    r = zomg("exec", "dev", "--env", "SHARED=cli", "--", "make", "test", "--", "-k")
+    assert r.code == 0
+    (call,) = recorder.calls
+    assert call.kwargs["cwd"] == os.path.realpath(box.workspace)
+    env = call.kwargs["env"]
+    assert env["BOX_VAR"] == "from-box"
+    assert env["SHARED"] == "cli", "--env on exec wins over the box's own"
+    assert env["ZOMG_BOX"] == "dev"
+    assert env["HOME"] == os.environ["HOME"], "the user's environment is inherited"
+    assert call.kwargs.get("shell") in (None, False)
+
+
+@pytest.mark.parametrize("code", [1, 3, 42, 255])
+def test_exec_exits_with_the_childs_code(zomg, box, fp, code):
+    fp.register(["false"], returncode=code)
+    assert zomg("exec", "dev", "--", "false").code == code
+
+
+def test_exec_child_killed_by_a_signal_reports_128_plus_n(zomg, box, fp):
+    fp.register(["crash"], returncode=-signal.SIGKILL)
+    assert zomg("exec", "dev", "--", "crash").code == 128 + signal.SIGKILL
+
+
+def test_exec_workdir_inside_the_workspace(zomg, box, fp):
+    os.makedirs(os.path.join(box.workspace, "src", "app"))
+    recorder = fp.register(["pwd"])
+    assert zomg("exec", "dev", "--workdir", "src/app", "--", "pwd").code == 0
+    assert recorder.calls[0].kwargs["cwd"] == os.path.realpath(os.path.join(box.workspace, "src", "app"))
+
+
+@pytest.mark.parametrize("workdir,message", [("../..", "outside"), ("/etc", "outside"), ("missing", "no such directory")])
+def test_exec_bad_workdir(zomg, box, fp, workdir, message):
+    r = zomg("exec", "dev", "--workdir", workdir, "--", "pwd")
+    assert r.code in (1, 2) and message in r.err and r.err.count("\n") == 1
+    assert len(fp.calls) == 0
+
+
+def test_exec_without_a_command_is_a_usage_error(zomg, box, fp):
+    for argv in (["exec", "dev"], ["exec", "dev", "--"]):
+        r = zomg(*argv)
+        assert r.code == 2 and "missing the command" in r.err
+    assert len(fp.calls) == 0
+
+
+def test_exec_command_given_without_double_dash_gets_a_hint(zomg, box, fp):
+    r = zomg("exec", "dev", "ls", "-la")
+    assert r.code == 2 and "goes after '--'" in r.err
+
+
+def test_exec_arguments_after_double_dash_are_never_parsed_as_options(zomg, box, fp):
+    recorder = fp.register(["tool", "--help", "--version", "--env", "X=1"])
+    assert zomg("exec", "dev", "--", "tool", "--help", "--version", "--env", "X=1").code == 0
+    assert len(recorder.calls) == 1
+
+
+def test_exec_records_that_the_box_was_used(zomg, box, fp):
+    fp.register(["true"])
+    assert box.last_used() is None
+    zomg("exec", "dev", "--", "true")
+    assert box.last_used() is not None
+
+
+def test_exec_missing_program_is_127_one_line(zomg, box):
+    r = zomg("exec", "dev", "--", "zomg-no-such-program-anywhere")
+    assert r.code == 127
+    assert r.err == "zomg: error: command not found: zomg-no-such-program-anywhere\n"
+
+
+def test_exec_non_executable_file_is_126(zomg, box):
+    script = os.path.join(box.workspace, "script.sh")
+    with open(script, "w") as f:
+        f.write("echo hi\n")
+    os.chmod(script, 0o644)
+    r = zomg("exec", "dev", "--", "./script.sh")
+    assert r.code == 126 and r.err.startswith("zomg: error: permission denied")
+
+
+def test_console_runs_the_users_shell_in_the_workspace(zomg, box, fp, monkeypatch):
+    monkeypatch.setenv("SHELL", "/usr/bin/zsh")
+    recorder = fp.register(["/usr/bin/zsh"], returncode=7)
+    assert zomg("console", "dev").code == 7
+    assert recorder.calls[0].kwargs["cwd"] == os.path.realpath(box.workspace)
+    assert recorder.calls[0].kwargs["env"]["BOX_VAR"] == "from-box"
+
+
+def test_console_shell_option_and_sh_fallback(zomg, box, fp, monkeypatch):
+    fp.register(["/bin/bash"])
+    assert zomg("console", "dev", "--shell", "/bin/bash").code == 0
+    monkeypatch.delenv("SHELL", raising=False)
+    fallback = fp.register(["/bin/sh"])
+    assert zomg("console", "dev").code == 0
+    assert len(fallback.calls) == 1
+
+
+def _installed_zomg(*argv):
+    return [sys.executable, "-m", "zomg", *argv]
+
+
+def test_real_exec_passes_output_and_exit_code_through(tmp_path):
+    env = dict(os.environ)
+    subprocess.run(_installed_zomg("box", "create", "real"), env=env, check=True, capture_output=True)
+    proc = subprocess.run(
+        _installed_zomg("exec", "real", "--", sys.executable, "-c",
+                        "import os, sys; print(os.getcwd()); print(os.environ['ZOMG_BOX']); sys.exit(5)"),
+        env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 5
+    cwd, name = proc.stdout.splitlines()
+    assert cwd.endswith(os.path.join("boxes", "real", "workspace")) and name == "real"
+    assert proc.stderr == ""
+
+
+def test_real_interrupt_reaches_the_child_and_zomg_exits_130(tmp_path):
+    """SIGINT sent to zomg (not from a terminal) is passed on to the child; zomg exits 130."""
+    subprocess.run(_installed_zomg("box", "create", "sig"), check=True, capture_output=True)
+    marker = tmp_path / "child-got-sigint"
+    child = (
+        "import signal, sys, time, pathlib\n"
+        "def h(*a):\n"
+        f"    pathlib.Path({str(marker)!r}).write_text('yes'); sys.exit(0)\n"
+        "signal.signal(signal.SIGINT, h)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(_installed_zomg("exec", "sig", "--", sys.executable, "-c", child),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert marker.read_text() == "yes"
+    assert "Traceback" not in err
