@@ -146,3 +146,9 @@ def zomg(capsys):
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def write_guard():
+    """The write guard's state and hook, for the tests that check the guard itself."""
+    return _guard, _audit

@@ -66,7 +66,8 @@ def bash() -> str:
              '        case "$path|$w" in']
     for node in _walk(root):
         for child in node.children:
-            lines.append(f'            "{" ".join(node.path)}|{child.path[-1]}") path="{" ".join(child.path)}"; continue ;;')
+            case = f'"{" ".join(node.path)}|{child.path[-1]}"'
+            lines.append(f'            {case}) path="{" ".join(child.path)}"; continue ;;')
     lines += ['        esac', '        [[ $w != -* ]] && case "$prev" in']
     value_opts = sorted({n for node in _walk(root) for names, takes, _ in node.options if takes for n in names})
     lines += [f'            {"|".join(value_opts)}) ;;' if value_opts else '            "") ;;',
@@ -81,11 +82,11 @@ def bash() -> str:
     for node in _walk(root):
         words = [c.path[-1] for c in node.children] + [n for names, _, _ in node.options for n in names]
         pos = ""
-        if node.positionals:
-            first = node.positionals[0]
-            choices = _value_words(first)
-            pos = f'; [[ $npos -eq 0 ]] && words="$words {choices}"' if choices else (
-                f'; [[ $npos -eq 0 && $cur != -* ]] && words="$words $({_BOX_NAMES})"' if first.metavar == "NAME" else "")
+        first = node.positionals[0] if node.positionals else None
+        if first is not None and first.choices:
+            pos = f'; [[ $npos -eq 0 ]] && words="$words {_value_words(first)}"'
+        elif first is not None and first.metavar == "NAME":
+            pos = f'; [[ $npos -eq 0 && $cur != -* ]] && words="$words $({_BOX_NAMES})"'
         lines.append(f'        "{" ".join(node.path)}") words="{" ".join(words)}"{pos} ;;')
     lines += ['    esac', '    COMPREPLY=($(compgen -W "$words" -- "$cur"))', "}", "complete -F _zomg zomg", ""]
     return "\n".join(lines)
@@ -142,18 +143,11 @@ def fish() -> str:
     root = tree()
     lines = [f"# fish completion for zomg, {_HEADER.format(shell='fish')}", "complete -c zomg -f"]
     for node in _walk(root):
-        if node.path:
-            cond = f"-n '__fish_seen_subcommand_from {node.path[-1]}'"
-            if len(node.path) > 1:
-                cond = f"-n '__fish_seen_subcommand_from {node.path[0]}; and __fish_seen_subcommand_from {node.path[-1]}'"
-        else:
-            cond = "-n '__fish_use_subcommand'"
+        seen = "; and ".join(f"__fish_seen_subcommand_from {p}" for p in node.path)
+        cond = f"-n '{seen}'" if node.path else "-n '__fish_use_subcommand'"
         child_names = " ".join(c.path[-1] for c in node.children)
         for child in node.children:
-            if node.path:
-                c = f"-n '__fish_seen_subcommand_from {node.path[-1]}; and not __fish_seen_subcommand_from {child_names}'"
-            else:
-                c = cond
+            c = f"-n '{seen}; and not __fish_seen_subcommand_from {child_names}'" if node.path else cond
             lines.append(f"complete -c zomg {c} -a {child.path[-1]} -d '{_quote_single(child.help)}'")
         for names, takes, help_text in node.options:
             parts = []

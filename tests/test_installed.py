@@ -1,0 +1,13 @@
+"""Under tox the suite must exercise the installed wheel, not the source tree."""
+import os
+
+import pytest
+
+import zomg
+
+
+@pytest.mark.skipif(not os.environ.get("ZOMG_TEST_INSTALLED"), reason="only meaningful under tox")
+def test_zomg_is_imported_from_the_installed_package():
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert not os.path.abspath(zomg.__file__).startswith(here + os.sep), zomg.__file__
+    assert "site-packages" in zomg.__file__
