@@ -30,9 +30,16 @@ def _canonical(option_strings: list[str]) -> str:
     return long[0] if long else option_strings[0]
 
 
-def _build_parser(recorder: _Recorder, only: str | None, full: bool = False):
-    """The parser tree; only the command about to run (or all, if ``full``) is filled in."""
+def _build_parser(recorder: _Recorder, words: list[str] | None):
+    """The parser tree for a command line whose command words are ``words``.
+
+    Only the commands named by ``words`` are filled in; ``None`` fills in every
+    command (for documentation and tests).
+    """
     import argparse
+    from functools import partial
+
+    full = words is None
 
     from zomg import __version__, commands
     from zomg.errors import UsageError
@@ -61,9 +68,16 @@ def _build_parser(recorder: _Recorder, only: str | None, full: bool = False):
         )
     }
 
+    class Formatter(argparse.HelpFormatter):
+        # argparse's default asks shutil for the width, and importing shutil costs
+        # more than the rest of a `zomg box list`; the width is read the same way here.
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width=None) -> None:
+            super().__init__(prog, indent_increment, max_help_position, width or _terminal_width() - 2)
+
     class Parser(argparse.ArgumentParser):
         def __init__(self, *args, **kwargs) -> None:
             kwargs["allow_abbrev"] = False
+            kwargs["formatter_class"] = Formatter
             super().__init__(*args, **kwargs)
             for name, cls in registry.items():
                 self.register("action", name, cls)
@@ -73,7 +87,7 @@ def _build_parser(recorder: _Recorder, only: str | None, full: bool = False):
             where = self.prog.partition(" ")[2]
             raise UsageError(f"{where + ': ' if where else ''}{message} (see '{self.prog} --help')")
 
-    def fill(parser, spec) -> None:
+    def fill(parser, spec, words: list[str]) -> None:
         rest = None
         for arg in spec.args:
             if arg.kind == commands.REST:
@@ -92,47 +106,73 @@ def _build_parser(recorder: _Recorder, only: str | None, full: bool = False):
                 kwargs["dest"] = arg.dest
             parser.add_argument(*arg.names, **kwargs)
         if spec.subcommands:
-            sub = parser.add_subparsers(
-                title="commands", metavar="COMMAND", required=True, parser_class=Parser
-            )
-            for child in spec.subcommands:
-                fill(sub.add_parser(child.name, help=child.help, description=child.description or child.help), child)
+            entries = [(c.name, c.help, c.description, (lambda c=c: c)) for c in spec.subcommands]
+            add_commands(parser, entries, words)
         else:
             parser.set_defaults(_spec=spec)
         if rest is not None:
             parser.usage = parser.format_usage()[len("usage: "):].rstrip() + f" -- {rest.metavar}"
 
+    def add_commands(parser, entries, words: list[str]) -> None:
+        # Only the command about to run gets a parser; the others are added (unfilled)
+        # only when none was named, for the help text and the "invalid choice" error.
+        sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=Parser)
+        wanted = words[0] if words and words[0] in {entry[0] for entry in entries} else None
+        for name, help_text, description, load in entries:
+            if full or wanted is None or name == wanted:
+                child = sub.add_parser(name, help=help_text, description=description or help_text)
+            if full or name == wanted:
+                fill(child, load(), words[1:] if name == wanted else [])
+
     parser = Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.")
     parser.add_argument("--version", action="version", version=f"zomg {__version__}")
-    top = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=Parser)
-    for name, (_, help_text) in commands.TOP_LEVEL.items():
-        child = top.add_parser(name, help=help_text, description=help_text)
-        if full or name == only:
-            fill(child, commands.load(name))
+    entries = [(name, help_text, None, partial(commands.load, name))
+               for name, (_, help_text) in commands.TOP_LEVEL.items()]
+    add_commands(parser, entries, words or [])
     return parser
+
+
+def _terminal_width() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def build_full_parser():
     """The whole parser, every command filled in (for documentation and tests)."""
-    return _build_parser(_Recorder(), None, full=True)
+    return _build_parser(_Recorder(), None)
 
 
-def _requested_command(argv: list[str]) -> str | None:
-    # The top level takes no option with a value, so the first word is the command.
+def _command_words(argv: list[str]) -> list[str]:
+    # Command groups take no option with a value, so their words are the non-option tokens.
+    words = []
     for token in argv:
         if token == "--":
-            return None
+            break
         if not token.startswith("-"):
-            return token
-    return None
+            words.append(token)
+    return words
+
+
+def _same(message: str) -> str:
+    return message
+
+
+def _singular_or_plural(singular: str, plural: str, n: int) -> str:
+    return singular if n == 1 else plural
 
 
 def _parse(argv: list[str], recorder: _Recorder):
     """Return a zero-argument callable that runs the command, or None after --help."""
     from zomg import commands
 
-    name = _requested_command(argv)
-    only = name if name in commands.TOP_LEVEL else None
+    words = _command_words(argv)
+    only = words[0] if words and words[0] in commands.TOP_LEVEL else None
     rest: list[str] | None = None
     takes_rest = only is not None and any(a.kind == commands.REST for a in commands.load(only).args)
     if takes_rest:
@@ -140,13 +180,22 @@ def _parse(argv: list[str], recorder: _Recorder):
         if "--" in argv:
             cut = argv.index("--")
             argv, rest = argv[:cut], argv[cut + 1 :]
-    parser = _build_parser(recorder, only)
+    import argparse
+
+    # zomg speaks English; argparse's own words stay English too, so no line is
+    # half-translated, and gettext's catalogue search (a dozen file-system
+    # look-ups per phrase) stays out of start-up. Restored right after parsing.
+    saved = argparse._, argparse.ngettext
+    argparse._ = _same
+    argparse.ngettext = _singular_or_plural
     try:
-        namespace, extra = parser.parse_known_args(argv)
+        namespace, extra = _build_parser(recorder, words).parse_known_args(argv)
     except SystemExit as exc:  # --help and --version print, then exit 0
         if exc.code in (0, None):
             return None
         raise
+    finally:
+        argparse._, argparse.ngettext = saved
     if extra:
         from zomg.errors import UsageError
 
