@@ -12,7 +12,7 @@ from zomg import commands
 SHELLS = ("bash", "zsh", "fish")
 _GLOBAL_OPTIONS = (("--help", "-h"), ("--version",))
 _HEADER = "generated from zomg's command definitions by `zomg completion {shell}`; do not edit"
-_BOX_NAMES = "ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d' ' -f1"
+_BOX_NAMES = 'env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1'
 
 
 class _Node:

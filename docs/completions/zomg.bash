@@ -1,0 +1,41 @@
+# bash completion for zomg, generated from zomg's command definitions by `zomg completion bash`; do not edit
+_zomg() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    local path="" w i npos=0
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${COMP_WORDS[i]}"
+        [[ $w == -- ]] && return 0
+        case "$path|$w" in
+            "|box") path="box"; continue ;;
+            "|exec") path="exec"; continue ;;
+            "|console") path="console"; continue ;;
+            "|completion") path="completion"; continue ;;
+            "box|create") path="box create"; continue ;;
+            "box|list") path="box list"; continue ;;
+            "box|show") path="box show"; continue ;;
+            "box|rm") path="box rm"; continue ;;
+        esac
+        [[ $w != -* ]] && case "$prev" in
+            --env|--project|--shell|--workdir) ;;
+            *) npos=$((npos + 1)) ;;
+        esac
+    done
+    case "$prev" in
+        --shell) COMPREPLY=($(compgen -c -- "$cur")); return 0 ;;
+        --env|--project|--shell|--workdir) return 0 ;;
+    esac
+    local words=""
+    case "$path" in
+        "") words="box exec console completion --help -h --version" ;;
+        "box") words="create list show rm --help -h" ;;
+        "box create") words="--help -h --project --env"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
+        "box list") words="--help -h --project --json" ;;
+        "box show") words="--help -h --json"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
+        "box rm") words="--help -h --force -f"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
+        "exec") words="--help -h --env --workdir"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
+        "console") words="--help -h --shell"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
+        "completion") words="--help -h"; [[ $npos -eq 0 ]] && words="$words bash zsh fish" ;;
+    esac
+    COMPREPLY=($(compgen -W "$words" -- "$cur"))
+}
+complete -F _zomg zomg
