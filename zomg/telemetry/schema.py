@@ -2,10 +2,12 @@
 
 The CLI builds its events against these definitions and the receiver validates
 incoming batches with ``validate_batch``. Nothing else in zomg spells a field
-name, an allowed value or a limit of the wire format.
+name, an allowed value or a limit of the wire format; the JSON Schema published
+for other tools is generated from here too (``json_schema()``).
 
 Wire format: ``POST <endpoint>`` with ``{"events": [EVENT, ...]}`` (1 to
-``MAX_BATCH`` events); each EVENT has exactly the keys its event type defines.
+``MAX_BATCH`` events, at most ``MAX_BODY_BYTES`` bytes); each EVENT has exactly
+the keys its event type defines.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from zomg.errors import ERROR_CLASSES
 SCHEMA_VERSION = 1
 MAX_BATCH = 100
 BATCH_KEY = "events"
+# The largest request body a receiver accepts. The largest valid batch, encoded
+# by encode_batch, is well below it (a test checks), so it only stops abuse.
+MAX_BODY_BYTES = 256 * 1024
 
 CLI_COMMAND = "cli.command"
 
@@ -25,120 +30,245 @@ DURATION_BUCKETS = ("<1s", "1s-10s", "10s-1m", "1m-10m", ">10m")
 RESULTS = ("success", "error", "interrupted")
 
 # Names the parser defines are lowercase words; the patterns keep anything else
-# (a path, a sentence, a secret) from ever passing the receiver.
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
-_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z\Z")
-_VERSION = re.compile(r"[0-9][0-9A-Za-z.+!-]{0,31}\Z")
-_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}\Z")
-_FLAG = re.compile(r"--?[a-z0-9][a-z0-9-]{0,31}\Z")
+# (a path, a sentence, a secret) from ever passing the receiver. Each is written
+# once, without anchors, so the checks and the JSON Schema cannot disagree.
+# ASCII classes only: `\d` would let any Unicode digit through.
+_UUID4 = "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+_TIMESTAMP = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
+_TIMESTAMP_IN_RANGE = (
+    "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z"
+)
+_VERSION = "[0-9][0-9A-Za-z.+!-]{0,31}"
+_NAME = "[a-z][a-z0-9-]{0,31}"
+_FLAG = "--?[a-z0-9][a-z0-9-]{0,31}"
 MAX_FLAGS = 32
+
+_JSON_TYPES = {str: "string", int: "integer", bool: "boolean"}
 
 
 class SchemaError(ValueError):
     """A payload that does not match the schema; the message names the field."""
 
 
-# --- field checkers -----------------------------------------------------------
-# Each returns None when the value is valid, else a short reason.
+# --- field rules --------------------------------------------------------------
+# A rule is called with a value and returns None when it is valid, else a short
+# reason. It can say the same thing two more ways: as a Python expression, which
+# the compiled batch validator inlines (one call per field would cost more than
+# the checks), and as a JSON Schema fragment. Each rule keeps the three side by
+# side; tests check that the call and the expression agree.
 
 
-def _const(expected: object):
-    def check(value: object) -> str | None:
-        if type(value) is not type(expected) or value != expected:
-            return f"must be {expected!r}"
+def _match(body: str):
+    return re.compile(body + r"\Z").match
+
+
+def _bind(env: dict, value: object) -> str:
+    """Put ``value`` in the compiled code's namespace; return the name to use."""
+    name = f"_k{len(env)}"
+    env[name] = value
+    return name
+
+
+def _nullable_type(json_type: str, nullable: bool) -> object:
+    return [json_type, "null"] if nullable else json_type
+
+
+class _Const:
+    def __init__(self, expected: object) -> None:
+        self.expected = expected
+        self.reason = f"must be {expected!r}"
+
+    def __call__(self, value: object) -> str | None:
+        if type(value) is not type(self.expected) or value != self.expected:
+            return self.reason
         return None
 
-    return check
+    def expression(self, v: str, env: dict) -> str:
+        return f"(type({v}) is {_bind(env, type(self.expected))} and {v} == {_bind(env, self.expected)})"
+
+    def json_schema(self) -> dict:
+        return {"type": _JSON_TYPES[type(self.expected)], "const": self.expected}
 
 
-def _enum(allowed: tuple, nullable: bool = False):
-    allowed_set = frozenset(allowed)
+class _Enum:
+    def __init__(self, allowed: tuple, nullable: bool = False) -> None:
+        self.allowed = allowed
+        self.allowed_set = frozenset(allowed)
+        self.nullable = nullable
+        self.reason = "must be one of " + ", ".join(allowed) + (" or null" if nullable else "")
 
-    def check(value: object) -> str | None:
-        if value is None and nullable:
+    def __call__(self, value: object) -> str | None:
+        if value is None and self.nullable:
             return None
-        if type(value) is not str or value not in allowed_set:
-            return "must be one of " + ", ".join(allowed) + (" or null" if nullable else "")
+        if type(value) is not str or value not in self.allowed_set:
+            return self.reason
         return None
 
-    return check
+    def expression(self, v: str, env: dict) -> str:
+        test = f"(type({v}) is str and {v} in {_bind(env, self.allowed_set)})"
+        return f"({v} is None or {test})" if self.nullable else test
+
+    def json_schema(self) -> dict:
+        values = list(self.allowed) + ([None] if self.nullable else [])
+        return {"type": _nullable_type("string", self.nullable), "enum": values}
 
 
-def _pattern(regex: re.Pattern, what: str, nullable: bool = False):
-    def check(value: object) -> str | None:
-        if value is None and nullable:
+class _Pattern:
+    def __init__(self, body: str, what: str, nullable: bool = False) -> None:
+        self.body = body
+        self.match = _match(body)
+        self.nullable = nullable
+        self.reason = f"must be {what}"
+
+    def __call__(self, value: object) -> str | None:
+        if value is None and self.nullable:
             return None
-        if type(value) is not str or regex.match(value) is None:
-            return f"must be {what}"
+        if type(value) is not str or self.match(value) is None:
+            return self.reason
         return None
 
-    return check
+    def expression(self, v: str, env: dict) -> str:
+        test = f"(type({v}) is str and {_bind(env, self.match)}({v}) is not None)"
+        return f"({v} is None or {test})" if self.nullable else test
+
+    def json_schema(self) -> dict:
+        return {"type": _nullable_type("string", self.nullable), "pattern": f"^{self.body}$"}
 
 
-def _check_timestamp(value: object) -> str | None:
-    m = _TIMESTAMP.match(value) if type(value) is str else None
-    if m is None:
-        return "must be a UTC timestamp YYYY-MM-DDTHH:MM:SSZ"
-    year, month, day, hour, minute, second = (int(g) for g in m.groups())
-    days = (31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28,
-            31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-    if not (1 <= month <= 12 and 1 <= day <= days[month - 1] and hour < 24 and minute < 60 and second < 60):
-        return "must be a real UTC date and time"
-    return None
+class _Timestamp:
+    form = "must be a UTC timestamp YYYY-MM-DDTHH:MM:SSZ"
+    unreal = "must be a real UTC date and time"
+
+    def __init__(self) -> None:
+        self.match_form = _match(_TIMESTAMP)
+        self.match_in_range = _match(_TIMESTAMP_IN_RANGE)
+
+    def __call__(self, value: object) -> str | None:
+        if type(value) is not str or self.match_form(value) is None:
+            return self.form
+        if self.match_in_range(value) is None or not self._day_exists(value):
+            return self.unreal
+        return None
+
+    @staticmethod
+    def _day_exists(value: str) -> bool:
+        year, month, day = int(value[0:4]), int(value[5:7]), int(value[8:10])
+        if day <= 28:
+            return True
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return day <= (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]
+
+    def expression(self, v: str, env: dict) -> str:
+        # Every day up to the 28th exists in every month: only the rest need the calendar.
+        in_range = _bind(env, self.match_in_range)
+        return (
+            f"(type({v}) is str and {in_range}({v}) is not None"
+            f" and ({v}[8:10] <= '28' or {_bind(env, self._day_exists)}({v})))"
+        )
+
+    def json_schema(self) -> dict:
+        return {"type": "string", "pattern": f"^{_TIMESTAMP_IN_RANGE}$", "format": "date-time"}
 
 
-def _check_bool(value: object) -> str | None:
-    return None if type(value) is bool else "must be true or false"
+class _Bool:
+    reason = "must be true or false"
+
+    def __call__(self, value: object) -> str | None:
+        return None if type(value) is bool else self.reason
+
+    def expression(self, v: str, env: dict) -> str:
+        return f"({v} is True or {v} is False)"
+
+    def json_schema(self) -> dict:
+        return {"type": "boolean"}
 
 
-def _check_flags(value: object) -> str | None:
-    if type(value) is not list:
-        return "must be a list of option names"
-    if len(value) > MAX_FLAGS:
-        return f"must hold at most {MAX_FLAGS} option names"
-    previous = ""
-    for item in value:
-        if type(item) is not str or _FLAG.match(item) is None:
-            return "must hold only option names like --force"
-        if item <= previous:
-            return "must be sorted and unique"
-        previous = item
-    return None
+class _Flags:
+    def __init__(self) -> None:
+        self.match = _match(_FLAG)
+
+    def __call__(self, value: object) -> str | None:
+        if type(value) is not list:
+            return "must be a list of option names"
+        if len(value) > MAX_FLAGS:
+            return f"must hold at most {MAX_FLAGS} option names"
+        previous = ""
+        for item in value:
+            if type(item) is not str or self.match(item) is None:
+                return "must hold only option names like --force"
+            if item <= previous:
+                return "must be sorted and unique"
+            previous = item
+        return None
+
+    def expression(self, v: str, env: dict) -> str:
+        # Most commands have no flags: the empty list needs no call.
+        return f"(type({v}) is list and ({v} == [] or {_bind(env, self)}({v}) is None))"
+
+    def json_schema(self) -> dict:
+        # JSON Schema cannot say "sorted"; it can say unique.
+        return {
+            "type": "array",
+            "maxItems": MAX_FLAGS,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": f"^{_FLAG}$"},
+        }
 
 
-_check_uuid = _pattern(_UUID4, "a lowercase random UUID (version 4)")
+class _SetExactlyWhen:
+    """A check across fields: ``field`` is non-null exactly when ``other`` is ``value``."""
+
+    def __init__(self, field: str, other: str, value: str) -> None:
+        self.field, self.other, self.value = field, other, value
+        self.reason = f"{field}: must be set exactly when {other} is {value}"
+
+    def __call__(self, event: dict) -> str | None:
+        if (event[self.other] == self.value) != (event[self.field] is not None):
+            return self.reason
+        return None
+
+    def expression(self, e: str, env: dict) -> str:
+        return f"(({e}[{self.other!r}] == {self.value!r}) == ({e}[{self.field!r}] is not None))"
+
+    def json_schema(self) -> dict:
+        return {
+            "if": {"properties": {self.other: {"const": self.value}}},
+            "then": {"properties": {self.field: {"not": {"type": "null"}}}},
+            "else": {"properties": {self.field: {"type": "null"}}},
+        }
+
+
+_check_uuid = _Pattern(_UUID4, "a lowercase random UUID (version 4)")
 
 
 # Every field of cli.command v1: (name, checker, what a user is told about it).
 CLI_COMMAND_FIELDS: tuple[tuple[str, object, str], ...] = (
-    ("event", _const(CLI_COMMAND), f'always "{CLI_COMMAND}"'),
-    ("schema_version", _const(SCHEMA_VERSION), f"always {SCHEMA_VERSION}"),
+    ("event", _Const(CLI_COMMAND), f'always "{CLI_COMMAND}"'),
+    ("schema_version", _Const(SCHEMA_VERSION), f"always {SCHEMA_VERSION}"),
     ("event_id", _check_uuid, "a random UUID, new for every event (lets duplicates be dropped)"),
     ("installation_id", _check_uuid, "a random UUID made on first use; not derived from anything about you"),
-    ("timestamp", _check_timestamp, "when the command ran, UTC, to the second"),
-    ("cli_version", _pattern(_VERSION, "a version string"), "the zomg version"),
-    ("command", _pattern(_NAME, "a command name or null", nullable=True),
+    ("timestamp", _Timestamp(), "when the command ran, UTC, to the second"),
+    ("cli_version", _Pattern(_VERSION, "a version string"), "the zomg version"),
+    ("command", _Pattern(_NAME, "a command name or null", nullable=True),
      "the top-level command as the parser defines it (box, exec, ...), or null"),
-    ("subcommand", _pattern(_NAME, "a subcommand name or null", nullable=True),
+    ("subcommand", _Pattern(_NAME, "a subcommand name or null", nullable=True),
      "the second-level command as the parser defines it (create, list, ...), or null"),
-    ("flags", _check_flags, "sorted names of the options you gave that zomg defines (--force), never their values"),
-    ("os", _enum(OS_VALUES), " | ".join(OS_VALUES)),
-    ("arch", _enum(ARCH_VALUES), " | ".join(ARCH_VALUES)),
-    ("ci", _check_bool, "true when running under a CI system"),
-    ("duration_bucket", _enum(DURATION_BUCKETS), " | ".join(DURATION_BUCKETS)),
-    ("result", _enum(RESULTS), " | ".join(RESULTS)),
-    ("error_class", _enum(ERROR_CLASSES, nullable=True), "null, or when result is error: " + " | ".join(ERROR_CLASSES)),
+    ("flags", _Flags(), "sorted names of the options you gave that zomg defines (--force), never their values"),
+    ("os", _Enum(OS_VALUES), " | ".join(OS_VALUES)),
+    ("arch", _Enum(ARCH_VALUES), " | ".join(ARCH_VALUES)),
+    ("ci", _Bool(), "true when running under a CI system"),
+    ("duration_bucket", _Enum(DURATION_BUCKETS), " | ".join(DURATION_BUCKETS)),
+    ("result", _Enum(RESULTS), " | ".join(RESULTS)),
+    ("error_class", _Enum(ERROR_CLASSES, nullable=True), "null, or when result is error: " + " | ".join(ERROR_CLASSES)),
 )
 
-
-def _cross_check_cli_command(event: dict) -> str | None:
-    if (event["result"] == "error") != (event["error_class"] is not None):
-        return "error_class: must be set exactly when result is error"
-    return None
+_cross_check_cli_command = _SetExactlyWhen("error_class", "result", "error")
 
 
 # event name -> (ordered fields, check across fields). Other event types
 # (deployment metrics) register here, so one batch may carry several kinds.
+# A checker is any callable (value -> None or reason); those with
+# ``expression``/``json_schema`` (the rules above) are also compiled and published.
 EVENT_TYPES: dict[str, tuple[tuple[tuple[str, object, str], ...], object]] = {
     CLI_COMMAND: (CLI_COMMAND_FIELDS, _cross_check_cli_command),
 }
@@ -174,6 +304,44 @@ def validate_event(event: object, index: int = 0) -> None:
         raise SchemaError(f"{where}.{reason}")
 
 
+# --- the compiled validator ---------------------------------------------------
+# validate_event is the reference and writes the reasons; validate_batch first
+# asks one generated function per event type, with every rule inlined, and goes
+# to validate_event only for an event that function does not pass. Compiled on
+# first use, so the CLI, which validates one event per run, never pays for it.
+
+_compiled: dict = {}
+
+
+def _compile(event_name: str, fields: tuple, cross_check: object) -> object:
+    # The source is made only from the rules above, never from input.
+    env: dict = {}
+    lines = ["def valid(e):", f"    if len(e) != {len(fields)}:", "        return False", "    try:"]
+    for key, check, _ in fields:
+        test = check.expression("v", env) if hasattr(check, "expression") else f"{_bind(env, check)}(v) is None"
+        lines += [f"        v = e[{key!r}]", f"        if not {test}:", "            return False"]
+    lines += ["    except KeyError:", "        return False"]
+    if cross_check is None:
+        lines.append("    return True")
+    elif hasattr(cross_check, "expression"):
+        lines.append(f"    return {cross_check.expression('e', env)}")
+    else:
+        lines.append(f"    return {_bind(env, cross_check)}(e) is None")
+    exec(compile("\n".join(lines) + "\n", f"<schema validator for {event_name}>", "exec"), env)
+    return env["valid"]
+
+
+def _validator(event_name: object) -> object:
+    """The compiled check for ``event_name``, or None for anything that is not a known type."""
+    spec = EVENT_TYPES.get(event_name) if type(event_name) is str else None
+    if spec is None:
+        return None
+    cached = _compiled.get(event_name)
+    if cached is None or cached[0] is not spec:
+        cached = _compiled[event_name] = (spec, _compile(event_name, *spec))
+    return cached[1]
+
+
 def validate_batch(body: object) -> list:
     """Validate a decoded request body; return its events or raise SchemaError."""
     if type(body) is not dict:
@@ -189,7 +357,9 @@ def validate_batch(body: object) -> list:
     if not 1 <= len(events) <= MAX_BATCH:
         raise SchemaError(f"{BATCH_KEY}: must hold 1 to {MAX_BATCH} events, not {len(events)}")
     for index, event in enumerate(events):
-        validate_event(event, index)
+        valid = _validator(event.get("event")) if type(event) is dict else None
+        if valid is None or not valid(event):
+            validate_event(event, index)
     return events
 
 
@@ -198,3 +368,43 @@ def encode_batch(events: list) -> bytes:
     import json
 
     return json.dumps({BATCH_KEY: events}, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def json_schema() -> dict:
+    """The wire format as a JSON Schema (draft 7), generated from the rules above.
+
+    For people and other tools; zomg validates with validate_batch. Two things
+    the rules say that JSON Schema cannot: flags are sorted, and 1.0 is not 1.
+    """
+    definitions = {}
+    for event_name, (fields, cross_check) in EVENT_TYPES.items():
+        properties = {}
+        for key, check, description in fields:
+            fragment = check.json_schema() if hasattr(check, "json_schema") else {}
+            properties[key] = {**fragment, "description": description}
+        definition = {
+            "type": "object",
+            "properties": properties,
+            "required": [key for key, _, _ in fields],
+            "additionalProperties": False,
+        }
+        if hasattr(cross_check, "json_schema"):
+            definition.update(cross_check.json_schema())
+        definitions[event_name] = definition
+    refs = [{"$ref": f"#/definitions/{event_name}"} for event_name in definitions]
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": f"zomg telemetry batch, schema version {SCHEMA_VERSION}",
+        "type": "object",
+        "properties": {
+            BATCH_KEY: {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+                "items": refs[0] if len(refs) == 1 else {"anyOf": refs},
+            }
+        },
+        "required": [BATCH_KEY],
+        "additionalProperties": False,
+        "definitions": definitions,
+    }

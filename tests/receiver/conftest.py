@@ -1,0 +1,45 @@
+"""Fixtures for the receiver's tests; the plain helpers are in support.py."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.receiver.support import Deliveries, FakePostHog, Served, clean_env
+
+
+@pytest.fixture
+def fake_posthog():
+    server = FakePostHog()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def deliveries():
+    return Deliveries()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """``serve(argv, env, ready_regex)`` starts a server process and stops it after the test."""
+    started = []
+
+    def start(argv: list, env: dict, ready: str = r"listening on (http://\S+)") -> Served:
+        served = Served(argv, env, str(tmp_path), ready)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+@pytest.fixture
+def receiver_process(serve):
+    """``python -m zomg.receiver`` on a free loopback port, with the given extra environment."""
+
+    def start(*args: str, **env: str) -> Served:
+        return serve([sys.executable, "-m", "zomg.receiver", "--port", "0", *args], clean_env(**env))
+
+    return start

@@ -1,0 +1,209 @@
+"""Plain helpers for the receiver's tests: valid events, a WSGI caller, a fake PostHog, servers."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from zomg.telemetry import schema
+
+TOKEN = "phc_test_project_token"
+
+
+def new_event(**overrides: object) -> dict:
+    event = {
+        "event": schema.CLI_COMMAND,
+        "schema_version": schema.SCHEMA_VERSION,
+        "event_id": str(uuid.uuid4()),
+        "installation_id": "5f0c6a56-2a4e-4b8e-9d3f-2b1c0e7a9d11",
+        "timestamp": "2026-03-04T05:06:07Z",
+        "cli_version": "0.1.0",
+        "command": "box",
+        "subcommand": "list",
+        "flags": ["--all", "--json"],
+        "os": "linux",
+        "arch": "x86_64",
+        "ci": False,
+        "duration_bucket": "<1s",
+        "result": "success",
+        "error_class": None,
+    }
+    event.update(overrides)
+    return event
+
+
+class Response:
+    def __init__(self, status: int, headers: dict, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"Response({self.status}, {self.body[:200]!r})"
+
+
+class TrackingInput:
+    """A wsgi.input that counts what the application read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._stream = io.BytesIO(data)
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self.bytes_read += len(chunk)
+        return chunk
+
+
+def call_app(app, body: bytes = b"", method: str = "POST", path: str = "/v1/events",
+             content_length: str | None = None, stream: object = None, extra: dict | None = None) -> Response:
+    """Run one request through a WSGI application in-process."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "CONTENT_LENGTH": str(len(body)) if content_length is None else content_length,
+        "wsgi.input": stream if stream is not None else TrackingInput(body),
+    }
+    environ.update(extra or {})
+    seen = {}
+
+    def start_response(status: str, headers: list, exc_info: object = None) -> None:
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = dict(headers)
+
+    chunks = app(environ, start_response)
+    return Response(seen["status"], seen["headers"], b"".join(chunks))
+
+
+class Deliveries:
+    """A ``deliver`` that records every batch handed to it, and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.batches: list = []
+        self.failure: Exception | None = None
+
+    def __call__(self, events: list) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.batches.append(json.loads(json.dumps(events)))
+
+    @property
+    def events(self) -> list:
+        return [event for batch in self.batches for event in batch]
+
+
+class FakePostHog:
+    """PostHog's /batch/ endpoint on 127.0.0.1:0: records requests, answers as told."""
+
+    def __init__(self) -> None:
+        self.requests: list = []
+        self.status = 200
+        self.hang = False
+        self._release = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                fake.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+                if fake.hang:
+                    fake._release.wait(30)
+                    self.close_connection = True
+                    return
+                payload = b'{"status":1}' if fake.status == 200 else b'{"error":"told to fail"}'
+                self.send_response(fake.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(payload)
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+
+    def accepted(self) -> list:
+        """Every PostHog event of every /batch/ request it answered 200 to."""
+        return [event for request in self.requests for event in json.loads(request["body"])["batch"]]
+
+    def close(self) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def clean_env(**extra: str) -> dict:
+    """The test's environment for a child process, proxies off for loopback."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class Served:
+    """A server process started by a test; knows its URL from its own start-up line."""
+
+    def __init__(self, argv: list, env: dict, cwd: str, ready: str) -> None:
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.startup: list = []
+        pattern = re.compile(ready)
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.startup.append(line)
+            found = pattern.search(line)
+            if found:
+                self.url = found.group(1)
+                break
+        else:
+            self.proc.wait(10)
+            raise AssertionError(f"server did not start: {self.startup}")
+        # Keep draining stderr so a chatty server never blocks on a full pipe.
+        self.late_stderr: list = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for raw in self.proc.stderr:
+            self.late_stderr.append(raw.decode("utf-8", "replace"))
+
+    def stop(self) -> tuple:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return self.proc.returncode, out
+
+
+def post(url: str, body: bytes, headers: dict | None = None, timeout: float = 20) -> tuple:
+    """POST with urllib, proxies off; returns (status, parsed JSON)."""
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())

@@ -1,0 +1,126 @@
+"""Fuzzing the application: mutated valid bodies and random bytes.
+
+Whatever arrives, the answer is 202 or a 4xx, never a 5xx other than the
+upstream's 502/503; a rejected batch never reaches ``deliver``; an accepted one
+reaches it whole and is valid by the schema's reference check.
+"""
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.receiver.support import Deliveries, call_app, new_event
+from zomg.errors import ERROR_CLASSES
+from zomg.receiver import make_app
+from zomg.receiver.app import DeliveryError
+from zomg.telemetry import schema
+
+FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+
+# Small pools keep generation cheap; the values cover every character class the patterns allow.
+names = st.sampled_from(["box", "exec", "list", "create", "a", "z9", "x-y-1", "n" * 32])
+versions = st.sampled_from(["0.1.0", "1", "2.0.0rc1", "1.2+local.7", "3!1.0", "9-a.B"])
+flag_pool = st.sampled_from(["--all", "--json", "-f", "-9", "--force", "--x-y", "--" + "q" * 32])
+
+
+@st.composite
+def valid_events(draw) -> dict:
+    result = draw(st.sampled_from(schema.RESULTS))
+    return new_event(
+        event_id=str(draw(st.uuids(version=4))),
+        installation_id=str(draw(st.uuids(version=4))),
+        timestamp=draw(st.datetimes()).strftime("%Y-%m-%dT%H:%M:%SZ").rjust(20, "0"),
+        cli_version=draw(versions),
+        command=draw(st.none() | names),
+        subcommand=draw(st.none() | names),
+        flags=sorted(draw(st.sets(flag_pool, max_size=4))),
+        os=draw(st.sampled_from(schema.OS_VALUES)),
+        arch=draw(st.sampled_from(schema.ARCH_VALUES)),
+        ci=draw(st.booleans()),
+        duration_bucket=draw(st.sampled_from(schema.DURATION_BUCKETS)),
+        result=result,
+        error_class=draw(st.sampled_from(ERROR_CLASSES)) if result == "error" else None,
+    )
+
+
+@st.composite
+def mutated_bodies(draw) -> bytes:
+    events = draw(st.lists(valid_events(), min_size=1, max_size=4))
+    body: object = {"events": events}
+    how = draw(st.sampled_from(["field value", "drop field", "add field", "event", "top level", "events",
+                                "flip byte", "truncate", "insert bytes", "none"]))
+    index = draw(st.integers(0, len(events) - 1))
+    fields = schema.field_names(schema.CLI_COMMAND)
+    if how == "field value":
+        events[index][draw(st.sampled_from(fields))] = draw(json_values)
+    elif how == "drop field":
+        del events[index][draw(st.sampled_from(fields))]
+    elif how == "add field":
+        events[index][draw(st.text(max_size=12))] = draw(json_values)
+    elif how == "event":
+        events[index] = draw(json_values)
+    elif how == "top level":
+        body[draw(st.text(max_size=12))] = draw(json_values)
+    elif how == "events":
+        body = {"events": draw(json_values)} if draw(st.booleans()) else draw(json_values)
+    raw = json.dumps(body).encode()
+    if how == "flip byte":
+        at = draw(st.integers(0, len(raw) - 1))
+        raw = raw[:at] + bytes([raw[at] ^ draw(st.integers(1, 255))]) + raw[at + 1:]
+    elif how == "truncate":
+        raw = raw[: draw(st.integers(0, len(raw) - 1))]
+    elif how == "insert bytes":
+        at = draw(st.integers(0, len(raw)))
+        raw = raw[:at] + draw(st.binary(min_size=1, max_size=8)) + raw[at:]
+    return raw
+
+
+def check_one_request(body: bytes, upstream_down: bool) -> None:
+    deliveries = Deliveries()
+    if upstream_down:
+        deliveries.failure = DeliveryError("upstream: down", status=502)
+    response = call_app(make_app(deliveries), body)
+    payload = response.json()
+    assert response.status in (202, 400, 502), response
+    if response.status == 400:
+        assert isinstance(payload["error"], str) and payload["error"]
+        assert deliveries.batches == []
+        return
+    # Accepted by the fast path: the reference check must agree, event by event.
+    events = json.loads(body)["events"]
+    for index, event in enumerate(events):
+        schema.validate_event(event, index)
+    if response.status == 502:
+        assert upstream_down
+        return
+    assert payload == {"accepted": len(events)}
+    assert deliveries.batches == [events]
+
+
+@FUZZ
+@given(mutated_bodies(), st.booleans())
+def test_mutated_valid_bodies(body, upstream_down):
+    check_one_request(body, upstream_down)
+
+
+@FUZZ
+@given(st.binary(max_size=2048) | json_values.map(lambda v: json.dumps(v).encode()), st.booleans())
+def test_random_bytes_and_random_json(body, upstream_down):
+    check_one_request(body, upstream_down)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(valid_events(), min_size=1, max_size=schema.MAX_BATCH))
+def test_every_valid_batch_is_accepted_and_delivered_unchanged(events):
+    deliveries = Deliveries()
+    response = call_app(make_app(deliveries), schema.encode_batch(events))
+    assert (response.status, response.json()) == (202, {"accepted": len(events)})
+    assert deliveries.batches == [events]

@@ -1,0 +1,188 @@
+"""Forwarding to a fake PostHog on 127.0.0.1: the exact body, personless events, failures."""
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.receiver.support import TOKEN, call_app, new_event
+from zomg import __version__
+from zomg.receiver import make_app
+from zomg.receiver.posthog import PostHogForwarder, check_host
+from zomg.telemetry import schema
+
+
+@pytest.fixture
+def forwarding(fake_posthog):
+    """(app, forwarder, log lines): the receiver forwarding to the fake, with short waits."""
+    lines: list = []
+    forwarder = PostHogForwarder(TOKEN, fake_posthog.url, timeout=0.5, attempts=2, log=lines.append)
+    return make_app(forwarder), forwarder, lines
+
+
+def test_the_exact_body_posted_to_batch(forwarding, fake_posthog):
+    app, _, _ = forwarding
+    first = new_event(event_id="0b8c3f7e-5a1d-4e2b-8c9f-1a2b3c4d5e6f")
+    second = new_event(event_id="1c9d4a8f-6b2e-4f3c-9d0a-2b3c4d5e6f70", timestamp="2026-03-04T05:06:09Z",
+                       command="exec", subcommand=None, flags=[], ci=True, result="error",
+                       error_class="subprocess", duration_bucket="1s-10s", os="darwin", arch="arm64")
+    response = call_app(app, schema.encode_batch([first, second]))
+    assert (response.status, response.json()) == (202, {"accepted": 2})
+
+    [request] = fake_posthog.requests
+    assert request["path"] == "/batch/"
+    assert json.loads(request["body"]) == {
+        "api_key": TOKEN,
+        "batch": [
+            {
+                "event": "cli.command",
+                "distinct_id": "5f0c6a56-2a4e-4b8e-9d3f-2b1c0e7a9d11",
+                "uuid": "0b8c3f7e-5a1d-4e2b-8c9f-1a2b3c4d5e6f",
+                "timestamp": "2026-03-04T05:06:07Z",
+                "properties": {
+                    "schema_version": 1,
+                    "cli_version": "0.1.0",
+                    "command": "box",
+                    "subcommand": "list",
+                    "flags": ["--all", "--json"],
+                    "os": "linux",
+                    "arch": "x86_64",
+                    "ci": False,
+                    "duration_bucket": "<1s",
+                    "result": "success",
+                    "error_class": None,
+                    "$process_person_profile": False,
+                    "$geoip_disable": True,
+                    "$lib": "zomg-receiver",
+                },
+            },
+            {
+                "event": "cli.command",
+                "distinct_id": "5f0c6a56-2a4e-4b8e-9d3f-2b1c0e7a9d11",
+                "uuid": "1c9d4a8f-6b2e-4f3c-9d0a-2b3c4d5e6f70",
+                "timestamp": "2026-03-04T05:06:09Z",
+                "properties": {
+                    "schema_version": 1,
+                    "cli_version": "0.1.0",
+                    "command": "exec",
+                    "subcommand": None,
+                    "flags": [],
+                    "os": "darwin",
+                    "arch": "arm64",
+                    "ci": True,
+                    "duration_bucket": "1s-10s",
+                    "result": "error",
+                    "error_class": "subprocess",
+                    "$process_person_profile": False,
+                    "$geoip_disable": True,
+                    "$lib": "zomg-receiver",
+                },
+            },
+        ],
+    }
+
+
+def test_the_forward_request_carries_only_the_receivers_own_headers(forwarding, fake_posthog):
+    app, _, _ = forwarding
+    call_app(app, schema.encode_batch([new_event()]))
+    [request] = fake_posthog.requests
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == f"zomg-receiver/{__version__}"
+    assert set(headers) <= {"host", "content-type", "content-length", "user-agent", "accept-encoding", "connection"}
+
+
+def test_events_are_personless_and_carry_no_address_or_send_time(forwarding, fake_posthog):
+    app, _, _ = forwarding
+    call_app(app, schema.encode_batch([new_event() for _ in range(5)]))
+    body = json.loads(fake_posthog.requests[0]["body"])
+    assert set(body) == {"api_key", "batch"}
+    for event in body["batch"]:
+        assert set(event) == {"event", "distinct_id", "uuid", "timestamp", "properties"}
+        assert event["properties"]["$process_person_profile"] is False
+        assert event["properties"]["$geoip_disable"] is True
+        assert not {"$ip", "ip", "sent_at", "$lib_version", "$os", "$useragent"} & set(event["properties"])
+
+
+def test_a_rejected_batch_never_reaches_posthog(forwarding, fake_posthog):
+    app, _, _ = forwarding
+    response = call_app(app, schema.encode_batch([new_event(), new_event(os="plan9")]))
+    assert response.status == 400
+    assert fake_posthog.requests == []
+
+
+def test_upstream_503_is_502_after_a_bounded_retry_and_nothing_is_lost(forwarding, fake_posthog):
+    app, _, lines = forwarding
+    fake_posthog.status = 503
+    body = schema.encode_batch([new_event(), new_event()])
+    response = call_app(app, body)
+    assert response.status == 502
+    assert "retry" in response.json()["error"]
+    assert len(fake_posthog.requests) == 2
+    assert all("HTTP 503" in line for line in lines)
+
+    # The client kept the batch and sends it again once PostHog is back.
+    fake_posthog.status = 200
+    assert call_app(app, body).status == 202
+    sent = [e["event_id"] for e in json.loads(body)["events"]]
+    assert [e["uuid"] for e in json.loads(fake_posthog.requests[-1]["body"])["batch"]] == sent
+
+
+@pytest.mark.parametrize("status", [429, 500, 504])
+def test_other_temporary_upstream_answers_are_retried_then_502(forwarding, fake_posthog, status):
+    app, _, _ = forwarding
+    fake_posthog.status = status
+    assert call_app(app, schema.encode_batch([new_event()])).status == 502
+    assert len(fake_posthog.requests) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 307])
+def test_a_refusal_is_502_without_a_retry(forwarding, fake_posthog, status):
+    app, _, lines = forwarding
+    fake_posthog.status = status
+    assert call_app(app, schema.encode_batch([new_event()])).status == 502
+    assert len(fake_posthog.requests) == 1
+    assert f"HTTP {status}" in lines[0]
+
+
+def test_a_never_answering_upstream_is_502_and_nothing_is_lost(forwarding, fake_posthog):
+    app, forwarder, lines = forwarding
+    forwarder.timeout = 0.2
+    fake_posthog.hang = True
+    body = schema.encode_batch([new_event()])
+    assert call_app(app, body).status == 502
+    assert len(fake_posthog.requests) == 2
+    assert "timed out" in lines[0].lower()
+
+    fake_posthog.hang = False
+    assert call_app(app, body).status == 202
+    assert json.loads(fake_posthog.requests[-1]["body"])["batch"][0]["uuid"] == json.loads(body)["events"][0][
+        "event_id"]
+
+
+def test_an_unreachable_upstream_is_502(deliveries):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    lines: list = []
+    forwarder = PostHogForwarder(TOKEN, f"http://127.0.0.1:{closed_port}", timeout=0.5, attempts=2, log=lines.append)
+    assert call_app(make_app(forwarder), schema.encode_batch([new_event()])).status == 502
+    assert len(lines) == 2
+
+
+def test_the_host_may_have_a_trailing_slash_or_a_path_prefix(fake_posthog):
+    forwarder = PostHogForwarder(TOKEN, fake_posthog.url + "/ingest/", timeout=1)
+    forwarder([new_event()])
+    assert fake_posthog.requests[0]["path"] == "/ingest/batch/"
+
+
+@pytest.mark.parametrize("host", ["us.i.posthog.com", "ftp://example.com", "https://", "https://h/?x=1", ""])
+def test_a_host_that_is_not_an_http_url_is_refused(host):
+    with pytest.raises(ValueError, match="POSTHOG_HOST"):
+        check_host(host)
+
+
+def test_every_event_type_has_the_fields_posthog_needs():
+    for event_name in schema.EVENT_TYPES:
+        assert {"event", "event_id", "installation_id", "timestamp"} <= set(schema.field_names(event_name))

@@ -1,0 +1,90 @@
+"""Development server: ``python -m zomg.receiver [--host H] [--port P] [--output PATH]``.
+
+The standard library's WSGI server, one thread per request. It logs no
+requests: its default access line would record each client's address.
+For production, run the same application under gunicorn (docs/receiver.md).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import socketserver
+import sys
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from zomg.errors import EXIT_ERROR, EXIT_OK, ZomgError
+
+# A client that stops sending mid-request frees its thread after this long.
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class ThreadingWSGIServer6(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
+class QuietHandler(WSGIRequestHandler):
+    timeout = REQUEST_TIMEOUT_SECONDS
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return int(text)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m zomg.receiver",
+        description="Receive zomg telemetry batches and forward them to PostHog (or record them locally).",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8080, help="port to listen on, 0 for any free one (default 8080)")
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        help="without POSTHOG_PROJECT_API_KEY: append accepted events to PATH instead of standard output",
+    )
+    args = parser.parse_args(argv)
+
+    from zomg.receiver.config import app_from_env
+
+    try:
+        application = app_from_env(os.environ, output=args.output)
+    except ZomgError as exc:
+        print(f"zomg-receiver: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    server_class = ThreadingWSGIServer6 if ":" in args.host else ThreadingWSGIServer
+    try:
+        server = make_server(args.host, args.port, application, server_class, QuietHandler)
+    except OSError as exc:
+        print(f"zomg-receiver: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"zomg-receiver: listening on http://{shown}:{port}", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The receiver's WSGI application: validate a batch whole, hand it to a sink.
+
+The application reads exactly four keys of the WSGI environ: REQUEST_METHOD,
+PATH_INFO, CONTENT_LENGTH and wsgi.input, and from wsgi.input exactly
+CONTENT_LENGTH bytes. It never looks at a request header or the client's
+address, so it cannot pass them on. A test hands it an environ that records
+every key read.
+
+Where accepted events go is a ``deliver(events)`` callable given to
+``make_app``: the PostHog forwarder or the local line recorder. It raises
+DeliveryError when the events could not be kept, and the client is told to
+retry later.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+
+from zomg.telemetry import schema
+
+EVENTS_PATH = "/v1/events"
+HEALTH_PATH = "/healthz"
+MAX_BODY_BYTES = schema.MAX_BODY_BYTES
+# Longer than this and the number is past MAX_BODY_BYTES anyway; also keeps
+# int() away from the interpreter's limit on very long digit strings.
+_MAX_LENGTH_DIGITS = 7
+
+
+class DeliveryError(Exception):
+    """Accepted events could not be handed on; the client keeps them and retries."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str, headers: tuple = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    # JSON leaves duplicate keys undefined; an exact schema does not guess which one counts.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey("duplicate key")
+    return obj
+
+
+def _no_constant(name: str) -> object:
+    # Python's json accepts NaN and Infinity; JSON does not.
+    raise ValueError(f"{name} is not JSON")
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
+def decode_body(body: bytes) -> object:
+    """Strict JSON from UTF-8 bytes, or _Reject(400)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Reject(400, "body: not UTF-8") from None
+    try:
+        return _decoder.decode(text)
+    except _DuplicateKey:
+        raise _Reject(400, "body: an object has a duplicate key") from None
+    except json.JSONDecodeError as exc:
+        raise _Reject(400, f"body: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except (ValueError, RecursionError):
+        # NaN/Infinity, integers too long to convert, nesting too deep to parse.
+        raise _Reject(400, "body: not JSON") from None
+
+
+def read_body(environ: dict) -> bytes:
+    """Exactly CONTENT_LENGTH bytes of wsgi.input, refusing an over-long body unread."""
+    raw = environ.get("CONTENT_LENGTH") or ""
+    if not raw:
+        raise _Reject(411, "Content-Length: required")
+    if not (raw.isascii() and raw.isdigit()):
+        raise _Reject(400, "Content-Length: not a number")
+    if len(raw) > _MAX_LENGTH_DIGITS or int(raw) > MAX_BODY_BYTES:
+        raise _Reject(413, f"body: larger than {MAX_BODY_BYTES} bytes")
+    remaining = int(raw)
+    stream = environ["wsgi.input"]
+    chunks = []
+    try:
+        while remaining:
+            chunk = stream.read(remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except Exception:
+        # A client that stalls or disconnects mid-body surfaces as whatever the
+        # server's input stream raises (a socket timeout, a server's own error).
+        raise _Reject(400, "body: could not be read to its Content-Length") from None
+    if remaining:
+        raise _Reject(400, "body: shorter than Content-Length")
+    return b"".join(chunks)
+
+
+def _json_response(start_response: Callable, status: int, payload: dict, headers: Iterable = ()) -> list:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    start_response(
+        f"{status} {_REASONS[status]}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers],
+    )
+    return [body]
+
+
+def make_app(deliver: Callable[[list], None]) -> Callable:
+    """The WSGI application; ``deliver(events)`` keeps a validated batch or raises DeliveryError."""
+
+    def receive(environ: dict) -> tuple:
+        # Routing first: a wrong path or method is answered without reading anything else.
+        path = environ.get("PATH_INFO") or "/"
+        method = environ.get("REQUEST_METHOD") or ""
+        if path == HEALTH_PATH:
+            if method not in ("GET", "HEAD"):
+                raise _Reject(405, "method not allowed", (("Allow", "GET, HEAD"),))
+            return 200, {"status": "ok"}
+        if path != EVENTS_PATH:
+            raise _Reject(404, "not found")
+        if method != "POST":
+            raise _Reject(405, "method not allowed", (("Allow", "POST"),))
+        try:
+            events = schema.validate_batch(decode_body(read_body(environ)))
+        except schema.SchemaError as exc:
+            raise _Reject(400, str(exc)) from None
+        try:
+            deliver(events)
+        except DeliveryError as exc:
+            raise _Reject(exc.status, str(exc)) from None
+        return 202, {"accepted": len(events)}
+
+    def app(environ: dict, start_response: Callable) -> list:
+        try:
+            status, payload = receive(environ)
+            headers = ()
+        except _Reject as exc:
+            status, payload, headers = exc.status, {"error": str(exc)}, exc.headers
+        except Exception:
+            # A bug, never a client's doing: say so in the server's log, without the request.
+            import traceback
+
+            print("zomg-receiver: internal error:", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            status, payload, headers = 500, {"error": "internal error"}, ()
+        response = _json_response(start_response, status, payload, headers)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return [b""]
+        return response
+
+    return app

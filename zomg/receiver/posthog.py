@@ -1,0 +1,142 @@
+"""Forward validated batches to PostHog as personless events.
+
+One ``POST {host}/batch/`` per accepted batch. Each event is rebuilt from the
+schema's field list: the installation id becomes ``distinct_id``, the event id
+``uuid`` (so PostHog drops a retried duplicate), the timestamp ``timestamp``,
+and every other field a property. Nothing of the client's request is sent: no
+header (PostHog would take the client's address from a forwarded-for header),
+no ``$ip``, no ``sent_at``, no library details beyond a fixed ``$lib``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+
+from zomg import __version__
+from zomg.receiver.app import DeliveryError
+from zomg.telemetry import schema
+
+DEFAULT_HOST = "https://us.i.posthog.com"
+DEFAULT_TIMEOUT = 3.0
+DEFAULT_ATTEMPTS = 2
+LIB = "zomg-receiver"
+USER_AGENT = f"{LIB}/{__version__}"
+
+# Which schema field fills which PostHog event field; the rest become properties.
+DISTINCT_ID_FIELD = "installation_id"
+UUID_FIELD = "event_id"
+TIMESTAMP_FIELD = "timestamp"
+NAME_FIELD = "event"
+_MAPPED = frozenset((NAME_FIELD, DISTINCT_ID_FIELD, UUID_FIELD, TIMESTAMP_FIELD))
+PERSONLESS = {"$process_person_profile": False, "$geoip_disable": True, "$lib": LIB}
+
+# Answers worth one more try soon: PostHog is busy or briefly down.
+_RETRYABLE_STATUS = frozenset((408, 429, 500, 502, 503, 504))
+_BACKOFF_SECONDS = 0.25
+
+
+def _property_names(event_name: str) -> tuple[str, ...]:
+    return tuple(name for name in schema.field_names(event_name) if name not in _MAPPED)
+
+
+def to_posthog(event: dict) -> dict:
+    """One validated event as a PostHog capture event."""
+    properties = {name: event[name] for name in _property_names(event[NAME_FIELD])}
+    properties.update(PERSONLESS)
+    return {
+        "event": event[NAME_FIELD],
+        "distinct_id": event[DISTINCT_ID_FIELD],
+        "uuid": event[UUID_FIELD],
+        "timestamp": event[TIMESTAMP_FIELD],
+        "properties": properties,
+    }
+
+
+def batch_body(api_key: str, events: list) -> bytes:
+    """The exact body of the ``/batch/`` request for ``events``."""
+    payload = {"api_key": api_key, "batch": [to_posthog(event) for event in events]}
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def check_host(host: str) -> str:
+    """``host`` without a trailing slash; ValueError unless it is an http(s) URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"POSTHOG_HOST must be an http:// or https:// URL, not {host!r}")
+    return host.rstrip("/")
+
+
+def _opener() -> object:
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        # A redirect would turn the POST into a GET somewhere else: treat it as a failure.
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None
+
+    # Proxies come from the environment (https_proxy, no_proxy), as for any urllib client.
+    return urllib.request.build_opener(NoRedirect)
+
+
+class PostHogForwarder:
+    """``deliver`` for make_app: POST a batch to PostHog, or raise DeliveryError."""
+
+    def __init__(
+        self,
+        api_key: str,
+        host: str = DEFAULT_HOST,
+        timeout: float = DEFAULT_TIMEOUT,
+        attempts: int = DEFAULT_ATTEMPTS,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.url = check_host(host) + "/batch/"
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._open = _opener().open
+
+    def __call__(self, events: list) -> None:
+        import urllib.request
+
+        body = batch_body(self.api_key, events)
+        for attempt in range(1, self.attempts + 1):
+            # A fresh Request each time: only these headers, never anything of the client's.
+            request = urllib.request.Request(
+                self.url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+            )
+            problem, retry = self._post(request)
+            if problem is None:
+                return
+            self.log(f"zomg-receiver: PostHog batch of {len(events)} not accepted (try {attempt}): {problem}")
+            if not retry:
+                break
+            if attempt < self.attempts:
+                time.sleep(_BACKOFF_SECONDS * attempt)
+        raise DeliveryError("upstream: PostHog did not accept the batch; keep the events and retry later")
+
+    def _post(self, request: object) -> tuple[str | None, bool]:
+        """(None, _) when PostHog accepted; else (what went wrong, whether a retry may help)."""
+        import http.client
+        import urllib.error
+
+        try:
+            with self._open(request, timeout=self.timeout) as response:
+                response.read(65536)
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            exc.close()
+        except (OSError, http.client.HTTPException) as exc:
+            # Refused, reset, unresolvable, timed out (URLError is an OSError).
+            return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", True
+        if 200 <= status < 300:
+            return None, False
+        return f"HTTP {status}", status in _RETRYABLE_STATUS
