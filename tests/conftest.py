@@ -11,6 +11,7 @@ import sys
 import tempfile
 
 import pytest
+from hypothesis import settings
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 # event -> (how many leading path arguments, positions of dir_fd arguments)
@@ -27,6 +28,13 @@ _PATH_EVENTS = {
     "shutil.rmtree": (1, (1,)),
 }
 _guard = {"active": False, "allowed": (), "violations": []}
+
+# Hypothesis would keep an example database and a character-map cache in the
+# working directory: tests write only to temp dirs.
+settings.register_profile("zomg", database=None)
+settings.load_profile("zomg")
+_HYPOTHESIS_DIR = tempfile.mkdtemp(prefix="zomg-tests-hypothesis-")
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _HYPOTHESIS_DIR
 
 # Environment a user may have that would change zomg's behaviour under test.
 _CLEARED = (
@@ -107,7 +115,6 @@ def isolated_home(tmp_path, monkeypatch, request):
             tempfile.gettempdir(),
             str(tmp_path),
             os.path.join(rootdir, ".pytest_cache"),
-            os.path.join(rootdir, ".hypothesis"),
         )
     )
     _guard["violations"] = []
@@ -118,6 +125,12 @@ def isolated_home(tmp_path, monkeypatch, request):
     _guard["violations"] = []
     if violations:
         pytest.fail(f"test wrote outside its temp dirs: {violations[:5]}")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(_HYPOTHESIS_DIR, ignore_errors=True)
 
 
 def pytest_configure(config):

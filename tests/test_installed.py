@@ -8,6 +8,6 @@ import zomg
 
 @pytest.mark.skipif(not os.environ.get("ZOMG_TEST_INSTALLED"), reason="only meaningful under tox")
 def test_zomg_is_imported_from_the_installed_package():
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    assert not os.path.abspath(zomg.__file__).startswith(here + os.sep), zomg.__file__
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zomg")
+    assert not os.path.abspath(zomg.__file__).startswith(source + os.sep), zomg.__file__
     assert "site-packages" in zomg.__file__
