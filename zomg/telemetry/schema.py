@@ -58,8 +58,21 @@ class SchemaError(ValueError):
 # side; tests check that the call and the expression agree.
 
 
-def _match(body: str):
-    return re.compile(body + r"\Z").match
+class _Regex:
+    """A fully anchored pattern, compiled on first use: the CLI imports this
+    module on every run and should not pay for patterns it never checks."""
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+        self._match = None
+
+    def matcher(self):
+        if self._match is None:
+            self._match = re.compile(self.body + r"\Z").match
+        return self._match
+
+    def __call__(self, value: str) -> object:
+        return (self._match or self.matcher())(value)
 
 
 def _bind(env: dict, value: object) -> str:
@@ -116,7 +129,7 @@ class _Enum:
 class _Pattern:
     def __init__(self, body: str, what: str, nullable: bool = False) -> None:
         self.body = body
-        self.match = _match(body)
+        self.match = _Regex(body)
         self.nullable = nullable
         self.reason = f"must be {what}"
 
@@ -128,7 +141,7 @@ class _Pattern:
         return None
 
     def expression(self, v: str, env: dict) -> str:
-        test = f"(type({v}) is str and {_bind(env, self.match)}({v}) is not None)"
+        test = f"(type({v}) is str and {_bind(env, self.match.matcher())}({v}) is not None)"
         return f"({v} is None or {test})" if self.nullable else test
 
     def json_schema(self) -> dict:
@@ -140,8 +153,8 @@ class _Timestamp:
     unreal = "must be a real UTC date and time"
 
     def __init__(self) -> None:
-        self.match_form = _match(_TIMESTAMP)
-        self.match_in_range = _match(_TIMESTAMP_IN_RANGE)
+        self.match_form = _Regex(_TIMESTAMP)
+        self.match_in_range = _Regex(_TIMESTAMP_IN_RANGE)
 
     def __call__(self, value: object) -> str | None:
         if type(value) is not str or self.match_form(value) is None:
@@ -160,7 +173,7 @@ class _Timestamp:
 
     def expression(self, v: str, env: dict) -> str:
         # Every day up to the 28th exists in every month: only the rest need the calendar.
-        in_range = _bind(env, self.match_in_range)
+        in_range = _bind(env, self.match_in_range.matcher())
         return (
             f"(type({v}) is str and {in_range}({v}) is not None"
             f" and ({v}[8:10] <= '28' or {_bind(env, self._day_exists)}({v})))"
@@ -185,7 +198,7 @@ class _Bool:
 
 class _Flags:
     def __init__(self) -> None:
-        self.match = _match(_FLAG)
+        self.match = _Regex(_FLAG)
 
     def __call__(self, value: object) -> str | None:
         if type(value) is not list:
@@ -193,8 +206,9 @@ class _Flags:
         if len(value) > MAX_FLAGS:
             return f"must hold at most {MAX_FLAGS} option names"
         previous = ""
+        match = self.match.matcher()
         for item in value:
-            if type(item) is not str or self.match(item) is None:
+            if type(item) is not str or match(item) is None:
                 return "must hold only option names like --force"
             if item <= previous:
                 return "must be sorted and unique"
