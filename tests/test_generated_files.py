@@ -91,7 +91,7 @@ def test_fish_completion_offers_the_parsers_words():
         assert proc.stderr == ""
         return [row.split("\t")[0] for row in proc.stdout.splitlines()]
 
-    assert set(complete("zomg ")) == {"box", "exec", "console", "completion"}
+    assert set(complete("zomg ")) == {"box", "exec", "console", "completion", "telemetry"}
     assert set(complete("zomg box ")) == {"create", "list", "show", "rm"}
     assert "--force" in complete("zomg box rm --")
     assert complete("zomg completion ") == ["bash", "fish", "zsh"]

@@ -10,10 +10,16 @@ _zomg() {
             "|exec") path="exec"; continue ;;
             "|console") path="console"; continue ;;
             "|completion") path="completion"; continue ;;
+            "|telemetry") path="telemetry"; continue ;;
             "box|create") path="box create"; continue ;;
             "box|list") path="box list"; continue ;;
             "box|show") path="box show"; continue ;;
             "box|rm") path="box rm"; continue ;;
+            "telemetry|status") path="telemetry status"; continue ;;
+            "telemetry|on") path="telemetry on"; continue ;;
+            "telemetry|off") path="telemetry off"; continue ;;
+            "telemetry|log") path="telemetry log"; continue ;;
+            "telemetry|explain") path="telemetry explain"; continue ;;
         esac
         [[ $w != -* ]] && case "$prev" in
             --env|--project|--shell|--workdir) ;;
@@ -26,7 +32,7 @@ _zomg() {
     esac
     local words=""
     case "$path" in
-        "") words="box exec console completion --help -h --version" ;;
+        "") words="box exec console completion telemetry --help -h --version" ;;
         "box") words="create list show rm --help -h" ;;
         "box create") words="--help -h --project --env"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
         "box list") words="--help -h --project --json" ;;
@@ -35,6 +41,12 @@ _zomg() {
         "exec") words="--help -h --env --workdir"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
         "console") words="--help -h --shell"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
         "completion") words="--help -h"; [[ $npos -eq 0 ]] && words="$words bash zsh fish" ;;
+        "telemetry") words="status on off log explain --help -h" ;;
+        "telemetry status") words="--help -h --json" ;;
+        "telemetry on") words="--help -h" ;;
+        "telemetry off") words="--help -h" ;;
+        "telemetry log") words="--help -h" ;;
+        "telemetry explain") words="--help -h" ;;
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }

@@ -14,6 +14,7 @@ TOP_LEVEL = {
     "exec": ("zomg.commands.exec", "run a command inside a box"),
     "console": ("zomg.commands.console", "open an interactive shell inside a box"),
     "completion": ("zomg.commands.completion", "print a shell completion script"),
+    "telemetry": ("zomg.commands.telemetry", "see or change what zomg's usage telemetry does"),
 }
 
 FLAG = "flag"  # --force: present or not

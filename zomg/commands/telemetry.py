@@ -1,0 +1,99 @@
+"""`zomg telemetry`: see and change what zomg's usage telemetry does.
+
+These commands never record or send an event themselves.
+"""
+from __future__ import annotations
+
+import sys
+
+from zomg.commands import FLAG, Arg, Command
+from zomg.output import note, print_json, print_table
+
+
+def status(json: bool) -> int:
+    from zomg.telemetry import report
+
+    info = report.status()
+    if json:
+        print_json(info)
+    else:
+        lines = report.status_lines(info)
+        print_table(lines[0], lines[1:])
+    return 0
+
+
+def explain() -> int:
+    from zomg.telemetry import report
+
+    sys.stdout.write(report.explain())
+    return 0
+
+
+def _store(mode: str) -> None:
+    from zomg.errors import ConflictError, from_os_error
+    from zomg.telemetry import config, policy
+    from zomg.telemetry.spool import Spool
+
+    def change(data: dict) -> bool:
+        data["mode"] = mode
+        if mode == "off":
+            data.pop("installation_id", None)
+        return True
+
+    dropped = 0
+    if mode == "off":
+        try:
+            dropped = Spool().clear()
+        except (OSError, TimeoutError) as exc:
+            raise ConflictError(f"cannot delete the unsent telemetry events: {exc}") from None
+    try:
+        written = config.update(change)
+    except TimeoutError:
+        raise ConflictError("the telemetry settings are being changed by another zomg; try again") from None
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot store the telemetry setting in {config.user_path()}") from None
+    message = f"telemetry: stored {mode} in {written.path}"
+    if mode == "off":
+        message += f"; deleted the installation id and {dropped} unsent event{'s' if dropped != 1 else ''}"
+    elif mode == "log":
+        message += "; from now on each command prints the event it would send to stderr instead of sending it"
+    note(message)
+    decision = policy.decide()
+    if decision.mode != mode:
+        note(f"telemetry: note: this setting has no effect for now: {decision.reason}, "
+             f"so telemetry is {decision.mode} [{decision.source}]")
+
+
+def on() -> int:
+    _store("on")
+    return 0
+
+
+def off() -> int:
+    _store("off")
+    return 0
+
+
+def log() -> int:
+    _store("log")
+    return 0
+
+
+SPEC = Command(
+    "telemetry",
+    help="see or change what zomg's usage telemetry does",
+    description="zomg sends pseudonymous usage telemetry (the command run, never its arguments). "
+    "See `zomg telemetry explain` for every field. These commands never record anything themselves.",
+    subcommands=(
+        Command(
+            "status",
+            help="show the mode, why, the endpoint and the installation id",
+            run=status,
+            args=(Arg("--json", help="print one JSON object", kind=FLAG),),
+        ),
+        Command("on", help="turn telemetry on", run=on),
+        Command("off", help="turn telemetry off and delete the installation id and unsent events", run=off),
+        Command("log", help="print each event to stderr instead of sending it", run=log),
+        Command("explain", help="what is collected, an example payload, and how the mode is decided", run=explain),
+    ),
+)

@@ -1,0 +1,129 @@
+"""What `zomg telemetry status` and `zomg telemetry explain` tell the user.
+
+Read-only: nothing here creates a file, an id or a connection.
+"""
+from __future__ import annotations
+
+from zomg.telemetry import config, notice, policy, schema
+
+NEVER_COLLECTED = (
+    "argument values: box names, projects, paths, KEY=VALUE pairs, shell names",
+    "the command and arguments given to `zomg exec` after --, or anything typed in `zomg console`",
+    "file paths, the working directory, the home directory",
+    "hostnames, user names, e-mail addresses, IP addresses (the receiver does not keep them)",
+    "environment variables or their values (only a yes/no for 'runs in CI')",
+    "tokens, secrets, error messages, output",
+    "unknown commands or options as typed (a typo could be a secret): an unknown command is null",
+)
+
+EXAMPLE_INVOCATION = {
+    "command": "box",
+    "subcommand": "list",
+    "flags": ["--json"],
+    "duration_s": 0.2,
+    "result": "success",
+    "error_class": None,
+}
+
+
+def status(env=None) -> dict:
+    from zomg.telemetry.spool import Spool
+
+    decision = policy.decide(env)
+    user = decision.user if decision.user is not None else config.read_user()
+    system = decision.system if decision.system is not None else config.read_system()
+    url = policy.endpoint(env)
+    problem = policy.endpoint_problem(url)
+    writable = config.writable()
+    inactive = None
+    if decision.mode == "on" and problem is not None:
+        inactive = "the endpoint is not usable, so nothing is recorded or sent"
+    elif decision.mode != "off" and not writable:
+        inactive = "the config dir is not writable, so telemetry is off for every run until it is"
+    return {
+        "mode": decision.mode,
+        "source": decision.source,
+        "reason": decision.reason,
+        "decided_by": decision.path,
+        "active": decision.mode != "off" and inactive is None,
+        "inactive_reason": inactive,
+        "endpoint": url,
+        "endpoint_usable": problem is None,
+        "endpoint_problem": problem,
+        "installation_id": user.installation_id,
+        "notice_shown": not notice.due(user.notice_version),
+        "config_path": user.path,
+        "config_writable": writable,
+        "stored_mode": user.mode,
+        "system_path": system.path,
+        "system_locked": system.locks_off,
+        "unsent_events": Spool().count(),
+    }
+
+
+def status_lines(info: dict) -> list[tuple[str, str]]:
+    mode = info["mode"]
+    if info["inactive_reason"]:
+        mode += f" (but {info['inactive_reason']})"
+    usable = "usable" if info["endpoint_usable"] else f"not usable: {info['endpoint_problem']}"
+    return [
+        ("mode:", mode),
+        ("why:", f"{info['reason']} [{info['source']}]"),
+        ("endpoint:", f"{info['endpoint']} ({usable})"),
+        ("installation id:", info["installation_id"] or "none yet"),
+        ("notice shown:", "yes" if info["notice_shown"] else "no"),
+        ("config file:", info["config_path"] + ("" if info["config_writable"] else " (not writable)")),
+        ("system file:", (info["system_path"] or "none") + (" (locks telemetry off)" if info["system_locked"] else "")),
+        ("unsent events:", str(info["unsent_events"])),
+    ]
+
+
+def example_batch(installation_id: str | None, env=None) -> bytes:
+    """The exact request body this machine would send for `zomg box list --json`."""
+    import time
+
+    from zomg.telemetry import event
+
+    built = event.build(EXAMPLE_INVOCATION, installation_id or config.uuid4(), time.time(), env)
+    schema.validate_event(built)
+    return schema.encode_batch([built])
+
+
+def explain(env=None) -> str:
+    decision = policy.decide(env)
+    user = decision.user if decision.user is not None else config.read_user()
+    out = [
+        f'What zomg collects: one "{schema.CLI_COMMAND}" event per command run (schema version '
+        f"{schema.SCHEMA_VERSION}), with exactly these fields:",
+        "",
+    ]
+    fields = schema.EVENT_TYPES[schema.CLI_COMMAND][0]
+    width = max(len(name) for name, _, _ in fields)
+    out += [f"  {name.ljust(width)}  {description}" for name, _, description in fields]
+    out += ["", "Never collected:", ""]
+    out += [f"  - {item}" for item in NEVER_COLLECTED]
+    out += [
+        "",
+        f"Example: the request body for `zomg box list --json` on this machine, exactly as POSTed to "
+        f"{policy.endpoint(env)}",
+        "(Content-Type: application/json, User-Agent: zomg-telemetry, no cookies; "
+        + ("your installation id" if user.installation_id else "a random example installation id")
+        + ", a new event_id per event):",
+        "",
+        example_batch(user.installation_id, env).decode("ascii"),
+        "",
+        "When: events wait in a small spool and are sent in one batch once there are 10 or the oldest "
+        "is an hour old, from a background thread that never delays a command by more than half a "
+        "second. After a failure zomg waits (from seconds, doubling, up to an hour) before trying again.",
+        "",
+        "How the current mode was decided (first match wins):",
+        "",
+    ]
+    out += [f"  {i}. {name}: {finding}" for i, (name, finding) in enumerate(decision.steps, 1)]
+    out += [
+        f"  => {decision.mode} [{decision.source}]",
+        "",
+        "Turn it off: zomg telemetry off, or set ZOMG_TELEMETRY=off or DO_NOT_TRACK=1.",
+        "See what would be sent instead of sending it: zomg telemetry log (or ZOMG_TELEMETRY=log).",
+    ]
+    return "\n".join(out) + "\n"
