@@ -83,10 +83,8 @@ def _load(path: str) -> tuple[object, str | None, bool]:
     """(parsed JSON, problem, exists)."""
     try:
         return read_json_file(path), None, True
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None, None, False
-    except (NotADirectoryError, IsADirectoryError) as exc:
-        return None, f"cannot be read: {exc.strerror}", True
     except OSError as exc:
         return None, f"cannot be read: {exc.strerror or exc}", True
     except ValueError:

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import os
 
-from zomg.telemetry import config as _config
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from zomg.telemetry.config import SystemConfig, UserConfig
 
 OFF_WORDS = ("off", "0", "false", "no", "disable", "disabled")
 ON_WORDS = ("on", "1", "true", "yes", "enable", "enabled")
@@ -46,8 +46,8 @@ class Decision:
         self.reason = ""
         self.path: str | None = None  # the file that decided, for sources config and system
         self.steps: list[tuple[str, str]] = []  # (setting, what it says), in the order consulted
-        self.user: _config.UserConfig | None = None
-        self.system: _config.SystemConfig | None = None
+        self.user: UserConfig | None = None
+        self.system: SystemConfig | None = None
 
     def _decide(self, mode: str, source: str, reason: str, path: str | None = None) -> Decision:
         self.mode, self.source, self.reason, self.path = mode, source, reason, path
@@ -94,6 +94,8 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
                              "(use on, off or log)")
         d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: off"))
         return d._decide("off", "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
+
+    from zomg.telemetry import config as _config
 
     d.system = system = _config.read_system()
     if system.locks_off:

@@ -1,0 +1,62 @@
+"""Fixtures for the telemetry tests (each module sets ``pytestmark = pytest.mark.telemetry_on``)."""
+from __future__ import annotations
+
+import pytest
+
+from .support import Capture, FakeClock, Result
+
+
+@pytest.fixture
+def capture():
+    server = Capture()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+class CLI:
+    """``zomg.cli.main`` in-process, with telemetry's tuning and clock injected."""
+
+    def __init__(self, capsys, tuning) -> None:
+        self.capsys = capsys
+        self.tuning = tuning
+        self.sessions: list = []
+
+    def __call__(self, *argv: str):
+        from zomg.cli import main
+
+        self.capsys.readouterr()
+        code = main(list(argv))
+        captured = self.capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    def drain(self) -> None:
+        """Wait for every send started so far to end (sends are bounded by the socket timeout)."""
+        for session in self.sessions:
+            if session.thread is not None:
+                session.thread.join(30)
+                assert not session.thread.is_alive()
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, clock):
+    import zomg.telemetry as telemetry
+    from zomg.telemetry.spool import Tuning
+
+    runner = CLI(capsys, Tuning(batch_size=1, clock=clock, timeout=2.0))
+    real_start = telemetry.start
+
+    def start(telemetry_command=False, **kwargs):
+        kwargs.setdefault("tuning", runner.tuning)
+        session = real_start(telemetry_command, **kwargs)
+        if session is not None:
+            runner.sessions.append(session)
+        return session
+
+    monkeypatch.setattr(telemetry, "start", start)
+    yield runner
+    runner.drain()
