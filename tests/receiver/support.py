@@ -101,10 +101,15 @@ class Deliveries:
 
 
 class FakePostHog:
-    """PostHog's /batch/ endpoint on 127.0.0.1:0: records requests, answers as told."""
+    """PostHog's /batch/ endpoint on 127.0.0.1:0: records requests, answers as told.
 
-    def __init__(self) -> None:
+    With ``record=False`` (the benchmark) it only counts them.
+    """
+
+    def __init__(self, record: bool = True) -> None:
         self.requests: list = []
+        self.count = 0
+        self._lock = threading.Lock()
         self.status = 200
         self.hang = False
         self._release = threading.Event()
@@ -116,7 +121,10 @@ class FakePostHog:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                fake.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+                with fake._lock:
+                    fake.count += 1
+                    if record:
+                        fake.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
                 if fake.hang:
                     fake._release.wait(30)
                     self.close_connection = True

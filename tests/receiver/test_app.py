@@ -138,7 +138,7 @@ BODY_REJECTIONS = [
     ("truncated JSON", batch(new_event())[:-2], "body: not JSON"),
     ("empty body", b"", "body: not JSON"),
     ("NaN", b'{"events":[NaN]}', "body: not JSON"),
-    ("duplicate key", b'{"events":[],"events":[]}', "body: an object has a duplicate key"),
+    ("repeated key, last one counts", b'{"events":[{}],"events":[]}', "events: must hold 1 to 100 events, not 0"),
     ("nested too deep", b"[" * 200000, "body: not JSON"),
     ("integer too long", b'{"events":' + b"1" * 5000 + b"}", "body: not JSON"),
     ("not UTF-8", b'{"events":["\xff"]}', "body: not UTF-8"),

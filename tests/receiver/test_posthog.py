@@ -9,7 +9,7 @@ import pytest
 from tests.receiver.support import TOKEN, call_app, new_event
 from zomg import __version__
 from zomg.receiver import make_app
-from zomg.receiver.posthog import PostHogForwarder, check_host
+from zomg.receiver.posthog import DISTINCT_ID_FIELDS, PostHogForwarder, check_host
 from zomg.telemetry import schema
 
 
@@ -185,4 +185,6 @@ def test_a_host_that_is_not_an_http_url_is_refused(host):
 
 def test_every_event_type_has_the_fields_posthog_needs():
     for event_name in schema.EVENT_TYPES:
-        assert {"event", "event_id", "installation_id", "timestamp"} <= set(schema.field_names(event_name))
+        names = set(schema.field_names(event_name))
+        assert {"event", "event_id", "timestamp"} <= names
+        assert len(names & set(DISTINCT_ID_FIELDS)) == 1, event_name

@@ -48,7 +48,7 @@ def test_the_compiled_event_check_agrees_with_validate_event(field, value, drop)
         reference = True
     except schema.SchemaError:
         reference = False
-    assert schema._validator(schema.CLI_COMMAND)(event) is reference
+    assert schema._compiled_for("validator", schema.CLI_COMMAND)(event) is reference
 
 
 def test_every_calendar_day_is_checked_the_same_both_ways():

@@ -9,13 +9,12 @@ no ``$ip``, no ``sent_at``, no library details beyond a fixed ``$lib``.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
 
 from zomg import __version__
-from zomg.receiver.app import DeliveryError
+from zomg.receiver.app import DeliveryError, encode_json
 from zomg.telemetry import schema
 
 DEFAULT_HOST = "https://us.i.posthog.com"
@@ -25,29 +24,40 @@ LIB = "zomg-receiver"
 USER_AGENT = f"{LIB}/{__version__}"
 
 # Which schema field fills which PostHog event field; the rest become properties.
-DISTINCT_ID_FIELD = "installation_id"
+# distinct_id is each event type's own random id: the installation for CLI
+# events, the deployment for deployment metrics (the two never share one).
+DISTINCT_ID_FIELDS = ("installation_id", "deployment_id")
 UUID_FIELD = "event_id"
 TIMESTAMP_FIELD = "timestamp"
 NAME_FIELD = "event"
-_MAPPED = frozenset((NAME_FIELD, DISTINCT_ID_FIELD, UUID_FIELD, TIMESTAMP_FIELD))
 PERSONLESS = {"$process_person_profile": False, "$geoip_disable": True, "$lib": LIB}
 
 # Answers worth one more try soon: PostHog is busy or briefly down.
 _RETRYABLE_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 _BACKOFF_SECONDS = 0.25
 
+_plans: dict = {}
 
-def _property_names(event_name: str) -> tuple[str, ...]:
-    return tuple(name for name in schema.field_names(event_name) if name not in _MAPPED)
+
+def _plan(event_name: str) -> tuple[str, tuple[str, ...]]:
+    """(the distinct_id field, the property fields) of an event type, from the schema."""
+    plan = _plans.get(event_name)
+    if plan is None:
+        names = schema.field_names(event_name)
+        [distinct] = [name for name in DISTINCT_ID_FIELDS if name in names]
+        mapped = {NAME_FIELD, distinct, UUID_FIELD, TIMESTAMP_FIELD}
+        plan = _plans[event_name] = (distinct, tuple(name for name in names if name not in mapped))
+    return plan
 
 
 def to_posthog(event: dict) -> dict:
     """One validated event as a PostHog capture event."""
-    properties = {name: event[name] for name in _property_names(event[NAME_FIELD])}
+    distinct, property_names = _plan(event[NAME_FIELD])
+    properties = {name: event[name] for name in property_names}
     properties.update(PERSONLESS)
     return {
         "event": event[NAME_FIELD],
-        "distinct_id": event[DISTINCT_ID_FIELD],
+        "distinct_id": event[distinct],
         "uuid": event[UUID_FIELD],
         "timestamp": event[TIMESTAMP_FIELD],
         "properties": properties,
@@ -57,7 +67,7 @@ def to_posthog(event: dict) -> dict:
 def batch_body(api_key: str, events: list) -> bytes:
     """The exact body of the ``/batch/`` request for ``events``."""
     payload = {"api_key": api_key, "batch": [to_posthog(event) for event in events]}
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return encode_json(payload)
 
 
 def check_host(host: str) -> str:

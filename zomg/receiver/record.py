@@ -2,14 +2,15 @@
 
 The receiver does this when it has no PostHog token: a person trying it out
 sees what arrives, and an organisation without internet access keeps its own
-usage data. Each line is written by one ``os.write`` to a descriptor opened
-with O_APPEND, so several gunicorn workers appending to one file (or one pipe,
-for lines under PIPE_BUF) never interleave inside a line. The file is opened
-per batch, so a log rotator may move it away at any time.
+usage data. Lines are written to a descriptor opened with O_APPEND: to a file,
+a batch's lines in one ``os.write`` (the kernel appends it whole, so gunicorn
+workers sharing the file never interleave); to stdout, which may be a pipe
+shared by workers, one ``os.write`` per line (a line is far below PIPE_BUF, so
+it arrives whole). The file is opened per batch, so a log rotator may move it
+away at any time.
 """
 from __future__ import annotations
 
-import json
 import os
 
 from zomg.receiver.app import DeliveryError
@@ -18,14 +19,8 @@ from zomg.telemetry import schema
 STDOUT_FD = 1
 
 
-def event_line(event: dict) -> bytes:
-    """One validated event as a JSON line, fields in the schema's order."""
-    ordered = {name: event[name] for name in schema.field_names(event["event"])}
-    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
-
-
-def _write_all(fd: int, line: bytes) -> None:
-    view = memoryview(line)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
@@ -40,16 +35,17 @@ class LineRecorder:
         return self.path if self.path is not None else "standard output"
 
     def __call__(self, events: list) -> None:
-        lines = [event_line(event) for event in events]
+        # Rebuilt field by field from the schema (its order, its types), not copied from the request.
+        lines = [schema.encode_event(event) + "\n" for event in events]
         try:
             if self.path is None:
                 for line in lines:
-                    _write_all(STDOUT_FD, line)
+                    _write_all(STDOUT_FD, line.encode("ascii"))
                 return
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(self.path, flags, 0o600)
             try:
-                for line in lines:
-                    _write_all(fd, line)
+                _write_all(fd, "".join(lines).encode("ascii"))
             finally:
                 os.close(fd)
         except OSError as exc:

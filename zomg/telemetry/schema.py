@@ -82,6 +82,13 @@ def _bind(env: dict, value: object) -> str:
     return name
 
 
+def _json_escape(env: dict) -> str:
+    """The name under which the compiled encoder finds json's own string escaper."""
+    from json.encoder import encode_basestring_ascii
+
+    return _bind(env, encode_basestring_ascii)
+
+
 def _nullable_type(json_type: str, nullable: bool) -> object:
     return [json_type, "null"] if nullable else json_type
 
@@ -98,6 +105,11 @@ class _Const:
 
     def expression(self, v: str, env: dict) -> str:
         return f"(type({v}) is {_bind(env, type(self.expected))} and {v} == {_bind(env, self.expected)})"
+
+    def json_text(self, v: str, env: dict) -> str:
+        import json
+
+        return repr(json.dumps(self.expected))
 
     def json_schema(self) -> dict:
         return {"type": _JSON_TYPES[type(self.expected)], "const": self.expected}
@@ -121,6 +133,13 @@ class _Enum:
         test = f"(type({v}) is str and {v} in {_bind(env, self.allowed_set)})"
         return f"({v} is None or {test})" if self.nullable else test
 
+    def json_text(self, v: str, env: dict) -> str:
+        import json
+
+        texts = {value: json.dumps(value) for value in self.allowed}
+        texts[None] = "null"
+        return f"{_bind(env, texts)}[{v}]"
+
     def json_schema(self) -> dict:
         values = list(self.allowed) + ([None] if self.nullable else [])
         return {"type": _nullable_type("string", self.nullable), "enum": values}
@@ -143,6 +162,10 @@ class _Pattern:
     def expression(self, v: str, env: dict) -> str:
         test = f"(type({v}) is str and {_bind(env, self.match.matcher())}({v}) is not None)"
         return f"({v} is None or {test})" if self.nullable else test
+
+    def json_text(self, v: str, env: dict) -> str:
+        text = f"{_json_escape(env)}({v})"
+        return f"('null' if {v} is None else {text})" if self.nullable else text
 
     def json_schema(self) -> dict:
         return {"type": _nullable_type("string", self.nullable), "pattern": f"^{self.body}$"}
@@ -179,6 +202,9 @@ class _Timestamp:
             f" and ({v}[8:10] <= '28' or {_bind(env, self._day_exists)}({v})))"
         )
 
+    def json_text(self, v: str, env: dict) -> str:
+        return f"{_json_escape(env)}({v})"
+
     def json_schema(self) -> dict:
         return {"type": "string", "pattern": f"^{_TIMESTAMP_IN_RANGE}$", "format": "date-time"}
 
@@ -191,6 +217,9 @@ class _Bool:
 
     def expression(self, v: str, env: dict) -> str:
         return f"({v} is True or {v} is False)"
+
+    def json_text(self, v: str, env: dict) -> str:
+        return f"('true' if {v} else 'false')"
 
     def json_schema(self) -> dict:
         return {"type": "boolean"}
@@ -218,6 +247,9 @@ class _Flags:
     def expression(self, v: str, env: dict) -> str:
         # Most commands have no flags: the empty list needs no call.
         return f"(type({v}) is list and ({v} == [] or {_bind(env, self)}({v}) is None))"
+
+    def json_text(self, v: str, env: dict) -> str:
+        return f"('[' + ','.join(map({_json_escape(env)}, {v})) + ']')"
 
     def json_schema(self) -> dict:
         # JSON Schema cannot say "sorted"; it can say unique.
@@ -318,17 +350,18 @@ def validate_event(event: object, index: int = 0) -> None:
         raise SchemaError(f"{where}.{reason}")
 
 
-# --- the compiled validator ---------------------------------------------------
+# --- compiled code -------------------------------------------------------------
 # validate_event is the reference and writes the reasons; validate_batch first
 # asks one generated function per event type, with every rule inlined, and goes
-# to validate_event only for an event that function does not pass. Compiled on
-# first use, so the CLI, which validates one event per run, never pays for it.
+# to validate_event only for an event that function does not pass. encode_event
+# is generated the same way. Both are compiled on first use, so the CLI, which
+# handles one event per run, never pays for them. The source is made only from
+# the rules above, never from input.
 
 _compiled: dict = {}
 
 
-def _compile(event_name: str, fields: tuple, cross_check: object) -> object:
-    # The source is made only from the rules above, never from input.
+def _compile_validator(event_name: str, fields: tuple, cross_check: object) -> object:
     env: dict = {}
     lines = ["def valid(e):", f"    if len(e) != {len(fields)}:", "        return False", "    try:"]
     for key, check, _ in fields:
@@ -345,14 +378,36 @@ def _compile(event_name: str, fields: tuple, cross_check: object) -> object:
     return env["valid"]
 
 
-def _validator(event_name: object) -> object:
-    """The compiled check for ``event_name``, or None for anything that is not a known type."""
+def _compile_encoder(event_name: str, fields: tuple, cross_check: object) -> object:
+    import json
+
+    env: dict = {}
+    parts = []
+    for index, (key, check, _) in enumerate(fields):
+        parts.append(repr(("{" if index == 0 else ",") + json.dumps(key) + ":"))
+        value = f"e[{key!r}]"
+        if hasattr(check, "json_text"):
+            parts.append(check.json_text(value, env))
+        else:
+            compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+            parts.append(f"{_bind(env, compact)}({value})")
+    parts.append(repr("}"))
+    source = "def encode(e):\n    return ''.join((" + ", ".join(parts) + ",))\n"
+    exec(compile(source, f"<schema encoder for {event_name}>", "exec"), env)
+    return env["encode"]
+
+
+_COMPILERS = {"validator": _compile_validator, "encoder": _compile_encoder}
+
+
+def _compiled_for(kind: str, event_name: object) -> object:
+    """The compiled ``kind`` for ``event_name``, or None for anything that is not a known type."""
     spec = EVENT_TYPES.get(event_name) if type(event_name) is str else None
     if spec is None:
         return None
-    cached = _compiled.get(event_name)
+    cached = _compiled.get((kind, event_name))
     if cached is None or cached[0] is not spec:
-        cached = _compiled[event_name] = (spec, _compile(event_name, *spec))
+        cached = _compiled[kind, event_name] = (spec, _COMPILERS[kind](event_name, *spec))
     return cached[1]
 
 
@@ -371,10 +426,18 @@ def validate_batch(body: object) -> list:
     if not 1 <= len(events) <= MAX_BATCH:
         raise SchemaError(f"{BATCH_KEY}: must hold 1 to {MAX_BATCH} events, not {len(events)}")
     for index, event in enumerate(events):
-        valid = _validator(event.get("event")) if type(event) is dict else None
+        valid = _compiled_for("validator", event.get("event")) if type(event) is dict else None
         if valid is None or not valid(event):
             validate_event(event, index)
     return events
+
+
+def encode_event(event: dict) -> str:
+    """Compact, ASCII-only JSON of one event that passed validation, fields in the schema's order.
+
+    Only for validated events: the generated code relies on the types the rules checked.
+    """
+    return _compiled_for("encoder", event["event"])(event)
 
 
 def encode_batch(events: list) -> bytes:

@@ -1,0 +1,331 @@
+"""Receiver benchmark: HTTP throughput and p99 under gunicorn, and validation speed.
+
+Part 1, HTTP: gunicorn serves, in turn and interleaved over several rounds,
+(a) a no-op WSGI app that reads the body and answers 202 without validating
+or forwarding, (b) the receiver with forwarding off (events appended to a
+scratch file), (c) the receiver forwarding every batch to a fake PostHog on
+127.0.0.1. wrk posts the same 10-event batch over and over; the figures are
+requests per second and p99 latency, and (b) and (c) as a ratio to (a).
+Goal: (b) >= 0.8 of (a).
+
+Part 2, validation: the time per event to validate a 10-event batch with
+zomg's schema module, with the ``jsonschema`` library and with
+``fastjsonschema``, both given the JSON Schema this script writes out from
+zomg.telemetry.schema.json_schema() (never a hand-written copy). Goals: >= 30x
+faster than jsonschema, faster than fastjsonschema. It also checks that the
+three agree on a corpus of valid and broken events.
+
+Needs, for the benchmark only (none is a runtime or test dependency):
+
+    apt-get install -y wrk                           # Debian's HTTP load generator
+    pip install -e '.[test]' jsonschema fastjsonschema rfc3339-validator
+    # gunicorn comes with the test extra; rfc3339-validator lets jsonschema check
+    # "format": "date-time", so it checks what the other two check
+
+Run from the repository root:
+
+    python bench/receiver_bench.py [--seconds 4] [--rounds 3] [--connections 8] [--workers 2]
+                                   [--schema-out PATH] [--skip-http] [--skip-validation]
+
+All traffic goes to 127.0.0.1; every wrk run is bounded by --seconds and every
+server is stopped before the script exits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import timeit
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from tests.receiver.support import FakePostHog  # noqa: E402
+from zomg.errors import ERROR_CLASSES  # noqa: E402
+from zomg.telemetry import schema  # noqa: E402
+
+BATCH_SIZE = 10
+
+
+def noop_app(environ: dict, start_response) -> list:
+    """What the receiver is compared with: read the body, answer 202, nothing else."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    environ["wsgi.input"].read(length)
+    body = b'{"accepted":10}'
+    start_response("202 Accepted", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def sample_events(count: int, seed: int = 7) -> list:
+    """Realistic, varied cli.command events."""
+    rng = random.Random(seed)
+    commands = [("box", "list"), ("box", "create"), ("exec", None), ("console", None), ("box", "delete"), (None, None)]
+    events = []
+    for _ in range(count):
+        command, subcommand = rng.choice(commands)
+        result = rng.choice(["success", "success", "success", "error", "interrupted"])
+        flags = sorted(rng.sample(["--all", "--force", "--json", "--quiet", "-v"], rng.randint(0, 3)))
+        events.append({
+            "event": schema.CLI_COMMAND,
+            "schema_version": schema.SCHEMA_VERSION,
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "installation_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "timestamp": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T"
+                         f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
+            "cli_version": "0.1.0",
+            "command": command,
+            "subcommand": subcommand,
+            "flags": flags,
+            "os": rng.choice(schema.OS_VALUES),
+            "arch": rng.choice(schema.ARCH_VALUES),
+            "ci": rng.random() < 0.3,
+            "duration_bucket": rng.choice(schema.DURATION_BUCKETS),
+            "result": result,
+            "error_class": rng.choice(ERROR_CLASSES) if result == "error" else None,
+        })
+    return events
+
+
+# --- part 1: HTTP -------------------------------------------------------------
+
+def _wrk_script(directory: str, body: bytes) -> str:
+    path = os.path.join(directory, "post.lua")
+    with open(path, "w") as f:
+        f.write('wrk.method = "POST"\n')
+        f.write('wrk.headers["Content-Type"] = "application/json"\n')
+        f.write(f"wrk.body = [==[{body.decode('ascii')}]==]\n")
+    return path
+
+
+def _seconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def run_wrk(url: str, script: str, seconds: int, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", script, url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = _seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+class Gunicorn:
+    def __init__(self, app: str, workers: int, env: dict) -> None:
+        argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", "127.0.0.1:0",
+                "--pythonpath", f"{ROOT},{HERE}", "--log-level", "warning", app]
+        self.proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        # --log-level warning hides the "Listening at" line: ask the kernel instead.
+        self.url = self._wait_for_port()
+
+    def _wait_for_port(self) -> str:
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"gunicorn exited: {self.proc.stderr.read()}")
+            port = _listening_port(self.proc.pid)
+            if port:
+                return f"http://127.0.0.1:{port}/v1/events"
+            time.sleep(0.05)
+        raise SystemExit("gunicorn did not start listening within 30 s")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _listening_port(pid: int) -> int | None:
+    """The TCP port a process listens on, from /proc (Linux)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        with open(f"/proc/{pid}/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    return int(fields[1].split(":")[1], 16)
+    except OSError:
+        return None
+    return None
+
+
+def bench_http(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (or run with --skip-http)")
+    scratch = tempfile.mkdtemp(prefix="zomg-receiver-bench-")
+    body = schema.encode_batch(sample_events(BATCH_SIZE))
+    script = _wrk_script(scratch, body)
+    fake = FakePostHog(record=False)
+    base_env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("POSTHOG_")}
+    base_env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    output = os.path.join(scratch, "events.jsonl")
+    configs = {
+        "no-op app": ("receiver_bench:noop_app", base_env),
+        "receiver, forwarding off": ("zomg.receiver:app", dict(base_env, ZOMG_RECEIVER_OUTPUT=output)),
+        "receiver, forwarding to fake PostHog": (
+            "zomg.receiver:app", dict(base_env, POSTHOG_PROJECT_API_KEY="phc_bench", POSTHOG_HOST=fake.url)),
+    }
+    results: dict = {name: [] for name in configs}
+    print(f"HTTP: gunicorn --workers {args.workers} (sync), wrk -t1 -c{args.connections} -d{args.seconds}s, "
+          f"{BATCH_SIZE}-event batches of {len(body)} bytes, {args.rounds} interleaved rounds; medians shown")
+    try:
+        for _ in range(args.rounds):
+            for name, (app, env) in configs.items():
+                server = Gunicorn(app, args.workers, env)
+                try:
+                    run_wrk(server.url, script, 1, args.connections)  # warm-up
+                    results[name].append(run_wrk(server.url, script, args.seconds, args.connections))
+                finally:
+                    server.stop()
+                if os.path.exists(output):
+                    os.unlink(output)
+    finally:
+        fake.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    base_rps = statistics.median(r["rps"] for r in results["no-op app"])
+    base_p99 = statistics.median(r["p99"] for r in results["no-op app"])
+    for name, runs in results.items():
+        rps = statistics.median(r["rps"] for r in runs)
+        p99 = statistics.median(r["p99"] for r in runs)
+        bad = sum(r["non2xx"] for r in runs)
+        line = f"  {name:38s} {rps:9.0f} req/s  p99 {p99 * 1000:7.2f} ms"
+        if name != "no-op app":
+            line += f"   throughput ratio {rps / base_rps:.2f}  p99 ratio {p99 / base_p99:.2f}"
+        if bad:
+            line += f"   non-2xx: {bad}"
+        errors = [r["socket_errors"] for r in runs if r["socket_errors"]]
+        if errors:
+            line += f"   socket errors: {errors}"
+        print(line)
+    off = statistics.median(r["rps"] for r in results["receiver, forwarding off"]) / base_rps
+    print(f"  goal: forwarding off >= 0.80 of the no-op app: {off:.2f} -> {'met' if off >= 0.8 else 'NOT met'}")
+    print(f"  fake PostHog received {fake.count} batches")
+
+
+# --- part 2: validation -------------------------------------------------------
+
+def _broken_events(events: list) -> list:
+    """Each sample event broken one field at a time, in ways each validator can see."""
+    wrong = {"event": "cli.other", "schema_version": 2, "event_id": "not-a-uuid", "installation_id": 7,
+             "timestamp": "2026-02-30T00:00:00Z", "cli_version": "", "command": "Box", "subcommand": 3,
+             "flags": ["--all", "--all"], "os": "plan9", "arch": None, "ci": "yes", "duration_bucket": "1h",
+             "result": "ok", "error_class": "usage"}
+    broken = []
+    for event in events:
+        for key, value in wrong.items():
+            broken.append((key, dict(event, **{key: value})))
+        broken.append(("unknown field", dict(event, extra=1)))
+        broken.append(("missing field", {k: v for k, v in event.items() if k != "os"}))
+    return broken
+
+
+def _time_per_event(validate, body: dict, target_seconds: float = 0.4) -> float:
+    timer = timeit.Timer(lambda: validate(body))
+    number, elapsed = timer.autorange()
+    number = max(1, int(number * target_seconds / max(elapsed, 1e-9)))
+    best = min(timer.repeat(repeat=5, number=number)) / number
+    return best / len(body["events"])
+
+
+def bench_validation(args: argparse.Namespace) -> None:
+    try:
+        import fastjsonschema
+        import jsonschema
+    except ImportError:
+        raise SystemExit("needs jsonschema and fastjsonschema: pip install jsonschema fastjsonschema "
+                         "(or run with --skip-validation)") from None
+    from importlib.metadata import version
+
+    path = args.schema_out or os.path.join(tempfile.mkdtemp(prefix="zomg-schema-"), "telemetry-batch.schema.json")
+    with open(path, "w") as f:
+        json.dump(schema.json_schema(), f, indent=2)
+    with open(path) as f:
+        published = json.load(f)
+    print(f"Validation: JSON Schema generated from zomg.telemetry.schema written to {path}")
+
+    checker = jsonschema.Draft7Validator.FORMAT_CHECKER
+    js = jsonschema.Draft7Validator(published, format_checker=checker)
+    fjs = fastjsonschema.compile(published)
+    ours = schema.validate_batch
+
+    events = sample_events(BATCH_SIZE)
+    body = {"events": events}
+    for validate in (ours, js.validate, fjs):
+        validate(body)
+
+    # Do they agree? One verdict per event, valid or broken.
+    def verdict(validate, event):
+        try:
+            validate({"events": [event]})
+            return True
+        except (schema.SchemaError, jsonschema.ValidationError, fastjsonschema.JsonSchemaException):
+            return False
+
+    corpus = [("valid", event) for event in events] + _broken_events(events)
+    for name, validate in (("jsonschema", js.validate), ("fastjsonschema", fjs)):
+        differ = sorted({what for what, e in corpus if verdict(validate, e) != verdict(ours, e)})
+        note = f" (differs on: {', '.join(differ)})" if differ else ""
+        agree = sum(verdict(validate, e) == verdict(ours, e) for _, e in corpus)
+        print(f"  agreement with {name}: {agree}/{len(corpus)} verdicts{note}")
+    calendar = "yes" if checker.conforms("2026-02-30T00:00:00Z", "date-time") is False else \
+        "no (install rfc3339-validator for it)"
+    print(f"  jsonschema {version('jsonschema')} checks calendar dates via format: {calendar}; "
+          f"fastjsonschema {version('fastjsonschema')}")
+
+    t_ours = _time_per_event(ours, body)
+    t_js = _time_per_event(js.validate, body)
+    t_fjs = _time_per_event(fjs, body)
+    print(f"  per event, in a {BATCH_SIZE}-event batch (best of 5):")
+    print(f"    zomg schema module   {t_ours * 1e6:8.2f} us")
+    print(f"    jsonschema           {t_js * 1e6:8.2f} us   zomg is {t_js / t_ours:6.1f}x faster "
+          f"(goal >= 30x: {'met' if t_js / t_ours >= 30 else 'NOT met'})")
+    print(f"    fastjsonschema       {t_fjs * 1e6:8.2f} us   zomg is {t_fjs / t_ours:6.1f}x faster "
+          f"(goal > 1x: {'met' if t_fjs > t_ours else 'NOT met'})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=4, help="length of each measured wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the three servers")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--schema-out", metavar="PATH", help="where to write the generated JSON Schema")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-validation", action="store_true")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    if not args.skip_validation:
+        bench_validation(args)
+    if not args.skip_http:
+        bench_http(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
