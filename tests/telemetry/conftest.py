@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from .support import Capture, FakeClock, Result
+from .support import Capture, FakeClock, Result, refused_url
+
+
+@pytest.fixture(autouse=True)
+def loopback_endpoint(monkeypatch):
+    """No telemetry test may reach the real endpoint: by default nothing listens where events go."""
+    monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", refused_url())
 
 
 @pytest.fixture
@@ -24,6 +30,7 @@ class CLI:
     def __init__(self, capsys, tuning) -> None:
         self.capsys = capsys
         self.tuning = tuning
+        self.clock = tuning.clock
         self.sessions: list = []
 
     def __call__(self, *argv: str):

@@ -1,0 +1,210 @@
+"""The spool: bounded, locked, never corrupted or emptied by concurrent writers."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from zomg.telemetry import schema
+from zomg.telemetry.config import uuid4
+from zomg.telemetry.spool import Spool, Tuning
+
+pytestmark = pytest.mark.telemetry_on
+
+NOW = 1_800_000_000.0
+ID = "6f1c2a4e-9b3d-4c5e-8f7a-1b2c3d4e5f60"
+
+
+def event(installation_id: str = ID, **overrides) -> dict:
+    from zomg.telemetry import event as build
+
+    built = build.build({"command": "box", "subcommand": "list", "flags": [], "duration_s": 0.1,
+                         "result": "success", "error_class": None}, installation_id, NOW)
+    built.update(overrides)
+    return built
+
+
+def encoded(e: dict) -> bytes:
+    return json.dumps(e, separators=(",", ":")).encode()
+
+
+def ids(batch) -> list[str]:
+    return [e["event_id"] for _, e in batch]
+
+
+def make(**tuning) -> Spool:
+    return Spool(tuning=Tuning(**tuning))
+
+
+def test_append_then_claim_returns_events_in_order_and_records_an_attempt():
+    spool = make(batch_size=3)
+    events = [event() for _ in range(3)]
+    for e in events[:2]:
+        spool.append(encoded(e), NOW)
+    assert spool.count() == 2 and not spool.due(NOW)
+    assert spool.claim(NOW, ID) == []
+    spool.append(encoded(events[2]), NOW)
+    assert spool.due(NOW)
+    batch = spool.claim(NOW, ID)
+    assert ids(batch) == [e["event_id"] for e in events]
+    assert spool.backoff() == (1, NOW + 5)  # pessimistic: a process killed mid-send still backs off
+    spool.settle([line for line, _ in batch], True, NOW)
+    assert spool.count() == 0 and spool.backoff() == (0, 0.0)
+
+
+def test_an_old_event_makes_a_send_due():
+    spool = make(batch_size=10, max_age=3600)
+    spool.append(encoded(event()), NOW)
+    assert not spool.due(NOW + 3599)
+    assert spool.due(NOW + 3600)
+
+
+def test_backoff_holds_a_due_send_until_it_expires():
+    spool = make(batch_size=1)
+    spool.append(encoded(event()), NOW)
+    batch = spool.claim(NOW, ID)
+    spool.settle([line for line, _ in batch], False, NOW)
+    assert not spool.due(NOW + 4.9) and spool.claim(NOW + 4.9, ID) == []
+    assert spool.due(NOW + 5)
+    spool.claim(NOW + 5, ID)
+    assert spool.backoff() == (2, NOW + 5 + 10)
+
+
+def test_the_bound_drops_the_oldest_first():
+    spool = make(max_events=5, batch_size=100)
+    events = [event() for _ in range(8)]
+    for i, e in enumerate(events):
+        spool.append(encoded(e), NOW + i)
+    # The bound is enforced on append once the file is big enough to hold it, and always at claim.
+    batch = spool.claim(NOW + 10, ID, force=True)
+    assert ids(batch) == [e["event_id"] for e in events[-5:]]
+
+
+def test_the_count_bound_holds_on_append_alone():
+    spool = make(max_events=20, batch_size=1000)
+    for i in range(60):
+        spool.append(encoded(event()), NOW + i)
+    assert spool.count() == 20
+
+
+def test_events_older_than_the_age_bound_are_dropped():
+    spool = make(max_event_age=30 * 86400)
+    old, fresh = event(), event()
+    spool.append(encoded(old), NOW - 31 * 86400)
+    spool.append(encoded(fresh), NOW)
+    assert ids(spool.claim(NOW, ID, force=True)) == [fresh["event_id"]]
+    assert spool.count() == 1
+
+
+def test_torn_invalid_and_foreign_lines_never_reach_the_wire():
+    spool = make()
+    good = event()
+    os.makedirs(spool.dir)
+    with open(spool.path, "wb") as f:
+        f.write(b"%d %s\n" % (NOW, encoded(event(command="Not A Name"))))  # fails the schema
+        f.write(b"%d %s\n" % (NOW, encoded(event(installation_id=uuid4()))))  # an id since deleted
+        f.write(b"garbage\n")
+        f.write(b"%d %s\n" % (NOW, encoded(good)))
+        f.write(b"%d %s" % (NOW, encoded(event())[:40]))  # a torn last line
+    assert ids(spool.claim(NOW, ID, force=True)) == [good["event_id"]]
+    assert spool.count() == 1
+
+
+def test_settle_removes_exactly_the_sent_events_even_after_the_spool_changed():
+    spool = make(max_events=3, batch_size=1)
+    first, second = event(), event()
+    spool.append(encoded(first), NOW)
+    spool.append(encoded(second), NOW)
+    batch = spool.claim(NOW, ID)
+    later = [event() for _ in range(2)]
+    for e in later:  # meanwhile: appends push `first` out of the bound
+        spool.append(encoded(e), NOW + 1)
+    spool.settle([line for line, _ in batch], True, NOW + 2)
+    remaining = ids(spool.claim(NOW + 2, ID, force=True))
+    assert first["event_id"] not in remaining and second["event_id"] not in remaining
+    assert set(remaining) <= {e["event_id"] for e in later}
+
+
+def test_clear_deletes_everything_it_owns():
+    spool = make()
+    spool.append(encoded(event()), NOW)
+    assert spool.clear() == 1
+    assert not os.path.exists(spool.dir)
+    assert make().clear() == 0
+
+
+def test_one_sender_at_a_time():
+    spool = make()
+    os.makedirs(spool.dir)
+    first, second = spool.send_lock(), spool.send_lock()
+    assert first.acquire(0)
+    try:
+        assert not second.acquire(0)
+        from zomg.telemetry import sender
+
+        assert sender.deliver(spool, "http://127.0.0.1:9/", ID, force=True) == 0
+    finally:
+        first.release()
+    assert second.acquire(0)
+    second.release()
+
+
+WRITER = r"""
+import json, sys
+from zomg.telemetry.spool import Spool
+spool = Spool()
+for i in range(int(sys.argv[1])):
+    spool.append(json.dumps({"writer": sys.argv[2], "i": i, "pad": "x" * 300}).encode(), 1800000000)
+"""
+
+
+def test_concurrent_writers_lose_and_corrupt_nothing():
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, "150", str(n)]) for n in range(6)]
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    spool = make()
+    with open(spool.path, "rb") as f:
+        lines = f.read().splitlines()
+    records = [json.loads(line.split(b" ", 1)[1]) for line in lines]
+    assert len(records) == 900
+    for n in range(6):
+        assert [r["i"] for r in records if r["writer"] == str(n)] == list(range(150))
+
+
+@pytest.mark.parametrize("backend", ["flock", "marker"])
+def test_lock_backends_exclude_each_other(tmp_path, backend):
+    from zomg.telemetry.locking import FileLock
+
+    if backend == "flock" and os.name != "posix":
+        pytest.skip("POSIX only")
+    a, b = FileLock(str(tmp_path / "l"), backend), FileLock(str(tmp_path / "l"), backend)
+    assert a.acquire(0)
+    assert not b.acquire(0.01)
+    a.release()
+    assert b.acquire(0)
+    b.release()
+
+
+def test_the_lock_module_imports_and_works_without_fcntl(tmp_path):
+    code = (
+        "import sys; sys.modules['fcntl'] = None; sys.modules['msvcrt'] = None\n"
+        "from zomg.telemetry.locking import FileLock\n"
+        f"a = FileLock({str(tmp_path / 'l')!r}); b = FileLock({str(tmp_path / 'l')!r})\n"
+        "assert a.backend == 'marker'\n"
+        "assert a.acquire(0) and not b.acquire(0); a.release(); assert b.acquire(0); b.release()\n"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_spooled_event_is_valid_on_the_wire():
+    e = event()
+    schema.validate_event(e)
+    spool = make()
+    spool.append(encoded(e), NOW)
+    [(line, claimed)] = spool.claim(NOW, ID, force=True)
+    assert claimed == e and schema.encode_batch([claimed]) == schema.encode_batch([e])
