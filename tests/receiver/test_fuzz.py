@@ -11,8 +11,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.receiver.support import Deliveries, call_app, new_event
-from zomg.errors import ERROR_CLASSES
+from tests.receiver.support import Deliveries, LineDeliveries, call_app, quick_cli_events
 from zomg.receiver import make_app
 from zomg.receiver.app import DeliveryError
 from zomg.telemetry import schema
@@ -25,35 +24,9 @@ json_values = st.recursive(
     max_leaves=12,
 )
 
-# Small pools keep generation cheap; the values cover every character class the patterns allow.
-names = st.sampled_from(["box", "exec", "list", "create", "a", "z9", "x-y-1", "n" * 32])
-versions = st.sampled_from(["0.1.0", "1", "2.0.0rc1", "1.2+local.7", "3!1.0", "9-a.B"])
-flag_pool = st.sampled_from(["--all", "--json", "-f", "-9", "--force", "--x-y", "--" + "q" * 32])
-
-
-@st.composite
-def valid_events(draw) -> dict:
-    result = draw(st.sampled_from(schema.RESULTS))
-    return new_event(
-        event_id=str(draw(st.uuids(version=4))),
-        installation_id=str(draw(st.uuids(version=4))),
-        timestamp=draw(st.datetimes()).strftime("%Y-%m-%dT%H:%M:%SZ").rjust(20, "0"),
-        cli_version=draw(versions),
-        command=draw(st.none() | names),
-        subcommand=draw(st.none() | names),
-        flags=sorted(draw(st.sets(flag_pool, max_size=4))),
-        os=draw(st.sampled_from(schema.OS_VALUES)),
-        arch=draw(st.sampled_from(schema.ARCH_VALUES)),
-        ci=draw(st.booleans()),
-        duration_bucket=draw(st.sampled_from(schema.DURATION_BUCKETS)),
-        result=result,
-        error_class=draw(st.sampled_from(ERROR_CLASSES)) if result == "error" else None,
-    )
-
-
 @st.composite
 def mutated_bodies(draw) -> bytes:
-    events = draw(st.lists(valid_events(), min_size=1, max_size=4))
+    events = draw(st.lists(quick_cli_events(), min_size=1, max_size=4))
     body: object = {"events": events}
     how = draw(st.sampled_from(["field value", "drop field", "add field", "event", "top level", "events",
                                 "flip byte", "truncate", "insert bytes", "none"]))
@@ -84,25 +57,29 @@ def mutated_bodies(draw) -> bytes:
 
 
 def check_one_request(body: bytes, upstream_down: bool) -> None:
-    deliveries = Deliveries()
-    if upstream_down:
-        deliveries.failure = DeliveryError("upstream: down", status=502)
-    response = call_app(make_app(deliveries), body)
-    payload = response.json()
-    assert response.status in (202, 400, 502), response
-    if response.status == 400:
-        assert isinstance(payload["error"], str) and payload["error"]
-        assert deliveries.batches == []
-        return
-    # Accepted by the fast path: the reference check must agree, event by event.
-    events = json.loads(body)["events"]
-    for index, event in enumerate(events):
-        schema.validate_event(event, index)
-    if response.status == 502:
-        assert upstream_down
-        return
-    assert payload == {"accepted": len(events)}
-    assert deliveries.batches == [events]
+    # The same body to a forwarding-like deliver and to a line-recording one, which
+    # takes the schema's canonical fast path when it can: both must decide alike.
+    for deliveries in (Deliveries(), LineDeliveries()):
+        if upstream_down:
+            deliveries.failure = DeliveryError("upstream: down", status=502)
+        response = call_app(make_app(deliveries), body)
+        payload = response.json()
+        assert response.status in (202, 400, 502), response
+        if response.status == 400:
+            assert isinstance(payload["error"], str) and payload["error"]
+            assert deliveries.batches == []
+            continue
+        # Accepted by a fast path: the reference check must agree, event by event.
+        events = json.loads(body)["events"]
+        for index, event in enumerate(events):
+            schema.validate_event(event, index)
+        if response.status == 502:
+            assert upstream_down
+            continue
+        assert payload == {"accepted": len(events)}
+        assert deliveries.batches == [events]
+        if isinstance(deliveries, LineDeliveries):
+            assert deliveries.lines == [[schema.encode_event(event) for event in events]]
 
 
 @FUZZ
@@ -118,7 +95,7 @@ def test_random_bytes_and_random_json(body, upstream_down):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(valid_events(), min_size=1, max_size=schema.MAX_BATCH))
+@given(st.lists(quick_cli_events(), min_size=1, max_size=schema.MAX_BATCH))
 def test_every_valid_batch_is_accepted_and_delivered_unchanged(events):
     deliveries = Deliveries()
     response = call_app(make_app(deliveries), schema.encode_batch(events))

@@ -1,13 +1,14 @@
 """The schema module's fast path and its published JSON Schema say what its rules say."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.receiver.support import new_event
+from tests.receiver.support import new_event, quick_cli_events, valid_events_of
 from zomg.telemetry import schema
 
 FIELDS = schema.EVENT_TYPES[schema.CLI_COMMAND][0]
@@ -122,3 +123,89 @@ def test_published_patterns_accept_valid_values():
         assert re.search(properties[name]["pattern"], event[name]), name
     for flag in event["flags"]:
         assert re.search(properties["flags"]["items"]["pattern"], flag)
+
+
+# --- the compiled encoder and the canonical-form check ---------------------------
+
+EVENT_NAMES = sorted(schema.EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event_name", EVENT_NAMES)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_encode_event_is_compact_json_in_schema_order(event_name, data):
+    event = data.draw(valid_events_of(event_name))
+    shuffled = dict(reversed(list(event.items())))
+    text = schema.encode_event(shuffled)
+    assert text == json.dumps(event, separators=(",", ":"), ensure_ascii=True)
+
+
+@pytest.mark.parametrize("event_name", EVENT_NAMES)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_a_canonical_body_of_valid_events_takes_the_fast_path(event_name, data):
+    events = data.draw(st.lists(valid_events_of(event_name), min_size=1, max_size=5))
+    text = schema.encode_batch(events).decode()
+    assert schema.canonical_event_texts(text) == [schema.encode_event(event) for event in events]
+
+
+def canonical_mutations():
+    """Canonical bodies of valid events, then changed the way a client or an attacker might."""
+    @st.composite
+    def build(draw):
+        events = draw(st.lists(quick_cli_events(), min_size=1, max_size=3))
+        text = schema.encode_batch(events).decode()
+        how = draw(st.sampled_from(["replace", "insert", "delete", "swap value"]))
+        at = draw(st.integers(0, len(text) - 1))
+        piece = draw(st.sampled_from(['"', "\\\\", ",", "]", "}", "[", " ", "1", "a", "Z", "-", "null", "\\u0061",
+                                      '"error"', '"usage"', "29", "02", "--b", '","']) | st.text(max_size=3))
+        if how == "replace":
+            return text[:at] + piece + text[at + 1:]
+        if how == "insert":
+            return text[:at] + piece + text[at:]
+        if how == "delete":
+            return text[:at] + text[at + draw(st.integers(1, 20)):]
+        key = draw(st.sampled_from(list(schema.field_names(schema.CLI_COMMAND))))
+        events[draw(st.integers(0, len(events) - 1))][key] = draw(values)
+        return json.dumps({"events": events}, separators=(",", ":"))
+
+    return build()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(canonical_mutations())
+def test_the_fast_path_accepts_only_what_decoding_and_validating_accepts(text):
+    texts = schema.canonical_event_texts(text)
+    if texts is None:
+        return
+    events = schema.validate_batch(json.loads(text))
+    assert texts == [schema.encode_event(event) for event in events]
+
+
+def test_the_fast_path_leaves_other_forms_to_the_full_check():
+    events = [new_event(), new_event(flags=[])]
+    compact = schema.encode_batch(events).decode()
+    assert schema.canonical_event_texts(compact) is not None
+    for other in (
+        json.dumps({"events": events}),  # spaces
+        json.dumps({"events": [dict(reversed(list(e.items()))) for e in events]}, separators=(",", ":")),
+        compact.replace('"box"', '"\\u0062ox"'),  # same value, escaped
+        compact + "\n",
+        compact.replace('"flags":["--all","--json"]', '"flags":["--json","--all"]'),  # unsorted
+        compact.replace("2026-03-04T", "2026-02-30T"),  # no such day
+        compact.replace('"error_class":null', '"error_class":"usage"', 1),  # class without an error
+        schema.encode_batch([new_event() for _ in range(schema.MAX_BATCH + 1)]).decode(),
+        '{"events":[]}',
+    ):
+        assert schema.canonical_event_texts(other) is None, other[:80]
+
+
+@pytest.mark.parametrize("body", [schema._UUID4, schema._TIMESTAMP_IN_RANGE, schema._VERSION, schema._NAME,
+                                  schema._FLAG])
+def test_the_schemas_patterns_are_plain(body):
+    assert schema._plain(body)
+
+
+@pytest.mark.parametrize("body", [".*", "[^a]", '[a"]', "[!-z]", r"\d", "a.b", "[a-z\\\\]", "(a)", '"'])
+def test_patterns_that_could_match_escaped_text_are_not_plain(body):
+    assert not schema._plain(body)

@@ -75,12 +75,15 @@ def encode_json(value: object) -> bytes:
     return _encoder.encode(value).encode("ascii")
 
 
-def decode_body(body: bytes) -> object:
-    """Strict JSON from UTF-8 bytes, or _Reject(400)."""
+def decode_text(body: bytes) -> str:
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise _Reject(400, "body: not UTF-8") from None
+
+
+def parse_json(text: str) -> object:
+    """Strict JSON, or _Reject(400)."""
     try:
         return _decoder.decode(text)
     except json.JSONDecodeError as exc:
@@ -128,7 +131,14 @@ def _json_response(start_response: Callable, status: int, payload: dict, headers
 
 
 def make_app(deliver: Callable[[list], None]) -> Callable:
-    """The WSGI application; ``deliver(events)`` keeps a validated batch or raises DeliveryError."""
+    """The WSGI application; ``deliver(events)`` keeps a validated batch or raises DeliveryError.
+
+    A ``deliver`` that only writes each event's compact JSON may also have
+    ``record_texts(texts)``: for a body in the schema's canonical form (what the
+    CLI sends) it gets those texts straight from the schema's canonical check,
+    without decoding and re-encoding; any other body is decoded and validated.
+    """
+    record_texts = getattr(deliver, "record_texts", None)
 
     def receive(environ: dict) -> tuple:
         # Routing first: a wrong path or method is answered without reading anything else.
@@ -142,15 +152,21 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
             raise _Reject(404, "not found")
         if method != "POST":
             raise _Reject(405, "method not allowed", (("Allow", "POST"),))
+        text = decode_text(read_body(environ))
+        texts = schema.canonical_event_texts(text) if record_texts is not None else None
+        if texts is None:
+            try:
+                events = schema.validate_batch(parse_json(text))
+            except schema.SchemaError as exc:
+                raise _Reject(400, str(exc)) from None
         try:
-            events = schema.validate_batch(decode_body(read_body(environ)))
-        except schema.SchemaError as exc:
-            raise _Reject(400, str(exc)) from None
-        try:
-            deliver(events)
+            if texts is None:
+                deliver(events)
+            else:
+                record_texts(texts)
         except DeliveryError as exc:
             raise _Reject(exc.status, str(exc)) from None
-        return 202, {"accepted": len(events)}
+        return 202, {"accepted": len(events if texts is None else texts)}
 
     def app(environ: dict, start_response: Callable) -> list:
         try:

@@ -36,16 +36,19 @@ class LineRecorder:
 
     def __call__(self, events: list) -> None:
         # Rebuilt field by field from the schema (its order, its types), not copied from the request.
-        lines = [schema.encode_event(event) + "\n" for event in events]
+        self.record_texts([schema.encode_event(event) for event in events])
+
+    def record_texts(self, texts: list) -> None:
+        """Append events given as their compact JSON (encode_event's, or the schema's canonical check's)."""
         try:
             if self.path is None:
-                for line in lines:
-                    _write_all(STDOUT_FD, line.encode("ascii"))
+                for text in texts:
+                    _write_all(STDOUT_FD, (text + "\n").encode("ascii"))
                 return
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
             fd = os.open(self.path, flags, 0o600)
             try:
-                _write_all(fd, "".join(lines).encode("ascii"))
+                _write_all(fd, ("\n".join(texts) + "\n").encode("ascii"))
             finally:
                 os.close(fd)
         except OSError as exc:

@@ -89,6 +89,27 @@ def _json_escape(env: dict) -> str:
     return _bind(env, encode_basestring_ascii)
 
 
+# A pattern is "plain" when it can only match characters that JSON writes as
+# themselves: literal letters, digits, ':' and '-', and classes made of those
+# (plus '.', '+', '!'), with ranges only within digits or one case of letters.
+# For such a pattern, the canonical JSON text of a matching string is the
+# string in quotes, so the canonical-form check below can match the raw text.
+_PLAIN_PATTERN = (
+    r"(?:\[(?:[0-9]-[0-9]|[a-z]-[a-z]|[A-Z]-[A-Z]|[0-9A-Za-z.+!]|-(?=\]))+\]"
+    r"|[0-9A-Za-z:-]|\{[0-9]+(?:,[0-9]+)?\}|\(\?:|[)?*+|])*"
+)
+
+
+def _plain(body: str) -> bool:
+    return re.fullmatch(_PLAIN_PATTERN, body) is not None
+
+
+def _json_alternatives(values: list) -> str:
+    import json
+
+    return "(?:" + "|".join(re.escape(json.dumps(value)) for value in values) + ")"
+
+
 def _nullable_type(json_type: str, nullable: bool) -> object:
     return [json_type, "null"] if nullable else json_type
 
@@ -110,6 +131,9 @@ class _Const:
         import json
 
         return repr(json.dumps(self.expected))
+
+    def canonical(self, t: str, env: dict) -> tuple | None:
+        return _json_alternatives([self.expected]), None
 
     def json_schema(self) -> dict:
         return {"type": _JSON_TYPES[type(self.expected)], "const": self.expected}
@@ -140,6 +164,9 @@ class _Enum:
         texts[None] = "null"
         return f"{_bind(env, texts)}[{v}]"
 
+    def canonical(self, t: str, env: dict) -> tuple | None:
+        return _json_alternatives(list(self.allowed) + ([None] if self.nullable else [])), None
+
     def json_schema(self) -> dict:
         values = list(self.allowed) + ([None] if self.nullable else [])
         return {"type": _nullable_type("string", self.nullable), "enum": values}
@@ -166,6 +193,12 @@ class _Pattern:
     def json_text(self, v: str, env: dict) -> str:
         text = f"{_json_escape(env)}({v})"
         return f"('null' if {v} is None else {text})" if self.nullable else text
+
+    def canonical(self, t: str, env: dict) -> tuple | None:
+        if not _plain(self.body):
+            return None
+        quoted = f'"(?:{self.body})"'
+        return (f"(?:null|{quoted})" if self.nullable else quoted), None
 
     def json_schema(self) -> dict:
         return {"type": _nullable_type("string", self.nullable), "pattern": f"^{self.body}$"}
@@ -205,6 +238,10 @@ class _Timestamp:
     def json_text(self, v: str, env: dict) -> str:
         return f"{_json_escape(env)}({v})"
 
+    def canonical(self, t: str, env: dict) -> tuple | None:
+        # t is the text in quotes: the day is at 9:11.
+        return f'"(?:{_TIMESTAMP_IN_RANGE})"', f"({t}[9:11] <= '28' or {_bind(env, self._day_exists)}({t}[1:-1]))"
+
     def json_schema(self) -> dict:
         return {"type": "string", "pattern": f"^{_TIMESTAMP_IN_RANGE}$", "format": "date-time"}
 
@@ -220,6 +257,9 @@ class _Bool:
 
     def json_text(self, v: str, env: dict) -> str:
         return f"('true' if {v} else 'false')"
+
+    def canonical(self, t: str, env: dict) -> tuple | None:
+        return "(?:true|false)", None
 
     def json_schema(self) -> dict:
         return {"type": "boolean"}
@@ -251,6 +291,21 @@ class _Flags:
     def json_text(self, v: str, env: dict) -> str:
         return f"('[' + ','.join(map({_json_escape(env)}, {v})) + ']')"
 
+    @staticmethod
+    def _text_sorted(text: str) -> bool:
+        """Whether the flags in a non-empty canonical text ``["--a","--b"]`` are sorted and unique."""
+        previous = ""
+        for item in text[2:-2].split('","'):
+            if item <= previous:
+                return False
+            previous = item
+        return True
+
+    def canonical(self, t: str, env: dict) -> tuple | None:
+        item = f'"(?:{_FLAG})"'
+        sorted_test = f"({t} == '[]' or {_bind(env, self._text_sorted)}({t}))"
+        return f"\\[(?:{item}(?:,{item}){{0,{MAX_FLAGS - 1}}})?\\]", sorted_test
+
     def json_schema(self) -> dict:
         # JSON Schema cannot say "sorted"; it can say unique.
         return {
@@ -275,6 +330,11 @@ class _SetExactlyWhen:
 
     def expression(self, e: str, env: dict) -> str:
         return f"(({e}[{self.other!r}] == {self.value!r}) == ({e}[{self.field!r}] is not None))"
+
+    def canonical_check(self, texts: dict) -> str:
+        import json
+
+        return f"(({texts[self.other]} == {json.dumps(self.value)!r}) == ({texts[self.field]} != 'null'))"
 
     def json_schema(self) -> dict:
         return {
@@ -397,7 +457,38 @@ def _compile_encoder(event_name: str, fields: tuple, cross_check: object) -> obj
     return env["encode"]
 
 
-_COMPILERS = {"validator": _compile_validator, "encoder": _compile_encoder}
+def _compile_canonical(event_name: str, fields: tuple, cross_check: object) -> object:
+    """(match, check) for the canonical text of a valid event, or None when a rule has no such form."""
+    import json
+
+    env: dict = {}
+    # Each field's text is first named by a placeholder (a NUL byte cannot come
+    # out of repr()); only fields a check reads get a capturing group.
+    texts = {key: f"\0{index}\0" for index, (key, _, _) in enumerate(fields)}
+    forms, tests = [], []
+    for key, check, _ in fields:
+        form = check.canonical(texts[key], env) if hasattr(check, "canonical") else None
+        if form is None:
+            return None
+        forms.append(form[0])
+        tests.append(form[1])
+    if cross_check is not None:
+        if not hasattr(cross_check, "canonical_check"):
+            return None
+        tests.append(cross_check.canonical_check(texts))
+    source = " and ".join(test for test in tests if test) or "True"
+    parts, groups = [], 0
+    for (key, _, _), pattern in zip(fields, forms):
+        if texts[key] in source:
+            source = source.replace(texts[key], f"g[{groups}]")
+            pattern, groups = f"({pattern})", groups + 1
+        parts.append(re.escape(json.dumps(key)) + ":" + pattern)
+    regex = "\\{" + ",".join(parts)
+    exec(compile(f"def check(g):\n    return {source}\n", f"<schema canonical check for {event_name}>", "exec"), env)
+    return re.compile(regex + "\\}").match, env["check"]
+
+
+_COMPILERS = {"validator": _compile_validator, "encoder": _compile_encoder, "canonical": _compile_canonical}
 
 
 def _compiled_for(kind: str, event_name: object) -> object:
@@ -438,6 +529,44 @@ def encode_event(event: dict) -> str:
     Only for validated events: the generated code relies on the types the rules checked.
     """
     return _compiled_for("encoder", event["event"])(event)
+
+
+_CANONICAL_START = '{"' + BATCH_KEY + '":['
+
+
+def canonical_event_texts(text: str) -> list | None:
+    """The events of a body in canonical form, each as its text, or None.
+
+    Canonical form is what encode_batch writes for events built in the
+    schema's field order, as the CLI builds them. When every event of such a
+    body is valid, its texts are exactly what encode_event gives for the
+    decoded events, so a receiver that only writes lines need not decode and
+    re-encode. For anything else (another order, whitespace, escapes, an
+    invalid event) it answers None, and decoding plus validate_batch decide.
+    """
+    if not text.startswith(_CANONICAL_START) or not text.endswith("]}"):
+        return None
+    forms = [form for form in (_compiled_for("canonical", name) for name in EVENT_TYPES) if form is not None]
+    pos, end = len(_CANONICAL_START), len(text) - 2
+    texts = []
+    while len(texts) < MAX_BATCH:
+        found = None
+        for match, check in forms:
+            found = match(text, pos)
+            if found is not None:
+                if not check(found.groups()):
+                    return None
+                break
+        if found is None:
+            return None
+        texts.append(found.group())
+        pos = found.end()
+        if pos == end:
+            return texts
+        if pos > end or text[pos] != ",":
+            return None
+        pos += 1
+    return None
 
 
 def encode_batch(events: list) -> bytes:
