@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from zomg.telemetry import schema
+from zomg.telemetry import schema, sender
 from zomg.telemetry.config import uuid4
 from zomg.telemetry.spool import Spool, Tuning
 
@@ -45,13 +45,13 @@ def test_append_then_claim_returns_events_in_order_and_records_an_attempt():
     for e in events[:2]:
         spool.append(encoded(e), NOW)
     assert spool.count() == 2 and not spool.due(NOW)
-    assert spool.claim(NOW, ID) == []
+    assert sender.claim(spool, NOW, ID) == []
     spool.append(encoded(events[2]), NOW)
     assert spool.due(NOW)
-    batch = spool.claim(NOW, ID)
+    batch = sender.claim(spool, NOW, ID)
     assert ids(batch) == [e["event_id"] for e in events]
     assert spool.backoff() == (1, NOW + 5)  # pessimistic: a process killed mid-send still backs off
-    spool.settle([line for line, _ in batch], True, NOW)
+    sender.settle(spool, [line for line, _ in batch], True, NOW)
     assert spool.count() == 0 and spool.backoff() == (0, 0.0)
 
 
@@ -65,11 +65,11 @@ def test_an_old_event_makes_a_send_due():
 def test_backoff_holds_a_due_send_until_it_expires():
     spool = make(batch_size=1)
     spool.append(encoded(event()), NOW)
-    batch = spool.claim(NOW, ID)
-    spool.settle([line for line, _ in batch], False, NOW)
-    assert not spool.due(NOW + 4.9) and spool.claim(NOW + 4.9, ID) == []
+    batch = sender.claim(spool, NOW, ID)
+    sender.settle(spool, [line for line, _ in batch], False, NOW)
+    assert not spool.due(NOW + 4.9) and sender.claim(spool, NOW + 4.9, ID) == []
     assert spool.due(NOW + 5)
-    spool.claim(NOW + 5, ID)
+    sender.claim(spool, NOW + 5, ID)
     assert spool.backoff() == (2, NOW + 5 + 10)
 
 
@@ -79,7 +79,7 @@ def test_the_bound_drops_the_oldest_first():
     for i, e in enumerate(events):
         spool.append(encoded(e), NOW + i)
     # The bound is enforced on append once the file is big enough to hold it, and always at claim.
-    batch = spool.claim(NOW + 10, ID, force=True)
+    batch = sender.claim(spool, NOW + 10, ID, force=True)
     assert ids(batch) == [e["event_id"] for e in events[-5:]]
 
 
@@ -95,7 +95,7 @@ def test_events_older_than_the_age_bound_are_dropped():
     old, fresh = event(), event()
     spool.append(encoded(old), NOW - 31 * 86400)
     spool.append(encoded(fresh), NOW)
-    assert ids(spool.claim(NOW, ID, force=True)) == [fresh["event_id"]]
+    assert ids(sender.claim(spool, NOW, ID, force=True)) == [fresh["event_id"]]
     assert spool.count() == 1
 
 
@@ -109,7 +109,7 @@ def test_torn_invalid_and_foreign_lines_never_reach_the_wire():
         f.write(b"garbage\n")
         f.write(b"%d %s\n" % (NOW, encoded(good)))
         f.write(b"%d %s" % (NOW, encoded(event())[:40]))  # a torn last line
-    assert ids(spool.claim(NOW, ID, force=True)) == [good["event_id"]]
+    assert ids(sender.claim(spool, NOW, ID, force=True)) == [good["event_id"]]
     assert spool.count() == 1
 
 
@@ -118,12 +118,12 @@ def test_settle_removes_exactly_the_sent_events_even_after_the_spool_changed():
     first, second = event(), event()
     spool.append(encoded(first), NOW)
     spool.append(encoded(second), NOW)
-    batch = spool.claim(NOW, ID)
+    batch = sender.claim(spool, NOW, ID)
     later = [event() for _ in range(2)]
     for e in later:  # meanwhile: appends push `first` out of the bound
         spool.append(encoded(e), NOW + 1)
-    spool.settle([line for line, _ in batch], True, NOW + 2)
-    remaining = ids(spool.claim(NOW + 2, ID, force=True))
+    sender.settle(spool, [line for line, _ in batch], True, NOW + 2)
+    remaining = ids(sender.claim(spool, NOW + 2, ID, force=True))
     assert first["event_id"] not in remaining and second["event_id"] not in remaining
     assert set(remaining) <= {e["event_id"] for e in later}
 
@@ -143,8 +143,6 @@ def test_one_sender_at_a_time():
     assert first.acquire(0)
     try:
         assert not second.acquire(0)
-        from zomg.telemetry import sender
-
         assert sender.deliver(spool, "http://127.0.0.1:9/", ID, force=True) == 0
     finally:
         first.release()
@@ -174,11 +172,11 @@ def test_concurrent_writers_lose_and_corrupt_nothing():
         assert [r["i"] for r in records if r["writer"] == str(n)] == list(range(150))
 
 
-@pytest.mark.parametrize("backend", ["flock", "marker"])
+@pytest.mark.parametrize("backend", ["lockf", "marker"])
 def test_lock_backends_exclude_each_other(tmp_path, backend):
-    from zomg.telemetry.locking import FileLock
+    from zomg.telemetry.spool import FileLock
 
-    if backend == "flock" and os.name != "posix":
+    if backend == "lockf" and not hasattr(os, "lockf"):
         pytest.skip("POSIX only")
     a, b = FileLock(str(tmp_path / "l"), backend), FileLock(str(tmp_path / "l"), backend)
     assert a.acquire(0)
@@ -188,10 +186,10 @@ def test_lock_backends_exclude_each_other(tmp_path, backend):
     b.release()
 
 
-def test_the_lock_module_imports_and_works_without_fcntl(tmp_path):
+def test_the_lock_module_imports_and_works_without_lockf_or_msvcrt(tmp_path):
     code = (
-        "import sys; sys.modules['fcntl'] = None; sys.modules['msvcrt'] = None\n"
-        "from zomg.telemetry.locking import FileLock\n"
+        "import os, sys; del os.lockf; sys.modules['msvcrt'] = None\n"
+        "from zomg.telemetry.spool import FileLock\n"
         f"a = FileLock({str(tmp_path / 'l')!r}); b = FileLock({str(tmp_path / 'l')!r})\n"
         "assert a.backend == 'marker'\n"
         "assert a.acquire(0) and not b.acquire(0); a.release(); assert b.acquire(0); b.release()\n"
@@ -206,5 +204,23 @@ def test_a_spooled_event_is_valid_on_the_wire():
     schema.validate_event(e)
     spool = make()
     spool.append(encoded(e), NOW)
-    [(line, claimed)] = spool.claim(NOW, ID, force=True)
+    [(line, claimed)] = sender.claim(spool, NOW, ID, force=True)
     assert claimed == e and schema.encode_batch([claimed]) == schema.encode_batch([e])
+
+
+def test_a_lock_held_by_another_process_is_busy_and_freed_when_that_process_dies(tmp_path):
+    from zomg.telemetry.spool import FileLock
+
+    path = str(tmp_path / "l")
+    code = (f"from zomg.telemetry.spool import FileLock; import sys; lock = FileLock({path!r});"
+            "assert lock.acquire(0); print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert not FileLock(path).acquire(0.05)
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = FileLock(path)
+    assert lock.acquire(0)
+    lock.release()

@@ -39,19 +39,16 @@ def test_ci_detection(env, expected):
 
 
 def test_every_vendor_is_detected_by_its_own_marker():
-    assert len({name for name, _ in ci.VENDORS}) >= 50
-    for name, rules in ci.VENDORS:
-        env = {}
-        for rule in rules:
-            if "=" in rule:
-                key, _, value = rule.partition("=")
-            elif "~" in rule:
-                key, _, value = rule.partition("~")
-            else:
-                key, value = rule, "1"
-            env[key] = value
-        assert ci.vendor(env) is not None, name
-        assert ci.is_ci(env) is True, name
+    vendors = set(ci.VENDOR_VARS.values()) | {name for name, _ in ci.VENDOR_RULES}
+    assert len(vendors) >= 50
+    for variable, name in ci.VENDOR_VARS.items():
+        assert ci.vendor({variable: "1"}) == name and ci.is_ci({variable: "1"}) is True
+        assert ci.vendor({variable: ""}) is None
+    for name, rules in ci.VENDOR_RULES:
+        env = {variable: text or "1" for variable, _, text in rules}
+        assert ci.vendor(env) == name and ci.is_ci(env) is True, name
+        if len(rules) > 1:
+            assert ci.vendor(dict([next(iter(env.items()))])) is None, name
 
 
 @pytest.mark.parametrize("platform,name", [("linux", "linux"), ("linux2", "linux"), ("darwin", "darwin"),

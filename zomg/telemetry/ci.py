@@ -26,83 +26,87 @@ GENERIC = (
     "CI_NAME",
 )
 
-# (vendor, variables that must all be set); a value after '=' must match exactly,
-# and a variable ending in '~' must contain the text after it.
-VENDORS = (
-    ("Agola CI", ("AGOLA_GIT_REF",)),
-    ("Alpic", ("ALPIC_HOST",)),
-    ("Appcircle", ("AC_APPCIRCLE",)),
-    ("AppVeyor", ("APPVEYOR",)),
-    ("AWS CodeBuild", ("CODEBUILD_BUILD_ARN",)),
-    ("Azure Pipelines", ("TF_BUILD",)),
-    ("Bamboo", ("bamboo_planKey",)),
-    ("Bitbucket Pipelines", ("BITBUCKET_COMMIT",)),
-    ("Bitrise", ("BITRISE_IO",)),
-    ("Buddy", ("BUDDY_WORKSPACE_ID",)),
-    ("Buildkite", ("BUILDKITE",)),
-    ("CircleCI", ("CIRCLECI",)),
-    ("Cirrus CI", ("CIRRUS_CI",)),
-    ("Cloudflare Pages", ("CF_PAGES",)),
-    ("Cloudflare Workers", ("WORKERS_CI",)),
-    ("Codefresh", ("CF_BUILD_ID",)),
-    ("Codemagic", ("CM_BUILD_ID",)),
-    ("Codeship", ("CI_NAME=codeship",)),
-    ("Drone", ("DRONE",)),
-    ("dsari", ("DSARI",)),
-    ("Earthly", ("EARTHLY_CI",)),
-    ("Expo Application Services", ("EAS_BUILD",)),
-    ("Gerrit", ("GERRIT_PROJECT",)),
-    ("Gitea Actions", ("GITEA_ACTIONS",)),
-    ("GitHub Actions", ("GITHUB_ACTIONS",)),
-    ("GitLab CI", ("GITLAB_CI",)),
-    ("GoCD", ("GO_PIPELINE_LABEL",)),
-    ("Google Cloud Build", ("BUILDER_OUTPUT",)),
-    ("Harness CI", ("HARNESS_BUILD_ID",)),
-    ("Heroku CI", ("NODE~/app/.heroku/node/bin/node",)),
-    ("Hudson", ("HUDSON_URL",)),
-    ("Jenkins", ("JENKINS_URL", "BUILD_ID")),
-    ("LayerCI", ("LAYERCI",)),
-    ("Magnum CI", ("MAGNUM",)),
-    ("Netlify CI", ("NETLIFY",)),
-    ("Nevercode", ("NEVERCODE",)),
-    ("Prow", ("PROW_JOB_ID",)),
-    ("ReleaseHub", ("RELEASE_BUILD_ID",)),
-    ("Render", ("RENDER",)),
-    ("Sail CI", ("SAILCI",)),
-    ("Screwdriver", ("SCREWDRIVER",)),
-    ("Semaphore", ("SEMAPHORE",)),
-    ("Shippable", ("SHIPPABLE",)),
-    ("Solano CI", ("TDDIUM",)),
-    ("Sourcehut", ("CI_NAME=sourcehut",)),
-    ("Strider CD", ("STRIDER",)),
-    ("TaskCluster", ("TASK_ID", "RUN_ID")),
-    ("TeamCity", ("TEAMCITY_VERSION",)),
-    ("Travis CI", ("TRAVIS",)),
-    ("Vela", ("VELA",)),
-    ("Vercel", ("NOW_BUILDER",)),
-    ("Vercel", ("VERCEL",)),
-    ("Visual Studio App Center", ("APPCENTER_BUILD_ID",)),
-    ("Woodpecker", ("CI=woodpecker",)),
-    ("Xcode Cloud", ("CI_XCODE_PROJECT",)),
-    ("Xcode Server", ("XCS",)),
+# A variable only that vendor sets (set to anything but empty).
+VENDOR_VARS = {
+    "AGOLA_GIT_REF": "Agola CI",
+    "ALPIC_HOST": "Alpic",
+    "AC_APPCIRCLE": "Appcircle",
+    "APPVEYOR": "AppVeyor",
+    "CODEBUILD_BUILD_ARN": "AWS CodeBuild",
+    "TF_BUILD": "Azure Pipelines",
+    "bamboo_planKey": "Bamboo",
+    "BITBUCKET_COMMIT": "Bitbucket Pipelines",
+    "BITRISE_IO": "Bitrise",
+    "BUDDY_WORKSPACE_ID": "Buddy",
+    "BUILDKITE": "Buildkite",
+    "CIRCLECI": "CircleCI",
+    "CIRRUS_CI": "Cirrus CI",
+    "CF_PAGES": "Cloudflare Pages",
+    "WORKERS_CI": "Cloudflare Workers",
+    "CF_BUILD_ID": "Codefresh",
+    "CM_BUILD_ID": "Codemagic",
+    "DRONE": "Drone",
+    "DSARI": "dsari",
+    "EARTHLY_CI": "Earthly",
+    "EAS_BUILD": "Expo Application Services",
+    "GERRIT_PROJECT": "Gerrit",
+    "GITEA_ACTIONS": "Gitea Actions",
+    "GITHUB_ACTIONS": "GitHub Actions",
+    "GITLAB_CI": "GitLab CI",
+    "GO_PIPELINE_LABEL": "GoCD",
+    "BUILDER_OUTPUT": "Google Cloud Build",
+    "HARNESS_BUILD_ID": "Harness CI",
+    "HUDSON_URL": "Hudson",
+    "LAYERCI": "LayerCI",
+    "MAGNUM": "Magnum CI",
+    "NETLIFY": "Netlify CI",
+    "NEVERCODE": "Nevercode",
+    "PROW_JOB_ID": "Prow",
+    "RELEASE_BUILD_ID": "ReleaseHub",
+    "RENDER": "Render",
+    "SAILCI": "Sail CI",
+    "SCREWDRIVER": "Screwdriver",
+    "SEMAPHORE": "Semaphore",
+    "SHIPPABLE": "Shippable",
+    "TDDIUM": "Solano CI",
+    "STRIDER": "Strider CD",
+    "TEAMCITY_VERSION": "TeamCity",
+    "TRAVIS": "Travis CI",
+    "VELA": "Vela",
+    "NOW_BUILDER": "Vercel",
+    "VERCEL": "Vercel",
+    "APPCENTER_BUILD_ID": "Visual Studio App Center",
+    "CI_XCODE_PROJECT": "Xcode Cloud",
+    "XCS": "Xcode Server",
+}
+
+# Vendors known by a shared variable's value, by part of it, or by two variables together:
+# (vendor, ((variable, "=" exact value | "~" contained text | "" set, text), ...)), all must hold.
+VENDOR_RULES = (
+    ("Codeship", (("CI_NAME", "=", "codeship"),)),
+    ("Sourcehut", (("CI_NAME", "=", "sourcehut"),)),
+    ("Woodpecker", (("CI", "=", "woodpecker"),)),
+    ("Heroku CI", (("NODE", "~", "/app/.heroku/node/bin/node"),)),
+    ("Jenkins", (("JENKINS_URL", "", ""), ("BUILD_ID", "", ""))),
+    ("TaskCluster", (("TASK_ID", "", ""), ("RUN_ID", "", ""))),
 )
 
 
-def _holds(rule: str, env: Mapping[str, str]) -> bool:
-    if "=" in rule:
-        name, _, expected = rule.partition("=")
-        return env.get(name) == expected
-    if "~" in rule:
-        name, _, part = rule.partition("~")
-        return part in env.get(name, "")
-    return bool(env.get(rule))
+def _holds(env: Mapping[str, str], name: str, how: str, text: str) -> bool:
+    value = env.get(name)
+    if not value:
+        return False
+    return value == text if how == "=" else text in value if how == "~" else True
 
 
 def vendor(env: Mapping[str, str] | None = None) -> str | None:
     """The CI vendor's name, for `zomg telemetry status` only; never sent."""
     env = os.environ if env is None else env
-    for name, rules in VENDORS:
-        if all(_holds(rule, env) for rule in rules):
+    for name in VENDOR_VARS:
+        if name in env and env[name]:
+            return VENDOR_VARS[name]
+    for name, rules in VENDOR_RULES:
+        if all(_holds(env, *rule) for rule in rules):
             return name
     return None
 

@@ -16,7 +16,6 @@ import json
 import os
 
 from zomg import paths
-from zomg.fsutil import read_json_file, write_atomic
 
 FILE_NAME = "telemetry.json"
 MODES = ("on", "off", "log")
@@ -82,7 +81,9 @@ def user_path() -> str:
 def _load(path: str) -> tuple[object, str | None, bool]:
     """(parsed JSON, problem, exists)."""
     try:
-        return read_json_file(path), None, True
+        # Not fsutil.read_json_file: that module is not otherwise loaded on a command's path.
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8")), None, True
     except (FileNotFoundError, NotADirectoryError):
         return None, None, False
     except OSError as exc:
@@ -153,7 +154,8 @@ def update(change) -> UserConfig:
     Raises OSError when the file cannot be written (or TimeoutError when the
     lock stays busy). Returns the config as written (or as found).
     """
-    from zomg.telemetry.locking import FileLock
+    from zomg.fsutil import write_atomic
+    from zomg.telemetry.spool import FileLock
 
     directory = paths.config_dir()
     os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -3,9 +3,17 @@
 Imported only when a send is due: this is the one telemetry module that
 loads urllib (and with it http.client, email and ssl). Every failure is
 silent; what was not confirmed stays spooled for a later invocation.
+
+The protocol: holding ``send.lock`` (so two processes never send the same
+events at once), ``claim`` a batch under the spool lock, POST it without any
+lock, then ``settle``: a delivered (or refused for good) batch is removed
+from the spool by identity, whatever was appended or trimmed meanwhile. A
+process that dies mid-send leaves its events spooled for a later one; the
+receiver drops duplicates by ``event_id``.
 """
 from __future__ import annotations
 
+import json
 import threading
 
 from zomg.telemetry import schema
@@ -61,6 +69,55 @@ def post(url: str, body: bytes, timeout: float) -> tuple[str, float | None]:
         return FAILED, None
 
 
+def claim(spool: Spool, now: float, installation_id: str | None, force: bool = False) -> list[tuple[bytes, dict]]:
+    """Under the spool lock: enforce the bound, drop what can never be sent, pick the next batch.
+
+    Records a failed attempt before returning, so a process that dies
+    mid-send still backs off; ``settle`` clears it on success. Returns
+    [] when nothing is due (``force`` ignores the due rule and backoff).
+    Call only while holding ``spool.send_lock()``.
+    """
+    with spool.lock():
+        lines = spool.read()
+        kept: list[bytes] = []
+        events: list[dict] = []
+        for line in spool.bounded(lines, now):
+            try:
+                event = json.loads(line.split(b" ", 1)[1])
+                schema.validate_event(event)
+            except (IndexError, ValueError):
+                continue  # torn or unreadable: it would make the whole batch fail
+            owner = event.get("installation_id")
+            if installation_id is not None and owner is not None and owner != installation_id:
+                continue  # made under an id since deleted by `zomg telemetry off`
+            kept.append(line)
+            events.append(event)
+        if kept != lines:
+            spool.rewrite(kept)
+        if not kept or not (force or (now >= spool.backoff()[1] and spool.due_for(kept, now))):
+            return []
+        failures = spool.backoff()[0] + 1
+        spool.write_backoff(failures, now + spool.tuning.backoff(failures))
+        return list(zip(kept[: schema.MAX_BATCH], events[: schema.MAX_BATCH]))
+
+
+def settle(spool: Spool, batch: list[bytes], delivered: bool, now: float, retry_after: float | None = None) -> None:
+    """After a send: drop ``batch`` if it was delivered (or refused for good), else keep backing off."""
+    with spool.lock():
+        if delivered:
+            sent = set(batch)
+            lines = spool.read()
+            remaining = [line for line in lines if line not in sent]
+            if len(remaining) != len(lines):
+                spool.rewrite(remaining)
+            spool.clear_backoff()
+        elif retry_after:
+            failures, retry_at = spool.backoff()
+            wanted = now + min(retry_after, spool.tuning.backoff_cap)
+            if wanted > retry_at:
+                spool.write_backoff(max(failures, 1), wanted)
+
+
 def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = False) -> int:
     """Send what is due (everything, with ``force``); return how many events were delivered.
 
@@ -77,12 +134,12 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
         return 0
     try:
         for _ in range(_MAX_ROUNDS):
-            batch = spool.claim(clock(), installation_id, force=force)
+            batch = claim(spool, clock(), installation_id, force=force)
             if not batch:
                 break
             body = schema.encode_batch([event for _, event in batch])
             outcome, retry_after = post(url, body, spool.tuning.timeout)
-            spool.settle([line for line, _ in batch], outcome != FAILED, clock(), retry_after)
+            settle(spool, [line for line, _ in batch], outcome != FAILED, clock(), retry_after)
             if outcome == FAILED:
                 break
             if outcome == SENT:

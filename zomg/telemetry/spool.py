@@ -4,22 +4,18 @@
 JSON>``; the prefix lets the due rule read ages without parsing events.
 Every change happens under ``spool.lock``: an append is one short locked
 ``O_APPEND`` write; a rewrite (after a send, or to enforce the bound) is an
-atomic replace. Sending is serialised separately by ``send.lock``, held for
-the whole send, so two processes never send the same events at once, and a
-claimed batch is removed only once delivered: a process that dies mid-send
-leaves its events for a later one. ``backoff.json`` says when to try again
-after a failure. The spool knows nothing about event types: it carries
-encoded events and validates them against the schema before they are sent.
+atomic replace. ``backoff.json`` says when to try again after a failure.
+Sending (``zomg.telemetry.sender``) is serialised by ``send.lock``. The spool
+knows nothing about event types: it carries encoded events.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 from zomg import paths
-from zomg.fsutil import write_atomic
-from zomg.telemetry.locking import FileLock
 
 SPOOL = "spool.jsonl"
 BACKOFF = "backoff.json"
@@ -29,6 +25,132 @@ _LOCK_WAIT = 2.0
 # Below this many bytes a line-count bound cannot be reached (no event is
 # shorter than this), so appends skip reading the file.
 _MIN_LINE = 128
+
+
+# --- locks ---------------------------------------------------------------------
+# Inter-process file locks for the telemetry config and spool.
+#
+# POSIX uses ``os.lockf`` on a lock file: the kernel drops the lock when its
+# holder exits or dies, so a killed zomg never leaves a stale lock, and it
+# needs no import (``fcntl`` alone costs more to load than the rest of a
+# spool append). Such locks belong to the process, not to a descriptor, so
+# threads of one process are kept apart by an in-process mutex taken *before*
+# the file is opened; that also keeps a second descriptor of the same file
+# from being closed (which would drop the process's lock) while it is held.
+# The mutex exists once ``threading`` is loaded, which happens before any
+# second thread of zomg's can. Windows uses ``msvcrt.locking``; anywhere else
+# an ``O_EXCL`` marker file stands in, and a marker older than
+# ``_STALE_AFTER`` seconds is taken to be left by a dead process.
+
+msvcrt = None
+if not hasattr(os, "lockf"):
+    try:
+        import msvcrt
+    except ImportError:
+        pass
+
+_STALE_AFTER = 60.0
+_mutexes: dict = {}
+
+
+def _mutex(path: str):
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return None  # no thread of ours can exist yet
+    mutex = _mutexes.get(path)
+    if mutex is None:
+        mutex = _mutexes.setdefault(path, threading.Lock())
+    return mutex
+
+
+class FileLock:
+    """An exclusive lock on ``path``; ``acquire(wait)`` gives up after ``wait`` seconds."""
+
+    def __init__(self, path: str, backend: str | None = None) -> None:
+        self.path = path
+        self.backend = backend or ("lockf" if hasattr(os, "lockf") else "msvcrt" if msvcrt else "marker")
+        self._fd: int | None = None
+        self._mutex = None
+
+    def _try_once(self) -> bool:
+        if self.backend == "marker":
+            try:
+                fd = os.open(self.path + ".held", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                self._break_if_stale()
+                return False
+            self._fd = fd
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if self.backend == "lockf":
+                os.lockf(fd, os.F_TLOCK, 0)
+            else:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def _break_if_stale(self) -> None:
+        try:
+            if time.time() - os.stat(self.path + ".held").st_mtime > _STALE_AFTER:
+                os.unlink(self.path + ".held")
+        except OSError:
+            pass
+
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lock; poll for up to ``wait`` seconds. OSError if the file cannot be made."""
+        deadline = time.monotonic() + wait
+        mutex = _mutex(self.path)
+        if mutex is not None and not (mutex.acquire(timeout=wait) if wait > 0 else mutex.acquire(False)):
+            return False
+        pause = 0.001
+        try:
+            while not self._try_once():
+                if time.monotonic() + pause > deadline:
+                    break
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        except BaseException:
+            if mutex is not None:
+                mutex.release()
+            raise
+        if self._fd is None:
+            if mutex is not None:
+                mutex.release()
+            return False
+        self._mutex = mutex
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        mutex, self._mutex = self._mutex, None
+        if fd is None:
+            return
+        try:
+            if self.backend == "marker":
+                os.unlink(self.path + ".held")
+            elif self.backend == "lockf":
+                os.lockf(fd, os.F_ULOCK, 0)
+            else:
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+            if mutex is not None:
+                mutex.release()
+
+    def __enter__(self) -> FileLock:
+        if not self.acquire(wait=2.0):
+            raise TimeoutError(f"lock busy: {self.path}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 # Hard ceiling on how long a command may wait for a send at exit, whatever a caller injects.
@@ -102,9 +224,9 @@ class Spool:
     def send_lock(self) -> FileLock:
         return FileLock(os.path.join(self.dir, SEND_LOCK))
 
-    # --- reading (no lock: a torn last line only makes a count one short) ---
+    # Reading takes no lock: a torn last line only makes a count one short.
 
-    def _read(self) -> list[bytes]:
+    def read(self) -> list[bytes]:
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
@@ -113,7 +235,7 @@ class Spool:
         return [line for line in data.split(b"\n") if line]
 
     def count(self) -> int:
-        return len(self._read())
+        return len(self.read())
 
     def backoff(self) -> tuple[int, float]:
         """(consecutive failures, earliest time of the next attempt)."""
@@ -124,8 +246,9 @@ class Spool:
         except (OSError, ValueError, KeyError, TypeError):
             return 0, 0.0
 
-    def _due(self, lines: list[bytes], now: float) -> bool:
-        if not lines or now < self.backoff()[1]:
+    def due_for(self, lines: list[bytes], now: float) -> bool:
+        """The due rule alone (the caller checks the backoff): enough events, or an old one."""
+        if not lines:
             return False
         if len(lines) >= self.tuning.batch_size:
             return True
@@ -136,17 +259,17 @@ class Spool:
         """Whether a send should start: enough events, or an old one, and no backoff running."""
         if now < self.backoff()[1]:
             return False
-        return self._due(self._read(), now)
+        return self.due_for(self.read(), now)
 
-    # --- writing ---
-
-    def _bounded(self, lines: list[bytes], now: float) -> list[bytes]:
+    def bounded(self, lines: list[bytes], now: float) -> list[bytes]:
         """Oldest dropped first: nothing older than the age bound, at most the count bound."""
         oldest = now - self.tuning.max_event_age
         kept = [line for line in lines if (_enqueued(line) or 0) >= oldest]
         return kept[-self.tuning.max_events:] if self.tuning.max_events > 0 else []
 
-    def _rewrite(self, lines: list[bytes]) -> None:
+    def rewrite(self, lines: list[bytes]) -> None:
+        from zomg.fsutil import write_atomic
+
         if lines:
             write_atomic(self.path, b"".join(line + b"\n" for line in lines), mode=0o600)
         else:
@@ -170,11 +293,11 @@ class Spool:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 if os.fstat(fd).st_size >= self.tuning.max_events * _MIN_LINE:
-                    lines = self._read()
+                    lines = self.read()
                     if len(lines) >= self.tuning.max_events:
                         os.close(fd)
                         fd = -1
-                        self._rewrite(self._bounded(lines + [record], now))
+                        self.rewrite(self.bounded(lines + [record], now))
                         return
                 os.write(fd, record + b"\n")
             finally:
@@ -183,62 +306,17 @@ class Spool:
         finally:
             lock.release()
 
-    def claim(self, now: float, installation_id: str | None, force: bool = False) -> list[tuple[bytes, dict]]:
-        """Under the spool lock: enforce the bound, drop what can never be sent, pick the next batch.
+    def write_backoff(self, failures: int, retry_at: float) -> None:
+        from zomg.fsutil import write_atomic
 
-        Records a failed attempt before returning, so a process that dies
-        mid-send still backs off; ``settle`` clears it on success. Returns
-        [] when nothing is due (``force`` ignores the due rule and backoff).
-        Call only while holding ``send_lock``.
-        """
-        from zomg.telemetry import schema
-
-        with self.lock():
-            lines = self._read()
-            kept: list[bytes] = []
-            events: list[dict] = []
-            for line in self._bounded(lines, now):
-                try:
-                    event = json.loads(line.split(b" ", 1)[1])
-                    schema.validate_event(event)
-                except (IndexError, ValueError):
-                    continue  # torn or unreadable: it would make the whole batch fail
-                owner = event.get("installation_id")
-                if installation_id is not None and owner is not None and owner != installation_id:
-                    continue  # made under an id since deleted by `zomg telemetry off`
-                kept.append(line)
-                events.append(event)
-            if kept != lines:
-                self._rewrite(kept)
-            if not kept or not (force or self._due(kept, now)):
-                return []
-            failures = self.backoff()[0] + 1
-            self._write_backoff(failures, now + self.tuning.backoff(failures))
-            size = schema.MAX_BATCH
-            return list(zip(kept[:size], events[:size]))
-
-    def settle(self, batch: list[bytes], delivered: bool, now: float, retry_after: float | None = None) -> None:
-        """After a send: drop ``batch`` if it was delivered (or refused for good), else keep backing off."""
-        with self.lock():
-            if delivered:
-                sent = set(batch)
-                lines = self._read()
-                remaining = [line for line in lines if line not in sent]
-                if len(remaining) != len(lines):
-                    self._rewrite(remaining)
-                try:
-                    os.unlink(self.backoff_path)
-                except FileNotFoundError:
-                    pass
-            elif retry_after:
-                failures, retry_at = self.backoff()
-                wanted = now + min(retry_after, self.tuning.backoff_cap)
-                if wanted > retry_at:
-                    self._write_backoff(max(failures, 1), wanted)
-
-    def _write_backoff(self, failures: int, retry_at: float) -> None:
         body = json.dumps({"failures": failures, "retry_at": retry_at}).encode("ascii")
         write_atomic(self.backoff_path, body, mode=0o600)
+
+    def clear_backoff(self) -> None:
+        try:
+            os.unlink(self.backoff_path)
+        except FileNotFoundError:
+            pass
 
     def clear(self) -> int:
         """Delete every unsent event and the spool's files; return how many events there were."""
