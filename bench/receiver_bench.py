@@ -5,7 +5,8 @@ Part 1, HTTP: gunicorn serves, in turn and interleaved over several rounds,
 or forwarding, (b) the receiver with forwarding off (events appended to a
 scratch file), (c) the receiver forwarding every batch to a fake PostHog on
 127.0.0.1. wrk posts the same 10-event batch over and over; the figures are
-requests per second and p99 latency, and (b) and (c) as a ratio to (a).
+requests per second, p99 latency and the workers' CPU time per request, and
+(b) and (c) as ratios to (a).
 Goal: (b) >= 0.8 of (a).
 
 Part 2, validation: the time per event to validate a 10-event batch with
@@ -146,6 +147,18 @@ class Gunicorn:
             time.sleep(0.05)
         raise SystemExit("gunicorn did not start listening within 30 s")
 
+    def workers_cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the worker processes (Linux /proc)."""
+        total = 0
+        for pid in _children(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -153,6 +166,19 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _children(pid: int) -> list:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
 
 
 def _listening_port(pid: int) -> int | None:
@@ -199,7 +225,11 @@ def bench_http(args: argparse.Namespace) -> None:
                 server = Gunicorn(app, args.workers, env)
                 try:
                     run_wrk(server.url, script, 1, args.connections)  # warm-up
-                    results[name].append(run_wrk(server.url, script, args.seconds, args.connections))
+                    cpu_before = server.workers_cpu_seconds()
+                    result = run_wrk(server.url, script, args.seconds, args.connections)
+                    # Worker CPU per request: what the app costs, less disturbed by other load than req/s.
+                    result["cpu"] = (server.workers_cpu_seconds() - cpu_before) / (result["rps"] * args.seconds)
+                    results[name].append(result)
                 finally:
                     server.stop()
                 if os.path.exists(output):
@@ -210,13 +240,15 @@ def bench_http(args: argparse.Namespace) -> None:
 
     base_rps = statistics.median(r["rps"] for r in results["no-op app"])
     base_p99 = statistics.median(r["p99"] for r in results["no-op app"])
+    base_cpu = statistics.median(r["cpu"] for r in results["no-op app"])
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
+        cpu = statistics.median(r["cpu"] for r in runs)
         bad = sum(r["non2xx"] for r in runs)
-        line = f"  {name:38s} {rps:9.0f} req/s  p99 {p99 * 1000:7.2f} ms"
+        line = f"  {name:38s} {rps:7.0f} req/s  p99 {p99 * 1000:6.2f} ms  worker CPU {cpu * 1e6:5.0f} us/req"
         if name != "no-op app":
-            line += f"   throughput ratio {rps / base_rps:.2f}  p99 ratio {p99 / base_p99:.2f}"
+            line += f"  | ratios: throughput {rps / base_rps:.2f}, p99 {p99 / base_p99:.2f}, CPU {cpu / base_cpu:.2f}"
         if bad:
             line += f"   non-2xx: {bad}"
         errors = [r["socket_errors"] for r in runs if r["socket_errors"]]
