@@ -133,6 +133,9 @@ class FakePostHog:
     def __init__(self, record: bool = True) -> None:
         self.requests: list = []
         self.count = 0
+        self.connections = 0
+        self.keep_alive = False  # answer without "Connection: close" and serve the next request
+        self.close_silently = False  # with keep_alive: still close after answering, as an idle timeout would
         self._lock = threading.Lock()
         self.status = 200
         self.hang = False
@@ -141,6 +144,14 @@ class FakePostHog:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, a kept-alive
+            # connection waits for a delayed ACK between them (Nagle).
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -157,10 +168,11 @@ class FakePostHog:
                 self.send_response(fake.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
-                self.send_header("Connection", "close")
+                if not fake.keep_alive:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(payload)
-                self.close_connection = True
+                self.close_connection = not fake.keep_alive or fake.close_silently
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

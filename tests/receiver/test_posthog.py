@@ -188,3 +188,33 @@ def test_every_event_type_has_the_fields_posthog_needs():
         names = set(schema.field_names(event_name))
         assert {"event", "event_id", "timestamp"} <= names
         assert len(names & set(DISTINCT_ID_FIELDS)) == 1, event_name
+
+
+def test_the_connection_to_posthog_is_kept_open_between_batches(forwarding, fake_posthog):
+    app, _, lines = forwarding
+    fake_posthog.keep_alive = True
+    for _ in range(3):
+        assert call_app(app, schema.encode_batch([new_event()])).status == 202
+    assert (len(fake_posthog.requests), fake_posthog.connections) == (3, 1)
+    assert lines == []
+
+
+def test_a_connection_posthog_closed_while_idle_is_replaced_without_a_failed_try(forwarding, fake_posthog):
+    app, _, lines = forwarding
+    fake_posthog.keep_alive = fake_posthog.close_silently = True
+    for _ in range(3):
+        assert call_app(app, schema.encode_batch([new_event()])).status == 202
+    assert (len(fake_posthog.requests), fake_posthog.connections) == (3, 3)
+    assert lines == []
+
+
+def test_a_proxy_from_the_environment_is_used(fake_posthog, monkeypatch):
+    # The fake stands in for the proxy here: a proxy gets the absolute URL.
+    monkeypatch.setenv("http_proxy", fake_posthog.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("no_proxy", "")
+    forwarder = PostHogForwarder(TOKEN, "http://posthog.invalid", timeout=1, attempts=1)
+    assert call_app(make_app(forwarder), schema.encode_batch([new_event()])).status == 202
+    [request] = fake_posthog.requests
+    assert request["path"] == "http://posthog.invalid/batch/"
+    assert json.loads(request["body"])["api_key"] == TOKEN

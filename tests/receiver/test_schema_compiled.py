@@ -141,7 +141,7 @@ def test_encode_event_is_compact_json_in_schema_order(event_name, data):
 
 
 @pytest.mark.parametrize("event_name", EVENT_NAMES)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_a_canonical_body_of_valid_events_takes_the_fast_path(event_name, data):
     events = data.draw(st.lists(valid_events_of(event_name), min_size=1, max_size=5))

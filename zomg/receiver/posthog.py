@@ -80,7 +80,25 @@ def check_host(host: str) -> str:
     return host.rstrip("/")
 
 
-def _opener() -> object:
+# Only these headers go to PostHog (http.client adds Host, Content-Length and
+# Accept-Encoding); nothing of the client's request is ever among them.
+HEADERS = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+_MAX_RESPONSE = 65536
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (https_proxy, no_proxy), or None."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return proxy
+    return None
+
+
+def _proxy_opener() -> object:
     import urllib.request
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -88,12 +106,17 @@ def _opener() -> object:
         def redirect_request(self, req, fp, code, msg, headers, newurl):
             return None
 
-    # Proxies come from the environment (https_proxy, no_proxy), as for any urllib client.
     return urllib.request.build_opener(NoRedirect)
 
 
 class PostHogForwarder:
-    """``deliver`` for make_app: POST a batch to PostHog, or raise DeliveryError."""
+    """``deliver`` for make_app: POST a batch to PostHog, or raise DeliveryError.
+
+    Each worker thread keeps its connection to PostHog open between batches, so
+    a batch costs one round trip instead of a TCP and TLS handshake each time.
+    Through a proxy from the environment it goes by urllib instead, a
+    connection per batch.
+    """
 
     def __init__(
         self,
@@ -103,26 +126,24 @@ class PostHogForwarder:
         attempts: int = DEFAULT_ATTEMPTS,
         log: Callable[[str], None] | None = None,
     ) -> None:
+        import threading
+        from urllib.parse import urlsplit
+
         self.api_key = api_key
         self.url = check_host(host) + "/batch/"
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-        self._open = _opener().open
+        self._proxied = _proxy_for(self.url) is not None
+        self._open = _proxy_opener().open if self._proxied else None
+        parts = urlsplit(self.url)
+        self._target = (parts.scheme, parts.hostname, parts.port, parts.path)
+        self._local = threading.local()
 
     def __call__(self, events: list) -> None:
-        import urllib.request
-
         body = batch_body(self.api_key, events)
         for attempt in range(1, self.attempts + 1):
-            # A fresh Request each time: only these headers, never anything of the client's.
-            request = urllib.request.Request(
-                self.url,
-                data=body,
-                method="POST",
-                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
-            )
-            problem, retry = self._post(request)
+            problem, retry = self._post(body)
             if problem is None:
                 return
             self.log(f"zomg-receiver: PostHog batch of {len(events)} not accepted (try {attempt}): {problem}")
@@ -132,21 +153,69 @@ class PostHogForwarder:
                 time.sleep(_BACKOFF_SECONDS * attempt)
         raise DeliveryError("upstream: PostHog did not accept the batch; keep the events and retry later")
 
-    def _post(self, request: object) -> tuple[str | None, bool]:
+    def _post(self, body: bytes) -> tuple[str | None, bool]:
         """(None, _) when PostHog accepted; else (what went wrong, whether a retry may help)."""
         import http.client
-        import urllib.error
 
         try:
-            with self._open(request, timeout=self.timeout) as response:
-                response.read(65536)
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            exc.close()
+            status = self._post_by_proxy(body) if self._proxied else self._post_direct(body)
         except (OSError, http.client.HTTPException) as exc:
             # Refused, reset, unresolvable, timed out (URLError is an OSError).
             return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", True
         if 200 <= status < 300:
             return None, False
         return f"HTTP {status}", status in _RETRYABLE_STATUS
+
+    def _connection(self) -> object:
+        import http.client
+
+        scheme, host, port, _ = self._target
+        if scheme == "https":
+            import ssl
+
+            return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=ssl.create_default_context())
+        return http.client.HTTPConnection(host, port, timeout=self.timeout)
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+    def _post_direct(self, body: bytes) -> int:
+        import http.client
+
+        connection = getattr(self._local, "connection", None)
+        reused = connection is not None
+        if not reused:
+            connection = self._local.connection = self._connection()
+        try:
+            connection.request("POST", self._target[3], body=body, headers=HEADERS)
+            response = connection.getresponse()
+            unread = len(response.read(_MAX_RESPONSE + 1)) > _MAX_RESPONSE
+            if unread or response.will_close:
+                self._drop()
+            return response.status
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected):
+            self._drop()
+            if not reused:
+                raise
+        except BaseException:
+            self._drop()
+            raise
+        # PostHog (or a proxy in front of it) had closed the idle connection:
+        # that is no failed try; send once more on a new connection.
+        return self._post_direct(body)
+
+    def _post_by_proxy(self, body: bytes) -> int:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=HEADERS)
+        try:
+            with self._open(request, timeout=self.timeout) as response:
+                response.read(_MAX_RESPONSE)
+                return response.status
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return exc.code
