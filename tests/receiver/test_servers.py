@@ -151,3 +151,11 @@ def test_gunicorn_records_to_the_output_file_from_every_worker(serve, tmp_path):
     server.stop()
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(line["event_id"] for line in lines) == sorted(e["event_id"] for e in sent)
+
+
+def test_dev_server_threads_share_kept_open_connections_to_posthog(receiver_process, fake_posthog):
+    fake_posthog.keep_alive = True
+    server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
+    for _ in range(4):  # one thread per request, one after another
+        assert post(server.url + "/v1/events", schema.encode_batch([new_event()])) == (202, {"accepted": 1})
+    assert (len(fake_posthog.requests), fake_posthog.connections) == (4, 1)

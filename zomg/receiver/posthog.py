@@ -84,6 +84,7 @@ def check_host(host: str) -> str:
 # Accept-Encoding); nothing of the client's request is ever among them.
 HEADERS = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
 _MAX_RESPONSE = 65536
+_MAX_IDLE = 8  # idle connections kept per process
 
 
 def _proxy_for(url: str) -> str | None:
@@ -112,10 +113,10 @@ def _proxy_opener() -> object:
 class PostHogForwarder:
     """``deliver`` for make_app: POST a batch to PostHog, or raise DeliveryError.
 
-    Each worker thread keeps its connection to PostHog open between batches, so
-    a batch costs one round trip instead of a TCP and TLS handshake each time.
-    Through a proxy from the environment it goes by urllib instead, a
-    connection per batch.
+    Connections to PostHog stay open between batches (a few idle ones per
+    process, shared by its threads), so a batch costs one round trip instead of
+    a TCP and TLS handshake each time. Through a proxy from the environment it
+    goes by urllib instead, a connection per batch.
     """
 
     def __init__(
@@ -138,7 +139,8 @@ class PostHogForwarder:
         self._open = _proxy_opener().open if self._proxied else None
         parts = urlsplit(self.url)
         self._target = (parts.scheme, parts.hostname, parts.port, parts.path)
-        self._local = threading.local()
+        self._idle: list = []
+        self._idle_lock = threading.Lock()
 
     def __call__(self, events: list) -> None:
         body = batch_body(self.api_key, events)
@@ -176,36 +178,43 @@ class PostHogForwarder:
             return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=ssl.create_default_context())
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
-    def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            connection.close()
+    def _take(self) -> object:
+        with self._idle_lock:
+            return self._idle.pop() if self._idle else None
+
+    def _give(self, connection: object) -> None:
+        with self._idle_lock:
+            if len(self._idle) < _MAX_IDLE:
+                self._idle.append(connection)
+                return
+        connection.close()
 
     def _post_direct(self, body: bytes) -> int:
         import http.client
 
-        connection = getattr(self._local, "connection", None)
+        connection = self._take()
         reused = connection is not None
         if not reused:
-            connection = self._local.connection = self._connection()
+            connection = self._connection()
         try:
             connection.request("POST", self._target[3], body=body, headers=HEADERS)
             response = connection.getresponse()
             unread = len(response.read(_MAX_RESPONSE + 1)) > _MAX_RESPONSE
-            if unread or response.will_close:
-                self._drop()
-            return response.status
         except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected):
-            self._drop()
+            connection.close()
             if not reused:
                 raise
+            # PostHog (or a proxy in front of it) had closed the idle connection:
+            # that is no failed try; send once more on a new connection.
+            return self._post_direct(body)
         except BaseException:
-            self._drop()
+            connection.close()
             raise
-        # PostHog (or a proxy in front of it) had closed the idle connection:
-        # that is no failed try; send once more on a new connection.
-        return self._post_direct(body)
+        if unread or response.will_close:
+            connection.close()
+        else:
+            self._give(connection)
+        return response.status
 
     def _post_by_proxy(self, body: bytes) -> int:
         import urllib.error
