@@ -201,6 +201,36 @@ def _listening_port(pid: int) -> int | None:
     return None
 
 
+def _app_cpu_per_request(app, body: bytes) -> float:
+    """CPU seconds one request costs the WSGI application itself, called in-process."""
+    import io
+    import time
+
+    def one() -> None:
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/events", "CONTENT_LENGTH": str(len(body)),
+                   "wsgi.input": io.BytesIO(body)}
+        app(environ, lambda status, headers: None)
+
+    timer = timeit.Timer(one, timer=time.process_time)
+    number = 2000
+    return min(timer.repeat(repeat=5, number=number)) / number
+
+
+def bench_in_process(scratch: str, body: bytes) -> None:
+    from zomg.receiver import make_app
+    from zomg.receiver.record import LineRecorder
+
+    output = os.path.join(scratch, "in-process.jsonl")
+    receiver = make_app(LineRecorder(output))
+    pretty = json.dumps(json.loads(body), indent=1).encode()
+    print("In-process, the application's own CPU per request (no server, no network):")
+    for name, app, data in (("no-op app", noop_app, body),
+                            ("receiver, forwarding off, body as the CLI sends it", receiver, body),
+                            ("receiver, forwarding off, same events pretty-printed", receiver, pretty)):
+        print(f"  {name:53s} {_app_cpu_per_request(app, data) * 1e6:6.1f} us")
+    os.unlink(output)
+
+
 def bench_http(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (or run with --skip-http)")
@@ -212,6 +242,7 @@ def bench_http(args: argparse.Namespace) -> None:
     base_env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("POSTHOG_")}
     base_env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     output = os.path.join(scratch, "events.jsonl")
+    bench_in_process(scratch, body)
     configs = {
         "no-op app": ("receiver_bench:noop_app", base_env),
         "receiver, forwarding off": ("zomg.receiver:app", dict(base_env, ZOMG_RECEIVER_OUTPUT=output)),
