@@ -41,8 +41,7 @@ def test_every_command_and_option_is_in_the_man_page():
 
     def walk(parser):
         for action in parser._actions:
-            for option in action.option_strings:
-                yield option
+            yield from action.option_strings
             if isinstance(getattr(action, "choices", None), dict):
                 for name, sub in action.choices.items():
                     yield name
@@ -91,7 +90,7 @@ def test_fish_completion_offers_the_parsers_words():
         assert proc.stderr == ""
         return [row.split("\t")[0] for row in proc.stdout.splitlines()]
 
-    assert set(complete("zomg ")) == {"box", "exec", "console", "completion", "telemetry"}
+    assert set(complete("zomg ")) == {"box", "exec", "console", "completion", "setup", "telemetry"}
     assert set(complete("zomg box ")) == {"create", "list", "show", "rm"}
     assert "--force" in complete("zomg box rm --")
     assert complete("zomg completion ") == ["bash", "fish", "zsh"]

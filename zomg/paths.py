@@ -78,6 +78,12 @@ def system_config_dirs() -> list[str]:
     return [os.path.join(d, APP) for d in dirs]
 
 
-def boxes_dir() -> str:
-    """Where the local backend keeps boxes."""
+def default_boxes_dir() -> str:
     return os.path.join(data_dir(), "boxes")
+
+
+def boxes_dir() -> str:
+    """Where the local backend keeps boxes: as chosen in `zomg setup`, else under the data dir."""
+    from zomg import setup_config
+
+    return setup_config.configured_boxes_dir() or default_boxes_dir()

@@ -9,8 +9,9 @@ _zomg() {
             "|box") path="box"; continue ;;
             "|exec") path="exec"; continue ;;
             "|console") path="console"; continue ;;
-            "|completion") path="completion"; continue ;;
+            "|setup") path="setup"; continue ;;
             "|telemetry") path="telemetry"; continue ;;
+            "|completion") path="completion"; continue ;;
             "box|create") path="box create"; continue ;;
             "box|list") path="box list"; continue ;;
             "box|show") path="box show"; continue ;;
@@ -22,17 +23,17 @@ _zomg() {
             "telemetry|explain") path="telemetry explain"; continue ;;
         esac
         [[ $w != -* ]] && case "$prev" in
-            --env|--project|--shell|--workdir) ;;
+            --boxes-dir|--deployment-metrics|--deployment-name|--env|--project|--shell|--workdir) ;;
             *) npos=$((npos + 1)) ;;
         esac
     done
     case "$prev" in
         --shell) COMPREPLY=($(compgen -c -- "$cur")); return 0 ;;
-        --env|--project|--shell|--workdir) return 0 ;;
+        --boxes-dir|--deployment-metrics|--deployment-name|--env|--project|--shell|--workdir) return 0 ;;
     esac
     local words=""
     case "$path" in
-        "") words="box exec console completion telemetry --help -h --version" ;;
+        "") words="box exec console setup telemetry completion --help -h --version" ;;
         "box") words="create list show rm --help -h" ;;
         "box create") words="--help -h --project --env"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
         "box list") words="--help -h --project --json" ;;
@@ -40,13 +41,14 @@ _zomg() {
         "box rm") words="--help -h --force -f"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
         "exec") words="--help -h --env --workdir"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
         "console") words="--help -h --shell"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
-        "completion") words="--help -h"; [[ $npos -eq 0 ]] && words="$words bash zsh fish" ;;
+        "setup") words="--help -h --boxes-dir --deployment-name --deployment-metrics --no-input --show" ;;
         "telemetry") words="status on off log explain --help -h" ;;
         "telemetry status") words="--help -h --json" ;;
         "telemetry on") words="--help -h" ;;
         "telemetry off") words="--help -h" ;;
         "telemetry log") words="--help -h" ;;
         "telemetry explain") words="--help -h" ;;
+        "completion") words="--help -h"; [[ $npos -eq 0 ]] && words="$words bash zsh fish" ;;
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }

@@ -78,8 +78,11 @@ def test_rm_refuses_a_box_with_files_unless_forced(zomg):
     assert os.listdir(paths.boxes_dir()) == []
 
 
-@pytest.mark.parametrize("content", [b"{not json", b"", b"[]", b'{"name": "other", "project": null, "env": {}, "created": "x"}',
-                                     b'{"name": "x", "project": null, "env": {"A": 1}, "created": "x"}', b"\xff\xfe"])
+@pytest.mark.parametrize("content", [
+    b"{not json", b"", b"[]", b"\xff\xfe",
+    b'{"name": "other", "project": null, "env": {}, "created": "x"}',
+    b'{"name": "x", "project": null, "env": {"A": 1}, "created": "x"}',
+])
 def test_corrupt_metadata_is_one_line_and_never_rewritten(zomg, content):
     zomg("box", "create", "x")
     zomg("box", "create", "y")
@@ -144,8 +147,9 @@ def test_two_processes_creating_the_same_box_give_one_box_and_one_conflict(tmp_p
     import subprocess
     import sys
 
-    script = "import sys; from zomg.cli import main; sys.exit(main(['box', 'create', 'race', '--env', 'WHO=' + sys.argv[1]]))"
-    for round_ in range(5):
+    script = ("import sys; from zomg.cli import main;"
+              "sys.exit(main(['box', 'create', 'race', '--env', 'WHO=' + sys.argv[1]]))")
+    for _ in range(5):
         procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], stderr=subprocess.PIPE, text=True)
                  for i in range(4)]
         results = [(p.wait(), p.stderr.read()) for p in procs]

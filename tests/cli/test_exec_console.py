@@ -47,7 +47,9 @@ def test_exec_workdir_inside_the_workspace(zomg, box, fp):
     assert recorder.calls[0].kwargs["cwd"] == os.path.realpath(os.path.join(box.workspace, "src", "app"))
 
 
-@pytest.mark.parametrize("workdir,message", [("../..", "outside"), ("/etc", "outside"), ("missing", "no such directory")])
+@pytest.mark.parametrize(
+    "workdir,message", [("../..", "outside"), ("/etc", "outside"), ("missing", "no such directory")]
+)
 def test_exec_bad_workdir(zomg, box, fp, workdir, message):
     r = zomg("exec", "dev", "--workdir", workdir, "--", "pwd")
     assert r.code in (1, 2) and message in r.err and r.err.count("\n") == 1

@@ -38,15 +38,17 @@ class CLI:
 
         self.capsys.readouterr()
         code = main(list(argv))
+        self.drain()  # deterministic: whatever this run started has finished before the next
         captured = self.capsys.readouterr()
         return Result(code, captured.out, captured.err)
 
     def drain(self) -> None:
         """Wait for every send started so far to end (sends are bounded by the socket timeout)."""
         for session in self.sessions:
-            if session.thread is not None:
-                session.thread.join(30)
-                assert not session.thread.is_alive()
+            for thread in (session.metrics_thread, session.thread):
+                if thread is not None:
+                    thread.join(30)
+                    assert not thread.is_alive()
 
 
 @pytest.fixture

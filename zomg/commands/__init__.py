@@ -13,8 +13,9 @@ TOP_LEVEL = {
     "box": ("zomg.commands.box", "create, list, show and remove boxes"),
     "exec": ("zomg.commands.exec", "run a command inside a box"),
     "console": ("zomg.commands.console", "open an interactive shell inside a box"),
-    "completion": ("zomg.commands.completion", "print a shell completion script"),
+    "setup": ("zomg.commands.setup", "configure zomg on this machine (and opt in to deployment metrics)"),
     "telemetry": ("zomg.commands.telemetry", "see or change what zomg's usage telemetry does"),
+    "completion": ("zomg.commands.completion", "print a shell completion script"),
 }
 
 FLAG = "flag"  # --force: present or not

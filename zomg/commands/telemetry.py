@@ -30,7 +30,7 @@ def explain() -> int:
 
 
 def _store(mode: str) -> None:
-    from zomg.errors import ConflictError, from_os_error
+    from zomg.errors import ConflictError, ZomgError, from_os_error
     from zomg.telemetry import config, policy
     from zomg.telemetry.spool import Spool
 
@@ -42,8 +42,11 @@ def _store(mode: str) -> None:
 
     dropped = 0
     if mode == "off":
+        from zomg.telemetry import schema
+
         try:
-            dropped = Spool().clear()
+            # Deployment metrics share the spool but not this switch: only CLI events go.
+            dropped = Spool().drop_events(schema.CLI_COMMAND)
         except (OSError, TimeoutError) as exc:
             raise ConflictError(f"cannot delete the unsent telemetry events: {exc}") from None
     try:
@@ -58,6 +61,15 @@ def _store(mode: str) -> None:
     elif mode == "log":
         message += "; from now on each command prints the event it would send to stderr instead of sending it"
     note(message)
+    if mode == "off":
+        from zomg import setup_config
+
+        try:
+            chosen = "on" if setup_config.load().deployment_metrics else "off"
+        except ZomgError:
+            chosen = "as stored"
+        note(f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup "
+             "(change with: zomg setup --deployment-metrics on|off)")
     decision = policy.decide()
     if decision.mode != mode:
         note(f"telemetry: note: this setting has no effect for now: {decision.reason}, "

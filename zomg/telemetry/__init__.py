@@ -24,24 +24,28 @@ LOG_PREFIX = "zomg-telemetry: "
 
 
 class Session:
-    """One invocation that will record an event (mode on or log)."""
+    """One invocation that records a CLI event (mode on or log), deployment metrics, or both."""
 
-    def __init__(self, mode: str, installation_id: str | None, url: str, tuning: Tuning,
+    def __init__(self, mode: str | None, installation_id: str | None, url: str, tuning: Tuning,
                  env: Mapping[str, str] | None = None) -> None:
-        self.mode = mode
+        self.mode = mode  # None: no CLI event, only deployment metrics
         self.installation_id = installation_id
         self.url = url
         self.tuning = tuning
         self.env = env
         self.thread = None  # the send this invocation started, if any
+        self.metrics_thread = None  # measuring deployment metrics, when due
+        self.metrics_log: list[bytes] = []  # in log mode: the payload to print
 
     def _spool(self) -> Spool:
         from zomg.telemetry.spool import Spool
 
         return Spool(tuning=self.tuning)
 
-    def start_send_if_due(self) -> None:
-        if self.installation_id is None:
+    def start_send_if_due(self, any_owner: bool = False) -> None:
+        # Without an installation id there are no CLI events to send, unless
+        # deployment metrics (which carry their own id) are on.
+        if self.installation_id is None and not any_owner:
             return
         spool = self._spool()
         if spool.due(self.tuning.clock()):
@@ -49,13 +53,46 @@ class Session:
 
             self.thread = sender.start(spool, self.url, self.installation_id)
 
+    def start_deployment_metrics(self, mode: str, deployment_id: str) -> None:
+        """Measure in a daemon thread: walking the boxes must never delay the command."""
+        import threading
+
+        from zomg.telemetry import deployment
+
+        def measure() -> None:
+            try:
+                payload = deployment.record(mode, deployment_id, self._spool(), self.tuning.clock())
+            except Exception:  # silent, like every other telemetry failure
+                return
+            if payload is not None:
+                self.metrics_log.append(payload)
+
+        self.metrics_thread = threading.Thread(target=measure, name="zomg-deployment-metrics", daemon=True)
+        self.metrics_thread.start()
+
     def finish(self, invocation: dict) -> None:
+        if self.mode is not None:
+            try:
+                self._record(invocation)
+            except Exception:  # telemetry never changes what the user sees
+                pass
+        # One grace for everything still running, however many threads there are.
+        import time
+
+        deadline = time.monotonic() + self.tuning.grace
+        for thread in (self.metrics_thread, self.thread):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        for payload in self.metrics_log:
+            self._print_log_line(payload)
+
+    @staticmethod
+    def _print_log_line(payload: bytes) -> None:
         try:
-            self._record(invocation)
-        except Exception:  # telemetry never changes what the user sees
+            sys.stderr.write(LOG_PREFIX + payload.decode("ascii") + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
             pass
-        if self.thread is not None:
-            self.thread.join(self.tuning.grace)
 
     def _record(self, invocation: dict) -> None:
         import json
@@ -70,12 +107,7 @@ class Session:
             from zomg.telemetry import schema
 
             schema.validate_event(built)
-            line = LOG_PREFIX + schema.encode_batch([built]).decode("ascii") + "\n"
-            try:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
+            self._print_log_line(schema.encode_batch([built]))
             return
         encoded = json.dumps(built, separators=(",", ":"), ensure_ascii=True).encode("ascii")
         self._spool().append(encoded, now)
@@ -96,23 +128,58 @@ def _start(telemetry_command: bool, env: Mapping[str, str] | None, tuning: Tunin
     from zomg.telemetry import policy
 
     decision = policy.decide(env)
+    session, notice_shown = _cli_session(decision, env, tuning)
+    if notice_shown:
+        return None  # the run that shows the notice records and sends nothing at all
+    return _add_deployment_metrics(session, decision, env, tuning)
+
+
+def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None) -> tuple[Session | None, bool]:
+    """The CLI-event part of this run's session, and whether the notice was shown instead."""
     if decision.mode == "off":
-        return None
-    from zomg.telemetry import config, notice
+        return None, False
+    from zomg.telemetry import config, notice, policy
     from zomg.telemetry.spool import Tuning
 
     url = policy.endpoint(env)
     if decision.mode == "on" and policy.endpoint_problem(url) is not None:
-        return None  # nowhere to send: record nothing, say nothing
+        return None, False  # nowhere to send: record nothing, say nothing
     if not config.writable():
-        return None  # read-only home or sandbox: silently off for this run
+        return None, False  # read-only home or sandbox: silently off for this run
     user = decision.user if decision.user is not None else config.read_user()
     if decision.mode == "on" and notice.due(user.notice_version):
         notice.show(env_decided=decision.source.startswith("env:"))
-        return None  # the run that shows the notice records and sends nothing
+        return None, True
     session = Session(decision.mode, user.installation_id, url, tuning or Tuning(), env)
     if decision.mode == "on":
         session.start_send_if_due()
+    return session, False
+
+
+def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str, str] | None,
+                            tuning: Tuning | None) -> Session | None:
+    """Deployment metrics, opted in through `zomg setup`, ride on the same spool and sender."""
+    import os
+
+    from zomg import setup_config
+
+    if decision.source in ("env:DO_NOT_TRACK",) or not os.path.exists(setup_config.path()):
+        return session  # not opted in (the common case costs one stat)
+    from zomg.telemetry import deployment, policy
+    from zomg.telemetry.spool import Tuning
+
+    mode, _ = deployment.decide(env, decision.system)
+    if mode == "off":
+        return session
+    url = policy.endpoint(env)
+    if mode == "on" and policy.endpoint_problem(url) is not None:
+        return session
+    if session is None:
+        session = Session(None, None, url, tuning or Tuning(), env)
+    if deployment.due(session._spool().dir, session.tuning.clock()):
+        session.start_deployment_metrics(mode, setup_config.load().deployment_id)
+    if mode == "on" and session.thread is None:
+        session.start_send_if_due(any_owner=True)
     return session
 
 

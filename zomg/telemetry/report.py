@@ -58,6 +58,27 @@ def status(env=None) -> dict:
         "system_path": system.path,
         "system_locked": system.locks_off,
         "unsent_events": Spool().count(),
+        "deployment_metrics": _deployment_status(env, system),
+    }
+
+
+def _deployment_status(env, system) -> dict:
+    """Deployment metrics: a separate data set, on only after an opt-in in `zomg setup`."""
+    from zomg import setup_config
+    from zomg.errors import ZomgError
+    from zomg.telemetry import deployment
+
+    mode, reason = deployment.decide(env, system)
+    try:
+        answers = setup_config.load()
+    except ZomgError:
+        answers = setup_config.Answers()
+    return {
+        "mode": mode,
+        "reason": reason,
+        "chosen_in_setup": answers.deployment_metrics,
+        "deployment_id": answers.deployment_id,
+        "setup_path": setup_config.path(),
     }
 
 
@@ -75,6 +96,7 @@ def status_lines(info: dict) -> list[tuple[str, str]]:
         ("config file:", info["config_path"] + ("" if info["config_writable"] else " (not writable)")),
         ("system file:", (info["system_path"] or "none") + (" (locks telemetry off)" if info["system_locked"] else "")),
         ("unsent events:", str(info["unsent_events"])),
+        ("deployment metrics:", f"{info['deployment_metrics']['mode']} ({info['deployment_metrics']['reason']})"),
     ]
 
 

@@ -371,12 +371,50 @@ CLI_COMMAND_FIELDS: tuple[tuple[str, object, str], ...] = (
 _cross_check_cli_command = _SetExactlyWhen("error_class", "result", "error")
 
 
+# deployment.metrics v1: sent only after an opt-in in `zomg setup`. Its own
+# random deployment_id, never the installation id: the two data sets share no key.
+DEPLOYMENT_METRICS = "deployment.metrics"
+UNKNOWN = "unknown"  # the measurement is not possible on this system
+CPU_BUCKETS = ("1", "2", "3-4", "5-8", "9-16", "17-64", ">64")
+MEMORY_BUCKETS = ("<=2GiB", "2-4GiB", "4-8GiB", "8-16GiB", "16-64GiB", "64-256GiB", ">256GiB")
+ACTIVE_BOXES_BUCKETS = ("0", "1", "2-5", "6-20", "21-100", ">100")
+STORAGE_SHARE_BUCKETS = ("<=10%", "10-25%", "25-50%", "50-75%", "75-90%", ">90%")
+BOX_BYTES_BUCKETS = ("<=1MiB", "1-100MiB", "100MiB-1GiB", "1-10GiB", "10-100GiB", ">100GiB")
+
+
+def _or_unknown(buckets: tuple) -> tuple:
+    return buckets + (UNKNOWN,)
+
+
+DEPLOYMENT_METRICS_FIELDS: tuple[tuple[str, object, str], ...] = (
+    ("event", _Const(DEPLOYMENT_METRICS), f'always "{DEPLOYMENT_METRICS}"'),
+    ("schema_version", _Const(SCHEMA_VERSION), f"always {SCHEMA_VERSION}"),
+    ("event_id", _check_uuid, "a random UUID, new for every event (lets duplicates be dropped)"),
+    ("deployment_id", _check_uuid,
+     "a random UUID made when you opt in, deleted when you opt out; never the installation id"),
+    ("timestamp", _Timestamp(), "when the metrics were measured, UTC, to the second"),
+    ("cli_version", _Pattern(_VERSION, "a version string"), "the zomg version"),
+    ("os", _Enum(OS_VALUES), " | ".join(OS_VALUES)),
+    ("arch", _Enum(ARCH_VALUES), " | ".join(ARCH_VALUES)),
+    ("cpu_bucket", _Enum(_or_unknown(CPU_BUCKETS)), "CPU count: " + " | ".join(_or_unknown(CPU_BUCKETS))),
+    ("memory_bucket", _Enum(_or_unknown(MEMORY_BUCKETS)),
+     "physical memory: " + " | ".join(_or_unknown(MEMORY_BUCKETS))),
+    ("active_boxes_bucket", _Enum(ACTIVE_BOXES_BUCKETS),
+     "boxes used (exec or console) in the last 7 days: " + " | ".join(ACTIVE_BOXES_BUCKETS)),
+    ("storage_used_bucket", _Enum(_or_unknown(STORAGE_SHARE_BUCKETS)),
+     "share of the file system holding the boxes that is in use: " + " | ".join(_or_unknown(STORAGE_SHARE_BUCKETS))),
+    ("box_bytes_bucket", _Enum(_or_unknown(BOX_BYTES_BUCKETS)),
+     "disk space used by all boxes: " + " | ".join(_or_unknown(BOX_BYTES_BUCKETS))),
+)
+
+
 # event name -> (ordered fields, check across fields). Other event types
 # (deployment metrics) register here, so one batch may carry several kinds.
 # A checker is any callable (value -> None or reason); those with
 # ``expression``/``json_schema`` (the rules above) are also compiled and published.
 EVENT_TYPES: dict[str, tuple[tuple[tuple[str, object, str], ...], object]] = {
     CLI_COMMAND: (CLI_COMMAND_FIELDS, _cross_check_cli_command),
+    DEPLOYMENT_METRICS: (DEPLOYMENT_METRICS_FIELDS, None),
 }
 
 

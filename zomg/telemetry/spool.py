@@ -211,6 +211,15 @@ def _enqueued(line: bytes) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+def _event_name(line: bytes) -> str | None:
+    """The event type of a spool line; None for a line that cannot be read (it could never be sent)."""
+    try:
+        name = json.loads(line.split(b" ", 1)[1]).get("event")
+    except (IndexError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 class Spool:
     def __init__(self, directory: str | None = None, tuning: Tuning | None = None) -> None:
         self.dir = directory or default_dir()
@@ -317,6 +326,19 @@ class Spool:
             os.unlink(self.backoff_path)
         except FileNotFoundError:
             pass
+
+    def drop_events(self, event_name: str) -> int:
+        """Delete the unsent events of one type; return how many. With none left, the files go too."""
+        if not os.path.isdir(self.dir):
+            return 0
+        with self.lock():
+            lines = self.read()
+            kept = [line for line in lines if _event_name(line) not in (event_name, None)]
+            if len(kept) != len(lines):
+                self.rewrite(kept)
+        if not kept:
+            self.clear()
+        return len(lines) - len(kept)
 
     def clear(self) -> int:
         """Delete every unsent event and the spool's files; return how many events there were."""

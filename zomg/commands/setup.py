@@ -1,0 +1,177 @@
+"""`zomg setup`: configure zomg on this machine, and the deployment-metrics opt-in.
+
+On a terminal it asks, showing each current value as the default, and for
+deployment metrics shows exactly what would be sent, defaulting to No every
+time. Without a terminal (or with --no-input) it never asks: it takes the
+flags, and deployment metrics stay off unless --deployment-metrics on is given.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from zomg import paths, setup_config
+from zomg.commands import FLAG, Arg, Command
+from zomg.errors import UsageError
+from zomg.output import note, print_table
+
+
+def _interactive(no_input: bool) -> bool:
+    if no_input:
+        return False
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _ask(question: str, default: str) -> str:
+    """One line from the person at the terminal; end of input aborts without saving anything."""
+    try:
+        answer = input(f"{question} [{default}]: ")
+    except EOFError:
+        sys.stdout.write("\n")
+        raise UsageError("setup: no answer (end of input); nothing was changed") from None
+    return answer.strip()
+
+
+def _boxes_dir_answer(value: str) -> str:
+    value = os.path.expanduser(value)
+    if not value:
+        raise UsageError("setup: the boxes directory cannot be empty")
+    return os.path.abspath(value)
+
+
+def _ask_yes_no(question: str) -> bool:
+    for _ in range(3):
+        answer = _ask(question, "y/N").lower()
+        if answer in ("", "n", "no"):
+            return False
+        if answer in ("y", "yes"):
+            return True
+        sys.stdout.write("Please answer y or n.\n")
+    raise UsageError("setup: no clear answer to the deployment-metrics question; nothing was changed")
+
+
+def _preview(deployment_id: str) -> str:
+    from zomg.telemetry import deployment, metrics, schema
+
+    return schema.encode_batch([metrics.build(deployment_id, deployment.now())]).decode("ascii")
+
+
+def _new_id() -> str:
+    from zomg.telemetry import config
+
+    return config.uuid4()
+
+
+def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: str | None,
+        no_input: bool, show: bool) -> int:
+    if show:
+        return _show()
+    current = setup_config.load()
+    answers = setup_config.Answers(**current.to_json())
+    if deployment_name is not None:
+        from zomg.boxes import check_name
+
+        answers.deployment_name = check_name(deployment_name, "deployment name") if deployment_name else None
+    if boxes_dir is not None:
+        answers.boxes_dir = _boxes_dir_answer(boxes_dir)
+    candidate_id = current.deployment_id or _new_id()
+
+    if _interactive(no_input):
+        sys.stdout.write("zomg setup: press Enter to keep the value shown in [brackets].\n\n")
+        if boxes_dir is None:
+            shown = answers.boxes_dir or paths.default_boxes_dir()
+            answer = _ask("Where should boxes live?", shown)
+            answers.boxes_dir = _boxes_dir_answer(answer) if answer else answers.boxes_dir
+        if deployment_name is None:
+            answer = _ask("Deployment name (shown locally, never sent)", answers.deployment_name or "none")
+            if answer:
+                from zomg.boxes import check_name
+
+                answers.deployment_name = None if answer == "none" else check_name(answer, "deployment name")
+        if deployment_metrics is None:
+            sys.stdout.write(
+                "\nDeployment metrics are separate from command telemetry: once a day, a summary of this\n"
+                "deployment (machine size, boxes used in the last 7 days, storage used), under its own\n"
+                "random id. Nothing is sent unless you answer yes. Right now it would send exactly:\n\n"
+                f"  {_preview(candidate_id)}\n\n"
+            )
+            deployment_metrics = "on" if _ask_yes_no("Send deployment metrics?") else "off"
+    if deployment_metrics is not None:
+        answers.deployment_metrics = deployment_metrics == "on"
+
+    if answers.deployment_metrics:
+        answers.deployment_id = candidate_id
+    else:
+        answers.deployment_id = None
+    if answers.boxes_dir == paths.default_boxes_dir():
+        answers.boxes_dir = None
+    setup_config.save(answers)
+    if current.deployment_metrics and not answers.deployment_metrics:
+        from zomg.telemetry import deployment
+
+        deployment.forget()
+    _report_changes(current, answers)
+    return 0
+
+
+def _report_changes(before: setup_config.Answers, after: setup_config.Answers) -> None:
+    from zomg.telemetry import deployment
+
+    old_dir = before.boxes_dir or paths.default_boxes_dir()
+    new_dir = after.boxes_dir or paths.default_boxes_dir()
+    if old_dir != new_dir and os.path.isdir(old_dir) and any(not n.startswith(".") for n in os.listdir(old_dir)):
+        note(f"zomg: note: boxes already in {old_dir} stay there; move them to {new_dir} to keep using them")
+    note(f"saved {setup_config.path()}")
+    mode, reason = deployment.decide()
+    if after.deployment_metrics and mode == "off":
+        note(f"deployment metrics: on as chosen, but not sent while {reason}")
+    elif after.deployment_metrics:
+        note("deployment metrics: on (at most once a day; turn off with: zomg setup --deployment-metrics off)")
+    else:
+        note("deployment metrics: off")
+
+
+def _show() -> int:
+    from zomg.telemetry import deployment
+
+    answers = setup_config.load()
+    mode, reason = deployment.decide()
+    state = "on" if answers.deployment_metrics else "off (never chosen in setup)"
+    if answers.deployment_metrics and mode != "on":
+        state = f"on as chosen; effective: {mode} ({reason})"
+    print_table(
+        ("setup file:", setup_config.path()),
+        [
+            ("boxes dir:", answers.boxes_dir or f"{paths.default_boxes_dir()} (default)"),
+            ("deployment name:", answers.deployment_name or "none"),
+            ("deployment metrics:", state),
+            ("deployment id:", answers.deployment_id or "none"),
+        ],
+    )
+    sys.stdout.write("\nA deployment-metrics payload right now would be exactly:\n")
+    sys.stdout.write(_preview(answers.deployment_id or "00000000-0000-4000-8000-000000000000") + "\n")
+    if not answers.deployment_id:
+        sys.stdout.write("(the deployment id shown is a placeholder: none exists until you opt in)\n")
+    return 0
+
+
+SPEC = Command(
+    "setup",
+    help="configure zomg on this machine",
+    description="Configure where boxes live, a deployment name, and whether deployment metrics are sent. "
+    "On a terminal it asks; otherwise it only takes the options given. Deployment metrics are off "
+    "unless you opt in.",
+    run=run,
+    args=(
+        Arg("--boxes-dir", help="where boxes live", metavar="PATH"),
+        Arg("--deployment-name", help="a name for this deployment (shown locally, never sent)", metavar="NAME"),
+        Arg("--deployment-metrics", help="send deployment metrics once a day (default off)", metavar="on|off",
+            choices=("on", "off")),
+        Arg("--no-input", help="never ask; take only the options given", kind=FLAG),
+        Arg("--show", help="print the current answers and the deployment-metrics payload, change nothing",
+            kind=FLAG),
+    ),
+)

@@ -1,0 +1,110 @@
+"""Deployment metrics: whether they are on, when one is due, and queueing it.
+
+Separate from CLI telemetry in every way that matters: sent only after an
+explicit opt-in in `zomg setup`, identified by its own random
+``deployment_id`` (never the CLI installation id, so the two data sets share
+no key), at most once per 24 hours, through the same spool and sender. What
+is measured is in ``metrics``; this module stays cheap to import because it
+runs on every invocation of an opted-in deployment.
+"""
+from __future__ import annotations
+
+import os
+
+INTERVAL = 24 * 3600  # at most one event per this many seconds
+STATE = "deployment.json"  # in the spool's directory: when the last event was recorded
+
+
+def now() -> float:
+    import time
+
+    return time.time()
+
+
+def decide(env=None, system=None) -> tuple[str, str]:
+    """The effective deployment-metrics mode (on, off or log) and why.
+
+    The environment and a packager's lock turn deployment metrics off exactly
+    as they do CLI telemetry, and ZOMG_TELEMETRY=log prints instead of sending;
+    otherwise only the opt-in stored by `zomg setup` turns them on. A stored
+    `zomg telemetry off` concerns CLI telemetry only.
+    """
+    from zomg import setup_config
+    from zomg.errors import ZomgError
+    from zomg.telemetry import config, policy
+
+    env = os.environ if env is None else env
+    if policy.do_not_track(env.get("DO_NOT_TRACK")):
+        return "off", "DO_NOT_TRACK is set"
+    raw = env.get("ZOMG_TELEMETRY", "")
+    wanted = policy.parse_mode_word(raw) if raw.strip() else None
+    if raw.strip() and wanted in (None, "off"):
+        return "off", "ZOMG_TELEMETRY turns telemetry off"
+    system = system if system is not None else config.read_system()
+    if system.locks_off:
+        return "off", f"{system.path} locks telemetry off"
+    try:
+        answers = setup_config.load()
+    except ZomgError as exc:
+        return "off", exc.message
+    if not answers.deployment_metrics or not answers.deployment_id:
+        return "off", "not chosen in zomg setup"
+    return ("log" if wanted == "log" else "on"), "chosen in zomg setup"
+
+
+def _state_path(spool_dir: str) -> str:
+    return os.path.join(spool_dir, STATE)
+
+
+def last_recorded(spool_dir: str) -> float:
+    import json
+
+    try:
+        with open(_state_path(spool_dir), "rb") as f:
+            return float(json.loads(f.read())["recorded_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def due(spool_dir: str, now: float) -> bool:
+    """At most one event per INTERVAL; a clock set back more than that counts as due too."""
+    last = last_recorded(spool_dir)
+    return not (0 <= now - last < INTERVAL)
+
+
+def record(mode: str, deployment_id: str, spool, now: float) -> bytes | None:
+    """Measure and queue one event (mode on) or return the log line's payload (mode log).
+
+    The cadence is written before anything else so that two processes starting
+    together do not both measure; if measuring fails, the next day tries again.
+    """
+    import json
+
+    from zomg.fsutil import write_atomic
+
+    os.makedirs(spool.dir, mode=0o700, exist_ok=True)
+    with spool.lock():
+        if not due(spool.dir, now):
+            return None
+        write_atomic(_state_path(spool.dir), json.dumps({"recorded_at": now}).encode(), mode=0o600)
+    from zomg.telemetry import metrics, schema
+
+    built = metrics.build(deployment_id, now)
+    if mode == "log":
+        return schema.encode_batch([built])
+    spool.append(json.dumps(built, separators=(",", ":"), ensure_ascii=True).encode("ascii"), now)
+    return None
+
+
+def forget(spool_dir: str | None = None) -> int:
+    """After an opt-out: delete unsent deployment events and the cadence; return how many events went."""
+    from zomg.telemetry import schema
+    from zomg.telemetry.spool import Spool
+
+    spool = Spool(spool_dir)
+    dropped = spool.drop_events(schema.DEPLOYMENT_METRICS) if os.path.isdir(spool.dir) else 0
+    try:
+        os.unlink(_state_path(spool.dir))
+    except OSError:
+        pass
+    return dropped
