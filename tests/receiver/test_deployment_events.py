@@ -1,0 +1,93 @@
+"""The receiver validates and forwards deployment.metrics events like cli.command ones."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.receiver.support import TOKEN, call_app, new_event
+from zomg.receiver import make_app
+from zomg.receiver.posthog import PostHogForwarder
+from zomg.telemetry import schema
+
+DEPLOYMENT_ID = "9a8b7c6d-5e4f-4a1b-8c2d-3e4f5a6b7c8d"
+
+
+def deployment_event(**overrides: object) -> dict:
+    event = {
+        "event": schema.DEPLOYMENT_METRICS,
+        "schema_version": 1,
+        "event_id": "2b3c4d5e-6f70-4182-9a3b-4c5d6e7f8091",
+        "deployment_id": DEPLOYMENT_ID,
+        "timestamp": "2026-03-04T05:06:07Z",
+        "cli_version": "0.1.0",
+        "os": "linux",
+        "arch": "arm64",
+        "cpu_bucket": "5-8",
+        "memory_bucket": "16-64GiB",
+        "active_boxes_bucket": "2-5",
+        "storage_used_bucket": "25-50%",
+        "box_bytes_bucket": "1-10GiB",
+    }
+    event.update(overrides)
+    return event
+
+
+@pytest.fixture
+def forwarding(fake_posthog):
+    forwarder = PostHogForwarder(TOKEN, fake_posthog.url, timeout=0.5, attempts=2, log=lambda line: None)
+    return make_app(forwarder)
+
+
+def test_a_deployment_event_is_forwarded_personless_under_the_deployment_id(forwarding, fake_posthog):
+    response = call_app(forwarding, schema.encode_batch([deployment_event(), new_event()]))
+    assert (response.status, response.json()) == (202, {"accepted": 2})
+    [request] = fake_posthog.requests
+    deployment, cli = json.loads(request["body"])["batch"]
+    assert deployment == {
+        "event": "deployment.metrics",
+        "distinct_id": DEPLOYMENT_ID,
+        "uuid": "2b3c4d5e-6f70-4182-9a3b-4c5d6e7f8091",
+        "timestamp": "2026-03-04T05:06:07Z",
+        "properties": {
+            "schema_version": 1,
+            "cli_version": "0.1.0",
+            "os": "linux",
+            "arch": "arm64",
+            "cpu_bucket": "5-8",
+            "memory_bucket": "16-64GiB",
+            "active_boxes_bucket": "2-5",
+            "storage_used_bucket": "25-50%",
+            "box_bytes_bucket": "1-10GiB",
+            "$process_person_profile": False,
+            "$geoip_disable": True,
+            "$lib": "zomg-receiver",
+        },
+    }
+    assert cli["distinct_id"] == new_event()["installation_id"]
+    assert DEPLOYMENT_ID not in json.dumps(cli), "nothing joins the two data sets"
+
+
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"installation_id": "5f0c6a56-2a4e-4b8e-9d3f-2b1c0e7a9d11"}, "installation_id"),
+        ({"cpu_bucket": "12"}, "cpu_bucket"),
+        ({"active_boxes_bucket": "unknown"}, "active_boxes_bucket"),
+        ({"deployment_id": "not-a-uuid"}, "deployment_id"),
+        ({"hostname": "build-7"}, "hostname"),
+        ({"users": 3}, "users"),
+    ],
+)
+def test_invalid_deployment_events_reject_the_whole_batch(forwarding, fake_posthog, change, field):
+    response = call_app(forwarding, schema.encode_batch([new_event(), deployment_event(**change)]))
+    assert response.status == 400
+    assert f"events[1].{field}" in response.json()["error"]
+    assert fake_posthog.requests == []
+
+
+def test_a_missing_deployment_field_is_rejected(forwarding, fake_posthog):
+    event = deployment_event()
+    del event["box_bytes_bucket"]
+    response = call_app(forwarding, schema.encode_batch([event]))
+    assert response.status == 400 and "box_bytes_bucket" in response.json()["error"]
