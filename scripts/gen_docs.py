@@ -29,8 +29,12 @@ EXIT_CODES = (
 FILES = (
     ("$XDG_DATA_HOME/zomg/boxes/NAME/box.json", "a box's metadata (JSON, written atomically)"),
     ("$XDG_DATA_HOME/zomg/boxes/NAME/workspace/", "the box's workspace, where its commands run"),
-    ("$XDG_CONFIG_HOME/zomg/", "your settings (telemetry choice, setup answers)"),
-    ("$XDG_STATE_HOME/zomg/", "unsent telemetry events and their delivery state"),
+    ("$XDG_CONFIG_HOME/zomg/setup.json", "the answers given to `zomg setup`: where boxes live (which then "
+                                         "replaces the default below), a deployment name, the deployment-metrics "
+                                         "choice and its id (mode 0600)"),
+    ("$XDG_CONFIG_HOME/zomg/telemetry.json", "your telemetry choice, the installation id, the notice version shown "
+                                             "(mode 0600)"),
+    ("$XDG_STATE_HOME/zomg/telemetry/", "unsent telemetry events and their delivery state"),
     ("$XDG_CONFIG_DIRS/zomg/telemetry.json", "a system-wide telemetry default set by a packager or admin "
                                               "(default directory /etc/xdg)"),
 )

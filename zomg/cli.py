@@ -78,10 +78,13 @@ def _build_parser(recorder: _Recorder, words: list[str] | None):
         def __init__(self, *args, **kwargs) -> None:
             kwargs["allow_abbrev"] = False
             kwargs["formatter_class"] = Formatter
+            # -h is added here, after the recording actions are registered, so it is recorded too.
+            kwargs["add_help"] = False
             super().__init__(*args, **kwargs)
             for name, cls in registry.items():
                 self.register("action", name, cls)
             self.register("action", None, registry["store"])
+            self.add_argument("-h", "--help", action="help", help="show this help message and exit")
 
         def error(self, message: str):
             where = self.prog.partition(" ")[2]

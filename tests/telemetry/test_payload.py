@@ -59,9 +59,8 @@ CASES = [
     (["box"], "box", None, [], "error", "usage"),
     (["frobnicate", "--force"], None, None, [], "error", "usage"),
     ([], None, None, [], "error", "usage"),
-    # argparse adds --help before zomg's recording actions are registered: it is never recorded.
-    (["--help"], None, None, [], "success", None),
-    (["box", "rm", "-h"], "box", "rm", [], "success", None),
+    (["--help"], None, None, ["--help"], "success", None),
+    (["box", "rm", "-h"], "box", "rm", ["--help"], "success", None),
     (["exec", "--", "box", "list", "--json"], "exec", None, [], "error", "usage"),
 ]
 
