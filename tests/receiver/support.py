@@ -116,12 +116,13 @@ class LineDeliveries(Deliveries):
         self.ways.append("decoded")
         self.lines.append([schema.encode_event(event) for event in events])
 
-    def record_texts(self, texts: list) -> None:
+    def record_lines(self, lines: str) -> None:
         if self.failure is not None:
             raise self.failure
+        texts = lines.splitlines()
         self.batches.append([json.loads(text) for text in texts])
         self.ways.append("canonical")
-        self.lines.append(list(texts))
+        self.lines.append(texts)
 
 
 class FakePostHog:

@@ -124,3 +124,17 @@ def test_the_package_app_is_built_from_the_environment_when_first_asked_for(tmp_
     from zomg.receiver import app as imported
 
     assert imported is application
+
+
+def test_a_rotated_or_deleted_output_file_is_replaced_by_a_new_one(tmp_path):
+    out = tmp_path / "events.jsonl"
+    app = make_app(LineRecorder(str(out)))
+    first, second, third = new_event(), new_event(), new_event()
+    call_app(app, schema.encode_batch([first]))
+    os.rename(out, tmp_path / "events.jsonl.1")  # what a log rotator does
+    call_app(app, schema.encode_batch([second]))
+    assert read_lines(tmp_path / "events.jsonl.1") == [first]
+    assert read_lines(out) == [second]
+    os.unlink(out)
+    call_app(app, schema.encode_batch([third]))
+    assert read_lines(out) == [third]

@@ -121,8 +121,8 @@ def read_body(environ: dict) -> bytes:
     return b"".join(chunks)
 
 
-def _json_response(start_response: Callable, status: int, payload: dict, headers: Iterable = ()) -> list:
-    body = encode_json(payload)
+def _json_response(start_response: Callable, status: int, payload: object, headers: Iterable = ()) -> list:
+    body = payload if type(payload) is bytes else encode_json(payload)
     start_response(
         f"{status} {_REASONS[status]}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers],
@@ -134,11 +134,11 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
     """The WSGI application; ``deliver(events)`` keeps a validated batch or raises DeliveryError.
 
     A ``deliver`` that only writes each event's compact JSON may also have
-    ``record_texts(texts)``: for a body in the schema's canonical form (what the
-    CLI sends) it gets those texts straight from the schema's canonical check,
+    ``record_lines(lines)``: for a body in the schema's canonical form (what the
+    CLI sends) it gets the lines straight from the schema's canonical check,
     without decoding and re-encoding; any other body is decoded and validated.
     """
-    record_texts = getattr(deliver, "record_texts", None)
+    record_lines = getattr(deliver, "record_lines", None)
 
     def receive(environ: dict) -> tuple:
         # Routing first: a wrong path or method is answered without reading anything else.
@@ -153,20 +153,20 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
         if method != "POST":
             raise _Reject(405, "method not allowed", (("Allow", "POST"),))
         text = decode_text(read_body(environ))
-        texts = schema.canonical_event_texts(text) if record_texts is not None else None
-        if texts is None:
+        lines = schema.canonical_event_lines(text) if record_lines is not None else None
+        if lines is None:
             try:
                 events = schema.validate_batch(parse_json(text))
             except schema.SchemaError as exc:
                 raise _Reject(400, str(exc)) from None
         try:
-            if texts is None:
+            if lines is None:
                 deliver(events)
             else:
-                record_texts(texts)
+                record_lines(lines)
         except DeliveryError as exc:
             raise _Reject(exc.status, str(exc)) from None
-        return 202, {"accepted": len(events if texts is None else texts)}
+        return 202, b'{"accepted":%d}' % (len(events) if lines is None else lines.count("\n"))
 
     def app(environ: dict, start_response: Callable) -> list:
         try:

@@ -6,12 +6,14 @@ usage data. Lines are written to a descriptor opened with O_APPEND: to a file,
 a batch's lines in one ``os.write`` (the kernel appends it whole, so gunicorn
 workers sharing the file never interleave); to stdout, which may be a pipe
 shared by workers, one ``os.write`` per line (a line is far below PIPE_BUF, so
-it arrives whole). The file is opened per batch, so a log rotator may move it
-away at any time.
+it arrives whole). Before each batch the path is checked against the open
+file (as logging's WatchedFileHandler does): when a log rotator moved or
+deleted it, a new file is opened, so rotation needs no signal or restart.
 """
 from __future__ import annotations
 
 import os
+import threading
 
 from zomg.receiver.app import DeliveryError
 from zomg.telemetry import schema
@@ -30,26 +32,41 @@ class LineRecorder:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
+        self._fd: int | None = None
+        self._identity: tuple | None = None
+        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return self.path if self.path is not None else "standard output"
 
     def __call__(self, events: list) -> None:
         # Rebuilt field by field from the schema (its order, its types), not copied from the request.
-        self.record_texts([schema.encode_event(event) for event in events])
+        self.record_lines("".join(schema.encode_event(event) + "\n" for event in events))
 
-    def record_texts(self, texts: list) -> None:
-        """Append events given as their compact JSON (encode_event's, or the schema's canonical check's)."""
+    def record_lines(self, lines: str) -> None:
+        """Append events given as JSON lines (encode_event's, or the schema's canonical check's)."""
         try:
             if self.path is None:
-                for text in texts:
-                    _write_all(STDOUT_FD, (text + "\n").encode("ascii"))
+                for line in lines.splitlines(keepends=True):
+                    _write_all(STDOUT_FD, line.encode("ascii"))
                 return
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-            fd = os.open(self.path, flags, 0o600)
-            try:
-                _write_all(fd, ("\n".join(texts) + "\n").encode("ascii"))
-            finally:
-                os.close(fd)
+            _write_all(self._current_fd(), lines.encode("ascii"))
         except OSError as exc:
             raise DeliveryError(f"output: cannot record events ({exc.strerror})", status=503) from None
+
+    def _current_fd(self) -> int:
+        with self._lock:
+            try:
+                st = os.stat(self.path)
+                identity = (st.st_dev, st.st_ino)
+            except FileNotFoundError:
+                identity = None
+            if self._fd is None or identity != self._identity:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+                fd = os.open(self.path, flags, 0o600)
+                st = os.fstat(fd)
+                self._fd, self._identity = fd, (st.st_dev, st.st_ino)
+            return self._fd

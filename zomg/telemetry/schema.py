@@ -18,6 +18,7 @@ from zomg.errors import ERROR_CLASSES
 SCHEMA_VERSION = 1
 MAX_BATCH = 100
 BATCH_KEY = "events"
+_CANONICAL_START = '{"' + BATCH_KEY + '":['
 # The largest request body a receiver accepts. The largest valid batch, encoded
 # by encode_batch, is well below it (a test checks), so it only stops abuse.
 MAX_BODY_BYTES = 256 * 1024
@@ -35,9 +36,14 @@ RESULTS = ("success", "error", "interrupted")
 # ASCII classes only: `\d` would let any Unicode digit through.
 _UUID4 = "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 _TIMESTAMP = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
-_TIMESTAMP_IN_RANGE = (
-    "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z"
+# Exactly the dates of the proleptic Gregorian calendar (29 February only in
+# leap years: divisible by 4, and centuries only when divisible by 400), so a
+# single pattern says "a real date and time", here and in the JSON Schema.
+_DATE = (
+    "(?:[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+    "|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)"
 )
+_TIMESTAMP_EXACT = _DATE + "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z"
 _VERSION = "[0-9][0-9A-Za-z.+!-]{0,31}"
 _NAME = "[a-z][a-z0-9-]{0,31}"
 _FLAG = "--?[a-z0-9][a-z0-9-]{0,31}"
@@ -104,10 +110,15 @@ def _plain(body: str) -> bool:
     return re.fullmatch(_PLAIN_PATTERN, body) is not None
 
 
-def _json_alternatives(values: list) -> str:
+def _json_alternatives(values: list) -> str | None:
+    """A pattern for the JSON texts of ``values``; None for none, or for a text
+    with a brace (the canonical check splits a batch into events at braces)."""
     import json
 
-    return "(?:" + "|".join(re.escape(json.dumps(value)) for value in values) + ")"
+    texts = [json.dumps(value) for value in values]
+    if not texts or any("{" in text or "}" in text for text in texts):
+        return None
+    return "(?:" + "|".join(re.escape(text) for text in texts) + ")"
 
 
 def _nullable_type(json_type: str, nullable: bool) -> object:
@@ -133,7 +144,8 @@ class _Const:
         return repr(json.dumps(self.expected))
 
     def canonical(self, t: str, env: dict) -> tuple | None:
-        return _json_alternatives([self.expected]), None
+        pattern = _json_alternatives([self.expected])
+        return None if pattern is None else (pattern, None)
 
     def json_schema(self) -> dict:
         return {"type": _JSON_TYPES[type(self.expected)], "const": self.expected}
@@ -165,7 +177,8 @@ class _Enum:
         return f"{_bind(env, texts)}[{v}]"
 
     def canonical(self, t: str, env: dict) -> tuple | None:
-        return _json_alternatives(list(self.allowed) + ([None] if self.nullable else [])), None
+        pattern = _json_alternatives(list(self.allowed) + ([None] if self.nullable else []))
+        return None if pattern is None else (pattern, None)
 
     def json_schema(self) -> dict:
         values = list(self.allowed) + ([None] if self.nullable else [])
@@ -210,40 +223,26 @@ class _Timestamp:
 
     def __init__(self) -> None:
         self.match_form = _Regex(_TIMESTAMP)
-        self.match_in_range = _Regex(_TIMESTAMP_IN_RANGE)
+        self.match_exact = _Regex(_TIMESTAMP_EXACT)
 
     def __call__(self, value: object) -> str | None:
         if type(value) is not str or self.match_form(value) is None:
             return self.form
-        if self.match_in_range(value) is None or not self._day_exists(value):
+        if self.match_exact(value) is None:
             return self.unreal
         return None
 
-    @staticmethod
-    def _day_exists(value: str) -> bool:
-        year, month, day = int(value[0:4]), int(value[5:7]), int(value[8:10])
-        if day <= 28:
-            return True
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        return day <= (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]
-
     def expression(self, v: str, env: dict) -> str:
-        # Every day up to the 28th exists in every month: only the rest need the calendar.
-        in_range = _bind(env, self.match_in_range.matcher())
-        return (
-            f"(type({v}) is str and {in_range}({v}) is not None"
-            f" and ({v}[8:10] <= '28' or {_bind(env, self._day_exists)}({v})))"
-        )
+        return f"(type({v}) is str and {_bind(env, self.match_exact.matcher())}({v}) is not None)"
 
     def json_text(self, v: str, env: dict) -> str:
         return f"{_json_escape(env)}({v})"
 
     def canonical(self, t: str, env: dict) -> tuple | None:
-        # t is the text in quotes: the day is at 9:11.
-        return f'"(?:{_TIMESTAMP_IN_RANGE})"', f"({t}[9:11] <= '28' or {_bind(env, self._day_exists)}({t}[1:-1]))"
+        return f'"(?:{_TIMESTAMP_EXACT})"', None
 
     def json_schema(self) -> dict:
-        return {"type": "string", "pattern": f"^{_TIMESTAMP_IN_RANGE}$", "format": "date-time"}
+        return {"type": "string", "pattern": f"^{_TIMESTAMP_EXACT}$", "format": "date-time"}
 
 
 class _Bool:
@@ -302,9 +301,11 @@ class _Flags:
         return True
 
     def canonical(self, t: str, env: dict) -> tuple | None:
+        # Only a list of two or more can be out of order: only those are tested.
         item = f'"(?:{_FLAG})"'
-        sorted_test = f"({t} == '[]' or {_bind(env, self._text_sorted)}({t}))"
-        return f"\\[(?:{item}(?:,{item}){{0,{MAX_FLAGS - 1}}})?\\]", sorted_test
+        every = f"\\[(?:{item}(?:,{item}){{0,{MAX_FLAGS - 1}}})?\\]"
+        several = f"\\[{item}(?:,{item}){{1,{MAX_FLAGS - 1}}}\\]"
+        return every, f"{_bind(env, self._text_sorted)}({t})", several
 
     def json_schema(self) -> dict:
         # JSON Schema cannot say "sorted"; it can say unique.
@@ -331,10 +332,26 @@ class _SetExactlyWhen:
     def expression(self, e: str, env: dict) -> str:
         return f"(({e}[{self.other!r}] == {self.value!r}) == ({e}[{self.field!r}] is not None))"
 
-    def canonical_check(self, texts: dict) -> str:
+    def canonical_pair(self, rules: dict) -> str | None:
+        """A pattern for both fields, ``other`` then ``field``, as they stand side by side in canonical text."""
         import json
 
-        return f"(({texts[self.other]} == {json.dumps(self.value)!r}) == ({texts[self.field]} != 'null'))"
+        other, field = rules[self.other], rules[self.field]
+        if not (isinstance(other, _Enum) and isinstance(field, _Enum) and field.nullable):
+            return None
+        other_key = re.escape(json.dumps(self.other)) + ":"
+        field_key = "," + re.escape(json.dumps(self.field)) + ":"
+        when = [value for value in other.allowed if value == self.value]
+        otherwise = [value for value in other.allowed if value != self.value] + ([None] if other.nullable else [])
+        patterns = [_json_alternatives(values) for values in (when, list(field.allowed), otherwise)]
+        branches = []
+        if when:
+            branches.append(other_key + f"{patterns[0]}{field_key}{patterns[1]}")
+        if otherwise:
+            branches.append(other_key + f"{patterns[2]}{field_key}null")
+        if not branches or (when and None in patterns[:2]) or (otherwise and patterns[2] is None):
+            return None
+        return "(?:" + "|".join(branches) + ")"
 
     def json_schema(self) -> dict:
         return {
@@ -495,35 +512,58 @@ def _compile_encoder(event_name: str, fields: tuple, cross_check: object) -> obj
     return env["encode"]
 
 
-def _compile_canonical(event_name: str, fields: tuple, cross_check: object) -> object:
-    """(match, check) for the canonical text of a valid event, or None when a rule has no such form."""
+def _canonical_event(fields: tuple, cross_check: object) -> tuple | None:
+    """(pattern for an event's canonical text between its braces, [(field pattern, test)]), or None.
+
+    A field whose rule needs more than a pattern (flags are sorted) comes back
+    with a pattern capturing its text and a test to run on that text.
+    """
     import json
 
+    keys = [key for key, _, _ in fields]
+    paired = None
+    if cross_check is not None:
+        # The check across fields becomes one pattern for the two of them, when they are neighbours.
+        pair = getattr(cross_check, "canonical_pair", None)
+        other = keys.index(cross_check.other) if pair and cross_check.other in keys else -1
+        if other < 0 or keys[other + 1:other + 2] != [cross_check.field]:
+            return None
+        paired = (other, pair({key: check for key, check, _ in fields}))
+        if paired[1] is None:
+            return None
     env: dict = {}
-    # Each field's text is first named by a placeholder (a NUL byte cannot come
-    # out of repr()); only fields a check reads get a capturing group.
-    texts = {key: f"\0{index}\0" for index, (key, _, _) in enumerate(fields)}
-    forms, tests = [], []
-    for key, check, _ in fields:
-        form = check.canonical(texts[key], env) if hasattr(check, "canonical") else None
+    parts, scans = [], []
+    index = 0
+    while index < len(fields):
+        if paired is not None and index == paired[0]:
+            parts.append(paired[1])
+            index += 2
+            continue
+        key, check, _ = fields[index]
+        index += 1
+        form = check.canonical("t", env) if hasattr(check, "canonical") else None
         if form is None:
             return None
-        forms.append(form[0])
-        tests.append(form[1])
-    if cross_check is not None:
-        if not hasattr(cross_check, "canonical_check"):
-            return None
-        tests.append(cross_check.canonical_check(texts))
-    source = " and ".join(test for test in tests if test) or "True"
-    parts, groups = [], 0
-    for (key, _, _), pattern in zip(fields, forms):
-        if texts[key] in source:
-            source = source.replace(texts[key], f"g[{groups}]")
-            pattern, groups = f"({pattern})", groups + 1
-        parts.append(re.escape(json.dumps(key)) + ":" + pattern)
-    regex = "\\{" + ",".join(parts)
-    exec(compile(f"def check(g):\n    return {source}\n", f"<schema canonical check for {event_name}>", "exec"), env)
-    return re.compile(regex + "\\}").match, env["check"]
+        pattern, test = form[:2]
+        name = re.escape(json.dumps(key)) + ":"
+        parts.append(name + pattern)
+        if test:
+            # A third pattern, when given, narrows which texts need the test.
+            scanned = form[2] if len(form) > 2 else pattern
+            exec(compile(f"def test(t):\n    return {test}\n", f"<schema canonical test for {key}>", "exec"), env)
+            scans.append((f"{name}({scanned})", env.pop("test")))
+    return ",".join(parts), scans
+
+
+def _compile_canonical(event_name: str, fields: tuple, cross_check: object) -> object:
+    """(fullmatch of a whole canonical batch of this type, [(findall, test)]), or None."""
+    form = _canonical_event(fields, cross_check)
+    if form is None:
+        return None
+    event, scans = form
+    # The event pattern once: each event is followed by a comma and another event, or by the end.
+    batch = f"{re.escape(_CANONICAL_START)}(?:\\{{{event}\\}}(?:,(?=\\{{)|(?=\\]))){{1,{MAX_BATCH}}}\\]\\}}"
+    return re.compile(batch).fullmatch, [(re.compile(pattern).findall, test) for pattern, test in scans]
 
 
 _COMPILERS = {"validator": _compile_validator, "encoder": _compile_encoder, "canonical": _compile_canonical}
@@ -569,41 +609,29 @@ def encode_event(event: dict) -> str:
     return _compiled_for("encoder", event["event"])(event)
 
 
-_CANONICAL_START = '{"' + BATCH_KEY + '":['
+def canonical_event_lines(text: str) -> str | None:
+    """The events of a body in canonical form as JSON lines, or None.
 
-
-def canonical_event_texts(text: str) -> list | None:
-    """The events of a body in canonical form, each as its text, or None.
-
-    Canonical form is what encode_batch writes for events built in the
-    schema's field order, as the CLI builds them. When every event of such a
-    body is valid, its texts are exactly what encode_event gives for the
-    decoded events, so a receiver that only writes lines need not decode and
-    re-encode. For anything else (another order, whitespace, escapes, an
+    Canonical form is what encode_batch writes for events of one type built in
+    the schema's field order, as the CLI builds them. When every event of such
+    a body is valid, the answer is exactly encode_event's text for each decoded
+    event, each followed by a newline, so a receiver that only writes lines
+    need not decode and re-encode: one generated pattern checks the whole body.
+    For anything else (another order, whitespace, escapes, mixed types, an
     invalid event) it answers None, and decoding plus validate_batch decide.
     """
-    if not text.startswith(_CANONICAL_START) or not text.endswith("]}"):
+    if not text.startswith(_CANONICAL_START):
         return None
-    forms = [form for form in (_compiled_for("canonical", name) for name in EVENT_TYPES) if form is not None]
-    pos, end = len(_CANONICAL_START), len(text) - 2
-    texts = []
-    while len(texts) < MAX_BATCH:
-        found = None
-        for match, check in forms:
-            found = match(text, pos)
-            if found is not None:
-                if not check(found.groups()):
+    for event_name in EVENT_TYPES:
+        form = _compiled_for("canonical", event_name)
+        if form is None or form[0](text) is None:
+            continue
+        for findall, test in form[1]:
+            for found in findall(text):
+                if not test(found):
                     return None
-                break
-        if found is None:
-            return None
-        texts.append(found.group())
-        pos = found.end()
-        if pos == end:
-            return texts
-        if pos > end or text[pos] != ",":
-            return None
-        pos += 1
+        # No value of a canonical event holds a brace, so "},{" only ever joins two events.
+        return text[len(_CANONICAL_START):-2].replace("},{", "}\n{") + "\n"
     return None
 
 
