@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import os
 
-from zomg import boxes, process
 from zomg.commands import POSITIONAL, Arg, Command
-from zomg.commands.exec import box_environment, resolve_workdir
+from zomg.commands.exec import run_in_box
 
 
 def run(name: str, shell: str | None) -> int:
-    box = boxes.get(name)
-    cwd = resolve_workdir(box, None)
-    program = shell or os.environ.get("SHELL") or "/bin/sh"
-    boxes.mark_used(box)
-    return process.run([program], cwd, box_environment(box, {}))
+    return run_in_box(name, [shell or os.environ.get("SHELL") or "/bin/sh"], {})
 
 
 SPEC = Command(

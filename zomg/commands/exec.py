@@ -29,14 +29,19 @@ def resolve_workdir(box: boxes.Box, workdir: str | None) -> str:
     return target
 
 
+def run_in_box(name: str, argv: list[str], extra: dict[str, str], workdir: str | None = None) -> int:
+    """Run ``argv`` in box ``name`` the way exec and console both do; return the exit code."""
+    box = boxes.get(name)
+    cwd = resolve_workdir(box, workdir)
+    boxes.mark_used(box)
+    return process.run(argv, cwd, box_environment(box, extra))
+
+
 def run(name: str, env: list[str], workdir: str | None, command: list[str]) -> int:
     extra = boxes.parse_env(env)
     if not command:
         raise UsageError("exec: missing the command to run: zomg exec NAME -- CMD [ARG...]")
-    box = boxes.get(name)
-    cwd = resolve_workdir(box, workdir)
-    boxes.mark_used(box)
-    return process.run(command, cwd, box_environment(box, extra))
+    return run_in_box(name, command, extra, workdir)
 
 
 SPEC = Command(
