@@ -47,8 +47,8 @@ class LineRecorder:
         """Append events given as JSON lines (encode_event's, or the schema's canonical check's)."""
         try:
             if self.path is None:
-                for line in lines.splitlines(keepends=True):
-                    _write_all(STDOUT_FD, line.encode("ascii"))
+                for line in lines.rstrip("\n").split("\n"):
+                    _write_all(STDOUT_FD, line.encode("ascii") + b"\n")
                 return
             _write_all(self._current_fd(), lines.encode("ascii"))
         except OSError as exc:
