@@ -1,15 +1,17 @@
-"""The schema module's fast path and its published JSON Schema say what its rules say."""
+"""The schema's generated fast paths and its published JSON Schema say what its rules say."""
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.receiver.support import new_event, quick_cli_events, valid_events_of
-from zomg.telemetry import schema
+from zomg.telemetry import schema, schema_compiled
 
 FIELDS = schema.EVENT_TYPES[schema.CLI_COMMAND][0]
 
@@ -22,9 +24,24 @@ values = st.recursive(
 )
 
 
+def test_checking_and_encoding_one_event_does_not_load_the_generator():
+    # The CLI validates one event before sending it; the receiver's code generator is not its cost.
+    code = (
+        "import json, sys; from zomg.telemetry import schema;"
+        "event = json.loads(sys.argv[1]); schema.validate_event(event); schema.encode_batch([event]);"
+        "print('zomg.telemetry.schema_compiled' in sys.modules);"
+        "from zomg.telemetry import schema_compiled;"
+        "print(schema.encode_event is schema_compiled.encode_event,"
+        " schema.canonical_event_lines is schema_compiled.canonical_event_lines)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(new_event())], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False", "True", "True"]
+
+
 def compiled_rule(rule):
     env: dict = {}
-    source = f"def ok(v):\n    return {rule.expression('v', env)}\n"
+    source = f"def ok(v):\n    return {schema_compiled._code(rule).expression('v', env)}\n"
     exec(source, env)
     return env["ok"]
 
@@ -49,7 +66,7 @@ def test_the_compiled_event_check_agrees_with_validate_event(field, value, drop)
         reference = True
     except schema.SchemaError:
         reference = False
-    assert schema._compiled_for("validator", schema.CLI_COMMAND)(event) is reference
+    assert schema_compiled.compiled_for("validator", schema.CLI_COMMAND)(event) is reference
 
 
 def test_the_timestamp_rule_knows_the_calendar():
@@ -150,7 +167,7 @@ EVENT_NAMES = sorted(schema.EVENT_TYPES)
 def test_encode_event_is_compact_json_in_schema_order(event_name, data):
     event = data.draw(valid_events_of(event_name))
     shuffled = dict(reversed(list(event.items())))
-    text = schema.encode_event(shuffled)
+    text = schema_compiled.encode_event(shuffled)
     assert text == json.dumps(event, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -160,7 +177,8 @@ def test_encode_event_is_compact_json_in_schema_order(event_name, data):
 def test_a_canonical_body_of_valid_events_takes_the_fast_path(event_name, data):
     events = data.draw(st.lists(valid_events_of(event_name), min_size=1, max_size=5))
     text = schema.encode_batch(events).decode()
-    assert schema.canonical_event_lines(text) == "".join(schema.encode_event(event) + "\n" for event in events)
+    lines = "".join(schema_compiled.encode_event(event) + "\n" for event in events)
+    assert schema_compiled.canonical_event_lines(text) == lines
 
 
 def canonical_mutations():
@@ -189,17 +207,17 @@ def canonical_mutations():
 @settings(max_examples=1000, deadline=None)
 @given(canonical_mutations())
 def test_the_fast_path_accepts_only_what_decoding_and_validating_accepts(text):
-    lines = schema.canonical_event_lines(text)
+    lines = schema_compiled.canonical_event_lines(text)
     if lines is None:
         return
     events = schema.validate_batch(json.loads(text))
-    assert lines == "".join(schema.encode_event(event) + "\n" for event in events)
+    assert lines == "".join(schema_compiled.encode_event(event) + "\n" for event in events)
 
 
 def test_the_fast_path_leaves_other_forms_to_the_full_check():
     events = [new_event(), new_event(flags=[])]
     compact = schema.encode_batch(events).decode()
-    assert schema.canonical_event_lines(compact) is not None
+    assert schema_compiled.canonical_event_lines(compact) is not None
     for other in (
         json.dumps({"events": events}),  # spaces
         json.dumps({"events": [dict(reversed(list(e.items()))) for e in events]}, separators=(",", ":")),
@@ -211,18 +229,18 @@ def test_the_fast_path_leaves_other_forms_to_the_full_check():
         schema.encode_batch([new_event() for _ in range(schema.MAX_BATCH + 1)]).decode(),
         '{"events":[]}',
     ):
-        assert schema.canonical_event_lines(other) is None, other[:80]
+        assert schema_compiled.canonical_event_lines(other) is None, other[:80]
 
 
 @pytest.mark.parametrize("body", [schema._UUID4, schema._TIMESTAMP_EXACT, schema._VERSION, schema._NAME,
                                   schema._FLAG])
 def test_the_schemas_patterns_are_plain(body):
-    assert schema._plain(body)
+    assert schema_compiled._plain(body)
 
 
 @pytest.mark.parametrize("body", [".*", "[^a]", '[a"]', "[!-z]", r"\d", "a.b", "[a-z\\\\]", "(a)", '"'])
 def test_patterns_that_could_match_escaped_text_are_not_plain(body):
-    assert not schema._plain(body)
+    assert not schema_compiled._plain(body)
 
 
 def test_a_batch_mixing_event_types_is_left_to_the_full_check(monkeypatch):
@@ -231,7 +249,7 @@ def test_a_batch_mixing_event_types_is_left_to_the_full_check(monkeypatch):
     monkeypatch.setitem(schema.EVENT_TYPES, "test.other", (fields, None))
     other = {"event": "test.other", "event_id": new_event()["event_id"], "size": "large"}
     alone = schema.encode_batch([other, other]).decode()
-    assert schema.canonical_event_lines(alone) == 2 * (schema.encode_event(other) + "\n")
+    assert schema_compiled.canonical_event_lines(alone) == 2 * (schema_compiled.encode_event(other) + "\n")
     mixed = schema.encode_batch([new_event(), other]).decode()
-    assert schema.canonical_event_lines(mixed) is None
+    assert schema_compiled.canonical_event_lines(mixed) is None
     assert len(schema.validate_batch(json.loads(mixed))) == 2

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 from zomg.telemetry import schema
+from zomg.telemetry.schema_compiled import canonical_event_lines
 
 EVENTS_PATH = "/v1/events"
 HEALTH_PATH = "/healthz"
@@ -153,7 +154,7 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
         if method != "POST":
             raise _Reject(405, "method not allowed", (("Allow", "POST"),))
         text = decode_text(read_body(environ))
-        lines = schema.canonical_event_lines(text) if record_lines is not None else None
+        lines = canonical_event_lines(text) if record_lines is not None else None
         if lines is None:
             try:
                 events = schema.validate_batch(parse_json(text))

@@ -16,7 +16,7 @@ import os
 import threading
 
 from zomg.receiver.app import DeliveryError
-from zomg.telemetry import schema
+from zomg.telemetry.schema_compiled import encode_event
 
 STDOUT_FD = 1
 
@@ -41,7 +41,7 @@ class LineRecorder:
 
     def __call__(self, events: list) -> None:
         # Rebuilt field by field from the schema (its order, its types), not copied from the request.
-        self.record_lines("".join(schema.encode_event(event) + "\n" for event in events))
+        self.record_lines("".join(encode_event(event) + "\n" for event in events))
 
     def record_lines(self, lines: str) -> None:
         """Append events given as JSON lines (encode_event's, or the schema's canonical check's)."""

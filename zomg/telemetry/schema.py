@@ -3,7 +3,8 @@
 The CLI builds its events against these definitions and the receiver validates
 incoming batches with ``validate_batch``. Nothing else in zomg spells a field
 name, an allowed value or a limit of the wire format; the JSON Schema published
-for other tools is generated from here too (``json_schema()``).
+for other tools is generated from here too (``json_schema()``), and so are the
+receiver's fast paths (``zomg.telemetry.schema_compiled``).
 
 Wire format: ``POST <endpoint>`` with ``{"events": [EVENT, ...]}`` (1 to
 ``MAX_BATCH`` events, at most ``MAX_BODY_BYTES`` bytes); each EVENT has exactly
@@ -18,7 +19,6 @@ from zomg.errors import ERROR_CLASSES
 SCHEMA_VERSION = 1
 MAX_BATCH = 100
 BATCH_KEY = "events"
-_CANONICAL_START = '{"' + BATCH_KEY + '":['
 # The largest request body a receiver accepts. The largest valid batch, encoded
 # by encode_batch, is well below it (a test checks), so it only stops abuse.
 MAX_BODY_BYTES = 256 * 1024
@@ -58,10 +58,10 @@ class SchemaError(ValueError):
 
 # --- field rules --------------------------------------------------------------
 # A rule is called with a value and returns None when it is valid, else a short
-# reason. It can say the same thing two more ways: as a Python expression, which
-# the compiled batch validator inlines (one call per field would cost more than
-# the checks), and as a JSON Schema fragment. Each rule keeps the three side by
-# side; tests check that the call and the expression agree.
+# reason; json_schema() says the same as a JSON Schema fragment. The receiver's
+# fast paths (zomg.telemetry.schema_compiled) are generated from each rule's
+# attributes (allowed values, pattern body, nullable); tests check that every
+# generated form agrees with the rule's call.
 
 
 class _Regex:
@@ -81,46 +81,6 @@ class _Regex:
         return (self._match or self.matcher())(value)
 
 
-def _bind(env: dict, value: object) -> str:
-    """Put ``value`` in the compiled code's namespace; return the name to use."""
-    name = f"_k{len(env)}"
-    env[name] = value
-    return name
-
-
-def _json_escape(env: dict) -> str:
-    """The name under which the compiled encoder finds json's own string escaper."""
-    from json.encoder import encode_basestring_ascii
-
-    return _bind(env, encode_basestring_ascii)
-
-
-# A pattern is "plain" when it can only match characters that JSON writes as
-# themselves: literal letters, digits, ':' and '-', and classes made of those
-# (plus '.', '+', '!'), with ranges only within digits or one case of letters.
-# For such a pattern, the canonical JSON text of a matching string is the
-# string in quotes, so the canonical-form check below can match the raw text.
-_PLAIN_PATTERN = (
-    r"(?:\[(?:[0-9]-[0-9]|[a-z]-[a-z]|[A-Z]-[A-Z]|[0-9A-Za-z.+!]|-(?=\]))+\]"
-    r"|[0-9A-Za-z:-]|\{[0-9]+(?:,[0-9]+)?\}|\(\?:|[)?*+|])*"
-)
-
-
-def _plain(body: str) -> bool:
-    return re.fullmatch(_PLAIN_PATTERN, body) is not None
-
-
-def _json_alternatives(values: list) -> str | None:
-    """A pattern for the JSON texts of ``values``; None for none, or for a text
-    with a brace (the canonical check splits a batch into events at braces)."""
-    import json
-
-    texts = [json.dumps(value) for value in values]
-    if not texts or any("{" in text or "}" in text for text in texts):
-        return None
-    return "(?:" + "|".join(re.escape(text) for text in texts) + ")"
-
-
 def _nullable_type(json_type: str, nullable: bool) -> object:
     return [json_type, "null"] if nullable else json_type
 
@@ -134,18 +94,6 @@ class _Const:
         if type(value) is not type(self.expected) or value != self.expected:
             return self.reason
         return None
-
-    def expression(self, v: str, env: dict) -> str:
-        return f"(type({v}) is {_bind(env, type(self.expected))} and {v} == {_bind(env, self.expected)})"
-
-    def json_text(self, v: str, env: dict) -> str:
-        import json
-
-        return repr(json.dumps(self.expected))
-
-    def canonical(self, t: str, env: dict) -> tuple | None:
-        pattern = _json_alternatives([self.expected])
-        return None if pattern is None else (pattern, None)
 
     def json_schema(self) -> dict:
         return {"type": _JSON_TYPES[type(self.expected)], "const": self.expected}
@@ -164,21 +112,6 @@ class _Enum:
         if type(value) is not str or value not in self.allowed_set:
             return self.reason
         return None
-
-    def expression(self, v: str, env: dict) -> str:
-        test = f"(type({v}) is str and {v} in {_bind(env, self.allowed_set)})"
-        return f"({v} is None or {test})" if self.nullable else test
-
-    def json_text(self, v: str, env: dict) -> str:
-        import json
-
-        texts = {value: json.dumps(value) for value in self.allowed}
-        texts[None] = "null"
-        return f"{_bind(env, texts)}[{v}]"
-
-    def canonical(self, t: str, env: dict) -> tuple | None:
-        pattern = _json_alternatives(list(self.allowed) + ([None] if self.nullable else []))
-        return None if pattern is None else (pattern, None)
 
     def json_schema(self) -> dict:
         values = list(self.allowed) + ([None] if self.nullable else [])
@@ -199,20 +132,6 @@ class _Pattern:
             return self.reason
         return None
 
-    def expression(self, v: str, env: dict) -> str:
-        test = f"(type({v}) is str and {_bind(env, self.match.matcher())}({v}) is not None)"
-        return f"({v} is None or {test})" if self.nullable else test
-
-    def json_text(self, v: str, env: dict) -> str:
-        text = f"{_json_escape(env)}({v})"
-        return f"('null' if {v} is None else {text})" if self.nullable else text
-
-    def canonical(self, t: str, env: dict) -> tuple | None:
-        if not _plain(self.body):
-            return None
-        quoted = f'"(?:{self.body})"'
-        return (f"(?:null|{quoted})" if self.nullable else quoted), None
-
     def json_schema(self) -> dict:
         return {"type": _nullable_type("string", self.nullable), "pattern": f"^{self.body}$"}
 
@@ -232,15 +151,6 @@ class _Timestamp:
             return self.unreal
         return None
 
-    def expression(self, v: str, env: dict) -> str:
-        return f"(type({v}) is str and {_bind(env, self.match_exact.matcher())}({v}) is not None)"
-
-    def json_text(self, v: str, env: dict) -> str:
-        return f"{_json_escape(env)}({v})"
-
-    def canonical(self, t: str, env: dict) -> tuple | None:
-        return f'"(?:{_TIMESTAMP_EXACT})"', None
-
     def json_schema(self) -> dict:
         return {"type": "string", "pattern": f"^{_TIMESTAMP_EXACT}$", "format": "date-time"}
 
@@ -250,15 +160,6 @@ class _Bool:
 
     def __call__(self, value: object) -> str | None:
         return None if type(value) is bool else self.reason
-
-    def expression(self, v: str, env: dict) -> str:
-        return f"({v} is True or {v} is False)"
-
-    def json_text(self, v: str, env: dict) -> str:
-        return f"('true' if {v} else 'false')"
-
-    def canonical(self, t: str, env: dict) -> tuple | None:
-        return "(?:true|false)", None
 
     def json_schema(self) -> dict:
         return {"type": "boolean"}
@@ -283,30 +184,6 @@ class _Flags:
             previous = item
         return None
 
-    def expression(self, v: str, env: dict) -> str:
-        # Most commands have no flags: the empty list needs no call.
-        return f"(type({v}) is list and ({v} == [] or {_bind(env, self)}({v}) is None))"
-
-    def json_text(self, v: str, env: dict) -> str:
-        return f"('[' + ','.join(map({_json_escape(env)}, {v})) + ']')"
-
-    @staticmethod
-    def _text_sorted(text: str) -> bool:
-        """Whether the flags in a non-empty canonical text ``["--a","--b"]`` are sorted and unique."""
-        previous = ""
-        for item in text[2:-2].split('","'):
-            if item <= previous:
-                return False
-            previous = item
-        return True
-
-    def canonical(self, t: str, env: dict) -> tuple | None:
-        # Only a list of two or more can be out of order: only those are tested.
-        item = f'"(?:{_FLAG})"'
-        every = f"\\[(?:{item}(?:,{item}){{0,{MAX_FLAGS - 1}}})?\\]"
-        several = f"\\[{item}(?:,{item}){{1,{MAX_FLAGS - 1}}}\\]"
-        return every, f"{_bind(env, self._text_sorted)}({t})", several
-
     def json_schema(self) -> dict:
         # JSON Schema cannot say "sorted"; it can say unique.
         return {
@@ -328,30 +205,6 @@ class _SetExactlyWhen:
         if (event[self.other] == self.value) != (event[self.field] is not None):
             return self.reason
         return None
-
-    def expression(self, e: str, env: dict) -> str:
-        return f"(({e}[{self.other!r}] == {self.value!r}) == ({e}[{self.field!r}] is not None))"
-
-    def canonical_pair(self, rules: dict) -> str | None:
-        """A pattern for both fields, ``other`` then ``field``, as they stand side by side in canonical text."""
-        import json
-
-        other, field = rules[self.other], rules[self.field]
-        if not (isinstance(other, _Enum) and isinstance(field, _Enum) and field.nullable):
-            return None
-        other_key = re.escape(json.dumps(self.other)) + ":"
-        field_key = "," + re.escape(json.dumps(self.field)) + ":"
-        when = [value for value in other.allowed if value == self.value]
-        otherwise = [value for value in other.allowed if value != self.value] + ([None] if other.nullable else [])
-        patterns = [_json_alternatives(values) for values in (when, list(field.allowed), otherwise)]
-        branches = []
-        if when:
-            branches.append(other_key + f"{patterns[0]}{field_key}{patterns[1]}")
-        if otherwise:
-            branches.append(other_key + f"{patterns[2]}{field_key}null")
-        if not branches or (when and None in patterns[:2]) or (otherwise and patterns[2] is None):
-            return None
-        return "(?:" + "|".join(branches) + ")"
 
     def json_schema(self) -> dict:
         return {
@@ -427,8 +280,8 @@ DEPLOYMENT_METRICS_FIELDS: tuple[tuple[str, object, str], ...] = (
 
 # event name -> (ordered fields, check across fields). Other event types
 # (deployment metrics) register here, so one batch may carry several kinds.
-# A checker is any callable (value -> None or reason); those with
-# ``expression``/``json_schema`` (the rules above) are also compiled and published.
+# A checker is any callable (value -> None or reason); the rules above are also
+# compiled into the receiver's fast paths and published as JSON Schema.
 EVENT_TYPES: dict[str, tuple[tuple[tuple[str, object, str], ...], object]] = {
     CLI_COMMAND: (CLI_COMMAND_FIELDS, _cross_check_cli_command),
     DEPLOYMENT_METRICS: (DEPLOYMENT_METRICS_FIELDS, None),
@@ -465,119 +318,18 @@ def validate_event(event: object, index: int = 0) -> None:
         raise SchemaError(f"{where}.{reason}")
 
 
-# --- compiled code -------------------------------------------------------------
-# validate_event is the reference and writes the reasons; validate_batch first
-# asks one generated function per event type, with every rule inlined, and goes
-# to validate_event only for an event that function does not pass. encode_event
-# is generated the same way. Both are compiled on first use, so the CLI, which
-# handles one event per run, never pays for them. The source is made only from
-# the rules above, never from input.
-
-_compiled: dict = {}
+# schema_compiled.compiled_for, imported when validate_batch first needs it: the
+# CLI never validates a batch and never pays for the code generator. Kept here
+# because an import statement on every call adds about 5% to a ten-event batch.
+_compiled_for = None
 
 
-def _compile_validator(event_name: str, fields: tuple, cross_check: object) -> object:
-    env: dict = {}
-    lines = ["def valid(e):", f"    if len(e) != {len(fields)}:", "        return False", "    try:"]
-    for key, check, _ in fields:
-        test = check.expression("v", env) if hasattr(check, "expression") else f"{_bind(env, check)}(v) is None"
-        lines += [f"        v = e[{key!r}]", f"        if not {test}:", "            return False"]
-    lines += ["    except KeyError:", "        return False"]
-    if cross_check is None:
-        lines.append("    return True")
-    elif hasattr(cross_check, "expression"):
-        lines.append(f"    return {cross_check.expression('e', env)}")
-    else:
-        lines.append(f"    return {_bind(env, cross_check)}(e) is None")
-    exec(compile("\n".join(lines) + "\n", f"<schema validator for {event_name}>", "exec"), env)
-    return env["valid"]
+def _load_compiled_for() -> object:
+    global _compiled_for
+    from zomg.telemetry.schema_compiled import compiled_for
 
-
-def _compile_encoder(event_name: str, fields: tuple, cross_check: object) -> object:
-    import json
-
-    env: dict = {}
-    parts = []
-    for index, (key, check, _) in enumerate(fields):
-        parts.append(repr(("{" if index == 0 else ",") + json.dumps(key) + ":"))
-        value = f"e[{key!r}]"
-        if hasattr(check, "json_text"):
-            parts.append(check.json_text(value, env))
-        else:
-            compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
-            parts.append(f"{_bind(env, compact)}({value})")
-    parts.append(repr("}"))
-    source = "def encode(e):\n    return ''.join((" + ", ".join(parts) + ",))\n"
-    exec(compile(source, f"<schema encoder for {event_name}>", "exec"), env)
-    return env["encode"]
-
-
-def _canonical_event(fields: tuple, cross_check: object) -> tuple | None:
-    """(pattern for an event's canonical text between its braces, [(field pattern, test)]), or None.
-
-    A field whose rule needs more than a pattern (flags are sorted) comes back
-    with a pattern capturing its text and a test to run on that text.
-    """
-    import json
-
-    keys = [key for key, _, _ in fields]
-    paired = None
-    if cross_check is not None:
-        # The check across fields becomes one pattern for the two of them, when they are neighbours.
-        pair = getattr(cross_check, "canonical_pair", None)
-        other = keys.index(cross_check.other) if pair and cross_check.other in keys else -1
-        if other < 0 or keys[other + 1:other + 2] != [cross_check.field]:
-            return None
-        paired = (other, pair({key: check for key, check, _ in fields}))
-        if paired[1] is None:
-            return None
-    env: dict = {}
-    parts, scans = [], []
-    index = 0
-    while index < len(fields):
-        if paired is not None and index == paired[0]:
-            parts.append(paired[1])
-            index += 2
-            continue
-        key, check, _ = fields[index]
-        index += 1
-        form = check.canonical("t", env) if hasattr(check, "canonical") else None
-        if form is None:
-            return None
-        pattern, test = form[:2]
-        name = re.escape(json.dumps(key)) + ":"
-        parts.append(name + pattern)
-        if test:
-            # A third pattern, when given, narrows which texts need the test.
-            scanned = form[2] if len(form) > 2 else pattern
-            exec(compile(f"def test(t):\n    return {test}\n", f"<schema canonical test for {key}>", "exec"), env)
-            scans.append((f"{name}({scanned})", env.pop("test")))
-    return ",".join(parts), scans
-
-
-def _compile_canonical(event_name: str, fields: tuple, cross_check: object) -> object:
-    """(fullmatch of a whole canonical batch of this type, [(findall, test)]), or None."""
-    form = _canonical_event(fields, cross_check)
-    if form is None:
-        return None
-    event, scans = form
-    # The event pattern once: each event is followed by a comma and another event, or by the end.
-    batch = f"{re.escape(_CANONICAL_START)}(?:\\{{{event}\\}}(?:,(?=\\{{)|(?=\\]))){{1,{MAX_BATCH}}}\\]\\}}"
-    return re.compile(batch).fullmatch, [(re.compile(pattern).findall, test) for pattern, test in scans]
-
-
-_COMPILERS = {"validator": _compile_validator, "encoder": _compile_encoder, "canonical": _compile_canonical}
-
-
-def _compiled_for(kind: str, event_name: object) -> object:
-    """The compiled ``kind`` for ``event_name``, or None for anything that is not a known type."""
-    spec = EVENT_TYPES.get(event_name) if type(event_name) is str else None
-    if spec is None:
-        return None
-    cached = _compiled.get((kind, event_name))
-    if cached is None or cached[0] is not spec:
-        cached = _compiled[kind, event_name] = (spec, _COMPILERS[kind](event_name, *spec))
-    return cached[1]
+    _compiled_for = compiled_for
+    return compiled_for
 
 
 def validate_batch(body: object) -> list:
@@ -594,45 +346,14 @@ def validate_batch(body: object) -> list:
         raise SchemaError(f"{BATCH_KEY}: must be a list")
     if not 1 <= len(events) <= MAX_BATCH:
         raise SchemaError(f"{BATCH_KEY}: must hold 1 to {MAX_BATCH} events, not {len(events)}")
+    # One generated function per event type answers for the valid events;
+    # validate_event runs only for the others, to name the field and reason.
+    compiled_for = _compiled_for or _load_compiled_for()
     for index, event in enumerate(events):
-        valid = _compiled_for("validator", event.get("event")) if type(event) is dict else None
+        valid = compiled_for("validator", event.get("event")) if type(event) is dict else None
         if valid is None or not valid(event):
             validate_event(event, index)
     return events
-
-
-def encode_event(event: dict) -> str:
-    """Compact, ASCII-only JSON of one event that passed validation, fields in the schema's order.
-
-    Only for validated events: the generated code relies on the types the rules checked.
-    """
-    return _compiled_for("encoder", event["event"])(event)
-
-
-def canonical_event_lines(text: str) -> str | None:
-    """The events of a body in canonical form as JSON lines, or None.
-
-    Canonical form is what encode_batch writes for events of one type built in
-    the schema's field order, as the CLI builds them. When every event of such
-    a body is valid, the answer is exactly encode_event's text for each decoded
-    event, each followed by a newline, so a receiver that only writes lines
-    need not decode and re-encode: one generated pattern checks the whole body.
-    For anything else (another order, whitespace, escapes, mixed types, an
-    invalid event) it answers None, and decoding plus validate_batch decide.
-    """
-    if not text.startswith(_CANONICAL_START):
-        return None
-    for event_name in EVENT_TYPES:
-        form = _compiled_for("canonical", event_name)
-        if form is None or form[0](text) is None:
-            continue
-        for findall, test in form[1]:
-            for found in findall(text):
-                if not test(found):
-                    return None
-        # No value of a canonical event holds a brace, so "},{" only ever joins two events.
-        return text[len(_CANONICAL_START):-2].replace("},{", "}\n{") + "\n"
-    return None
 
 
 def encode_batch(events: list) -> bytes:
@@ -680,3 +401,14 @@ def json_schema() -> dict:
         "additionalProperties": False,
         "definitions": definitions,
     }
+
+
+def __getattr__(name: str) -> object:
+    # The receiver's encoder and canonical check live in schema_compiled; they
+    # can still be imported from here, and only then is the generator loaded.
+    if name in ("encode_event", "canonical_event_lines"):
+        from zomg.telemetry import schema_compiled
+
+        value = globals()[name] = getattr(schema_compiled, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
