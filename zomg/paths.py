@@ -78,12 +78,19 @@ def system_config_dirs() -> list[str]:
     return [os.path.join(d, APP) for d in dirs]
 
 
+def setup_file() -> str:
+    """The answers given to `zomg setup` (see zomg.setup_config)."""
+    return os.path.join(config_dir(), "setup.json")
+
+
 def default_boxes_dir() -> str:
     return os.path.join(data_dir(), "boxes")
 
 
 def boxes_dir() -> str:
     """Where the local backend keeps boxes: as chosen in `zomg setup`, else under the data dir."""
+    if not os.path.exists(setup_file()):
+        return default_boxes_dir()  # no setup yet: nothing more to read or import
     from zomg import setup_config
 
-    return setup_config.configured_boxes_dir() or default_boxes_dir()
+    return setup_config.load().boxes_dir or default_boxes_dir()

@@ -16,7 +16,6 @@ import os
 from zomg import paths
 from zomg.errors import ConfigError, from_os_error
 
-FILE_NAME = "setup.json"
 KEYS = ("boxes_dir", "deployment_name", "deployment_metrics", "deployment_id")
 
 
@@ -35,7 +34,7 @@ class Answers:
 
 
 def path() -> str:
-    return os.path.join(paths.config_dir(), FILE_NAME)
+    return paths.setup_file()
 
 
 def load() -> Answers:
@@ -79,9 +78,3 @@ def save(answers: Answers) -> None:
     except OSError as exc:
         raise from_os_error(exc, f"cannot write {where}") from None
 
-
-def configured_boxes_dir() -> str | None:
-    """The boxes location chosen in setup, without reading more than needed on the hot path."""
-    if not os.path.exists(path()):
-        return None
-    return load().boxes_dir

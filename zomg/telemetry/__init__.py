@@ -161,10 +161,11 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
     """Deployment metrics, opted in through `zomg setup`, ride on the same spool and sender."""
     import os
 
-    from zomg import setup_config
+    from zomg import paths
 
-    if decision.source in ("env:DO_NOT_TRACK",) or not os.path.exists(setup_config.path()):
+    if decision.source == "env:DO_NOT_TRACK" or not os.path.exists(paths.setup_file()):
         return session  # not opted in (the common case costs one stat)
+    from zomg import setup_config
     from zomg.telemetry import deployment, policy
     from zomg.telemetry.spool import Tuning
 
