@@ -112,6 +112,10 @@ def markdown() -> str:
         "Every command accepts `-h`/`--help`. `zomg --version` prints the version. Options are never",
         "abbreviated: `--proj` is an error, not `--project`.",
         "",
+        "Box, project and deployment names are 1 to 63 lowercase letters, digits and `-`, starting with a",
+        "letter or digit. Results go to standard output; messages for people (and every error, as one",
+        "line `zomg: error: ...`) go to standard error, so output stays pipeable.",
+        "",
     ]
     for top in commands.load_all():
         for path, spec in _walk(top):

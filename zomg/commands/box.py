@@ -69,6 +69,8 @@ SPEC = Command(
         Command(
             "list",
             help="list boxes",
+            description="List boxes, sorted by name. A box whose metadata cannot be read is reported on "
+            "standard error and the exit status is 1; the readable ones are still listed.",
             run=list_,
             args=(Arg("--project", help="only boxes of this project", metavar="P"), _JSON),
         ),
