@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import re
 import tempfile
 
@@ -133,6 +134,7 @@ def wire(monkeypatch, tmp_path, capture, clock):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(argv=command_lines())
 def test_no_canary_reaches_a_log_line_the_spool_or_the_wire(argv, wire, capture, monkeypatch, tmp_path):
+    from zomg import paths
     from zomg.cli import main
     from zomg.telemetry import schema
 
@@ -141,6 +143,10 @@ def test_no_canary_reaches_a_log_line_the_spool_or_the_wire(argv, wire, capture,
     tuning, sessions = wire
     # A fresh data dir per command line: no box exists, so exec and console never start a process.
     monkeypatch.setenv("XDG_DATA_HOME", tempfile.mkdtemp(prefix="zqxdata", dir=str(tmp_path)))
+    # An earlier command line may have been `zomg setup --boxes-dir <canary path>`: boxes must not
+    # follow it outside the temp dir, so every command line starts without setup answers.
+    if os.path.exists(paths.setup_file()):
+        os.unlink(paths.setup_file())
     outputs = {}
     for mode in ("log", "on"):
         monkeypatch.setenv("ZOMG_TELEMETRY", mode)
