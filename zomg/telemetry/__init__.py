@@ -169,7 +169,7 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
     from zomg.telemetry import deployment, policy
     from zomg.telemetry.spool import Tuning
 
-    mode, _ = deployment.decide(env, decision.system)
+    mode, _ = deployment.decide(env, decision)
     if mode == "off":
         return session
     url = policy.endpoint(env)

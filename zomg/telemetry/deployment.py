@@ -21,35 +21,31 @@ def now() -> float:
     return time.time()
 
 
-def decide(env=None, system=None) -> tuple[str, str]:
+def decide(env=None, decision=None) -> tuple[str, str]:
     """The effective deployment-metrics mode (on, off or log) and why.
 
-    The environment and a packager's lock turn deployment metrics off exactly
-    as they do CLI telemetry, and ZOMG_TELEMETRY=log prints instead of sending;
+    ``decision`` is telemetry's own (``policy.decide``), made once per run: the
+    environment and a packager's lock turn deployment metrics off exactly as
+    they do CLI telemetry, and ZOMG_TELEMETRY=log prints instead of sending;
     otherwise only the opt-in stored by `zomg setup` turns them on. A stored
     `zomg telemetry off` concerns CLI telemetry only.
     """
     from zomg import setup_config
     from zomg.errors import ZomgError
-    from zomg.telemetry import config, policy
+    from zomg.telemetry import policy
 
-    env = os.environ if env is None else env
-    if policy.do_not_track(env.get("DO_NOT_TRACK")):
-        return "off", "DO_NOT_TRACK is set"
-    raw = env.get("ZOMG_TELEMETRY", "")
-    wanted = policy.parse_mode_word(raw) if raw.strip() else None
-    if raw.strip() and wanted in (None, "off"):
-        return "off", "ZOMG_TELEMETRY turns telemetry off"
-    system = system if system is not None else config.read_system()
-    if system.locks_off:
-        return "off", f"{system.path} locks telemetry off"
+    decision = decision if decision is not None else policy.decide(env)
+    from_env = decision.source.startswith("env:")
+    locked = decision.system is not None and decision.system.locks_off
+    if decision.mode == "off" and (from_env or locked):
+        return "off", decision.reason
     try:
         answers = setup_config.load()
     except ZomgError as exc:
         return "off", exc.message
     if not answers.deployment_metrics or not answers.deployment_id:
         return "off", "not chosen in zomg setup"
-    return ("log" if wanted == "log" else "on"), "chosen in zomg setup"
+    return ("log" if from_env and decision.mode == "log" else "on"), "chosen in zomg setup"
 
 
 def _state_path(spool_dir: str) -> str:

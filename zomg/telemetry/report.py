@@ -58,17 +58,17 @@ def status(env=None) -> dict:
         "system_path": system.path,
         "system_locked": system.locks_off,
         "unsent_events": Spool().count(),
-        "deployment_metrics": _deployment_status(env, system),
+        "deployment_metrics": _deployment_status(env, decision),
     }
 
 
-def _deployment_status(env, system) -> dict:
+def _deployment_status(env, decision) -> dict:
     """Deployment metrics: a separate data set, on only after an opt-in in `zomg setup`."""
     from zomg import setup_config
     from zomg.errors import ZomgError
     from zomg.telemetry import deployment
 
-    mode, reason = deployment.decide(env, system)
+    mode, reason = deployment.decide(env, decision)
     try:
         answers = setup_config.load()
     except ZomgError:
