@@ -174,9 +174,10 @@ def write_user_config(data: dict) -> None:
 
 def notice_seen(installation_id: str | None = None) -> None:
     """Record that this user has seen the current notice (the usual state after the first run)."""
-    from zomg.telemetry import config, notice
+    from zomg import telemetry
+    from zomg.telemetry import config
 
-    write_user_config({"notice_version": notice.NOTICE_VERSION,
+    write_user_config({"notice_version": telemetry.NOTICE_VERSION,
                        "installation_id": installation_id or config.uuid4()})
 
 

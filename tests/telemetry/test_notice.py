@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from zomg import telemetry
+
 from .support import files_under, run, spooled, user_config, write_user_config
 
 pytestmark = pytest.mark.telemetry_on
@@ -55,13 +57,13 @@ def test_the_notice_run_sends_nothing_even_when_a_send_is_due_and_the_next_run_s
     cli.drain()
     assert spooled()
     cli.tuning.batch_size = 1
-    monkeypatch.setattr(_notice(), "NOTICE_VERSION", _notice().NOTICE_VERSION + 1)
+    monkeypatch.setattr(telemetry, "NOTICE_VERSION", telemetry.NOTICE_VERSION + 1)
     sent, waiting = len(capture.requests), len(spooled())
     r = cli("box", "list")
     cli.drain()
     assert r.err.startswith(_notice().TEXT)
     assert (len(capture.requests), len(spooled())) == (sent, waiting)
-    assert user_config()["notice_version"] == _notice().NOTICE_VERSION
+    assert user_config()["notice_version"] == telemetry.NOTICE_VERSION
 
     r = cli("box", "list")
     cli.drain()
@@ -71,7 +73,7 @@ def test_the_notice_run_sends_nothing_even_when_a_send_is_due_and_the_next_run_s
 
 
 def test_an_older_stored_notice_version_shows_the_notice_again(capture):
-    write_user_config({"notice_version": _notice().NOTICE_VERSION - 1})
+    write_user_config({"notice_version": telemetry.NOTICE_VERSION - 1})
     r = run("box", "list", env={"ZOMG_TELEMETRY_ENDPOINT": capture.url})
     assert _notice().TEXT in r.stderr
     assert spooled() == []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from zomg.telemetry import ci, config, event, schema
+from zomg.telemetry import config, event, schema
 from zomg.telemetry.spool import MAX_GRACE, Tuning
 
 pytestmark = pytest.mark.telemetry_on
@@ -35,20 +35,20 @@ pytestmark = pytest.mark.telemetry_on
     ],
 )
 def test_ci_detection(env, expected):
-    assert ci.is_ci(env) is expected
+    assert event.is_ci(env) is expected
 
 
 def test_every_vendor_is_detected_by_its_own_marker():
-    vendors = set(ci.VENDOR_VARS.values()) | {name for name, _ in ci.VENDOR_RULES}
+    vendors = set(event.VENDOR_VARS.values()) | {name for name, _ in event.VENDOR_RULES}
     assert len(vendors) >= 50
-    for variable, name in ci.VENDOR_VARS.items():
-        assert ci.vendor({variable: "1"}) == name and ci.is_ci({variable: "1"}) is True
-        assert ci.vendor({variable: ""}) is None
-    for name, rules in ci.VENDOR_RULES:
+    for variable, name in event.VENDOR_VARS.items():
+        assert event.ci_vendor({variable: "1"}) == name and event.is_ci({variable: "1"}) is True
+        assert event.ci_vendor({variable: ""}) is None
+    for name, rules in event.VENDOR_RULES:
         env = {variable: text or "1" for variable, _, text in rules}
-        assert ci.vendor(env) == name and ci.is_ci(env) is True, name
+        assert event.ci_vendor(env) == name and event.is_ci(env) is True, name
         if len(rules) > 1:
-            assert ci.vendor(dict([next(iter(env.items()))])) is None, name
+            assert event.ci_vendor(dict([next(iter(env.items()))])) is None, name
 
 
 @pytest.mark.parametrize("platform,name", [("linux", "linux"), ("linux2", "linux"), ("darwin", "darwin"),

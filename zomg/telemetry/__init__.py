@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 
 LOG_PREFIX = "zomg-telemetry: "
 
+# The version of what is collected, as the first-run notice (``notice.TEXT``)
+# describes it. Raise it whenever that changes (a field added to an event
+# type, a new event type): every user then sees the notice again, and that run
+# again sends nothing. It lives here rather than in ``notice`` because every
+# run compares it with the stored version, and only a run that shows the
+# notice needs that module.
+NOTICE_VERSION = 1
+
+
+def notice_due(stored_version: int) -> bool:
+    """Whether the first-run notice must be shown (again) before anything is recorded."""
+    return stored_version != NOTICE_VERSION
+
 
 class Session:
     """One invocation that records a CLI event (mode on or log), deployment metrics, or both."""
@@ -36,11 +49,15 @@ class Session:
         self.thread = None  # the send this invocation started, if any
         self.metrics_thread = None  # measuring deployment metrics, when due
         self.metrics_log: list[bytes] = []  # in log mode: the payload to print
+        self._spool_cache: Spool | None = None
 
     def _spool(self) -> Spool:
-        from zomg.telemetry.spool import Spool
+        # One per invocation: its paths are resolved once, not at each use.
+        if self._spool_cache is None:
+            from zomg.telemetry.spool import Spool
 
-        return Spool(tuning=self.tuning)
+            self._spool_cache = Spool(tuning=self.tuning)
+        return self._spool_cache
 
     def start_send_if_due(self, any_owner: bool = False) -> None:
         # Without an installation id there are no CLI events to send, unless
@@ -138,7 +155,7 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
     """The CLI-event part of this run's session, and whether the notice was shown instead."""
     if decision.mode == "off":
         return None, False
-    from zomg.telemetry import config, notice, policy
+    from zomg.telemetry import config, policy
     from zomg.telemetry.spool import Tuning
 
     url = policy.endpoint(env)
@@ -147,7 +164,9 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
     if not config.writable():
         return None, False  # read-only home or sandbox: silently off for this run
     user = decision.user if decision.user is not None else config.read_user()
-    if decision.mode == "on" and notice.due(user.notice_version):
+    if decision.mode == "on" and notice_due(user.notice_version):
+        from zomg.telemetry import notice
+
         notice.show(env_decided=decision.source.startswith("env:"))
         return None, True
     session = Session(decision.mode, user.installation_id, url, tuning or Tuning(), env)
@@ -200,4 +219,4 @@ def flush(env: Mapping[str, str] | None = None, tuning: Tuning | None = None) ->
     return sender.deliver(Spool(tuning=tuning), url, config.read_user().installation_id, force=True)
 
 
-__all__ = ["LOG_PREFIX", "Session", "flush", "start"]
+__all__ = ["LOG_PREFIX", "NOTICE_VERSION", "Session", "flush", "notice_due", "start"]

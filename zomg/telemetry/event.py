@@ -19,8 +19,11 @@ import os
 import sys
 import time
 
-from zomg.telemetry import ci
 from zomg.telemetry.config import uuid4
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: startup cost
+    from collections.abc import Mapping
 
 EVENT = "cli.command"
 SCHEMA_VERSION = 1
@@ -48,6 +51,130 @@ _ARCH = {
     "x86": "x86",
 }
 
+
+# --- CI detection ---------------------------------------------------------------
+# The rules follow what the widely used CI-detection libraries check: a few
+# generic variables most CI systems set, and each vendor's own marker. Only
+# presence (or, for a shared variable such as ``CI_NAME``, a fixed vendor
+# name) is tested; no value is ever returned or stored.
+
+# Set (to anything but empty) by most CI systems, and by people who want CI behaviour.
+GENERIC = (
+    "CI",
+    "CONTINUOUS_INTEGRATION",
+    "BUILD_NUMBER",
+    "BUILD_ID",
+    "RUN_ID",
+    "CI_APP_ID",
+    "CI_BUILD_ID",
+    "CI_BUILD_NUMBER",
+    "CI_NAME",
+)
+
+# A variable only that vendor sets (set to anything but empty).
+VENDOR_VARS = {
+    "AGOLA_GIT_REF": "Agola CI",
+    "ALPIC_HOST": "Alpic",
+    "AC_APPCIRCLE": "Appcircle",
+    "APPVEYOR": "AppVeyor",
+    "CODEBUILD_BUILD_ARN": "AWS CodeBuild",
+    "TF_BUILD": "Azure Pipelines",
+    "bamboo_planKey": "Bamboo",
+    "BITBUCKET_COMMIT": "Bitbucket Pipelines",
+    "BITRISE_IO": "Bitrise",
+    "BUDDY_WORKSPACE_ID": "Buddy",
+    "BUILDKITE": "Buildkite",
+    "CIRCLECI": "CircleCI",
+    "CIRRUS_CI": "Cirrus CI",
+    "CF_PAGES": "Cloudflare Pages",
+    "WORKERS_CI": "Cloudflare Workers",
+    "CF_BUILD_ID": "Codefresh",
+    "CM_BUILD_ID": "Codemagic",
+    "DRONE": "Drone",
+    "DSARI": "dsari",
+    "EARTHLY_CI": "Earthly",
+    "EAS_BUILD": "Expo Application Services",
+    "GERRIT_PROJECT": "Gerrit",
+    "GITEA_ACTIONS": "Gitea Actions",
+    "GITHUB_ACTIONS": "GitHub Actions",
+    "GITLAB_CI": "GitLab CI",
+    "GO_PIPELINE_LABEL": "GoCD",
+    "BUILDER_OUTPUT": "Google Cloud Build",
+    "HARNESS_BUILD_ID": "Harness CI",
+    "HUDSON_URL": "Hudson",
+    "LAYERCI": "LayerCI",
+    "MAGNUM": "Magnum CI",
+    "NETLIFY": "Netlify CI",
+    "NEVERCODE": "Nevercode",
+    "PROW_JOB_ID": "Prow",
+    "RELEASE_BUILD_ID": "ReleaseHub",
+    "RENDER": "Render",
+    "SAILCI": "Sail CI",
+    "SCREWDRIVER": "Screwdriver",
+    "SEMAPHORE": "Semaphore",
+    "SHIPPABLE": "Shippable",
+    "TDDIUM": "Solano CI",
+    "STRIDER": "Strider CD",
+    "TEAMCITY_VERSION": "TeamCity",
+    "TRAVIS": "Travis CI",
+    "VELA": "Vela",
+    "NOW_BUILDER": "Vercel",
+    "VERCEL": "Vercel",
+    "APPCENTER_BUILD_ID": "Visual Studio App Center",
+    "CI_XCODE_PROJECT": "Xcode Cloud",
+    "XCS": "Xcode Server",
+}
+
+# Vendors known by a shared variable's value, by part of it, or by two variables together:
+# (vendor, ((variable, "=" exact value | "~" contained text | "" set, text), ...)), all must hold.
+VENDOR_RULES = (
+    ("Codeship", (("CI_NAME", "=", "codeship"),)),
+    ("Sourcehut", (("CI_NAME", "=", "sourcehut"),)),
+    ("Woodpecker", (("CI", "=", "woodpecker"),)),
+    ("Heroku CI", (("NODE", "~", "/app/.heroku/node/bin/node"),)),
+    ("Jenkins", (("JENKINS_URL", "", ""), ("BUILD_ID", "", ""))),
+    ("TaskCluster", (("TASK_ID", "", ""), ("RUN_ID", "", ""))),
+)
+
+# Every variable a rule above looks at, upper-cased: one pass over the
+# environment tells whether any could be set (on a person's machine, none is),
+# instead of a lookup per vendor (os.environ encodes each name asked for, and
+# there are dozens). Upper case because Windows' environment ignores case.
+_CI_NAMES = frozenset(
+    name.upper() for name in (*GENERIC, *VENDOR_VARS, *(name for _, rules in VENDOR_RULES for name, _, _ in rules))
+)
+
+
+def _holds(env: Mapping[str, str], name: str, how: str, text: str) -> bool:
+    value = env.get(name)
+    if not value:
+        return False
+    return value == text if how == "=" else text in value if how == "~" else True
+
+
+def ci_vendor(env: Mapping[str, str] | None = None) -> str | None:
+    """The CI vendor's name (for tests and debugging); never sent."""
+    env = os.environ if env is None else env
+    for name in VENDOR_VARS:
+        if name in env and env[name]:
+            return VENDOR_VARS[name]
+    for name, rules in VENDOR_RULES:
+        if all(_holds(env, *rule) for rule in rules):
+            return name
+    return None
+
+
+def is_ci(env: Mapping[str, str] | None = None) -> bool:
+    """Whether zomg runs under a CI system; only this yes or no ever leaves zomg."""
+    env = os.environ if env is None else env
+    if _CI_NAMES.isdisjoint(map(str.upper, env)):
+        return False
+    if env.get("CI", "").strip().lower() == "false":
+        return False
+    return any(env.get(name) for name in GENERIC) or ci_vendor(env) is not None
+
+
+# --- the other fields ------------------------------------------------------------
 
 def os_name(platform: str | None = None) -> str:
     """The OS as the schema names it, from ``sys.platform`` (the ``platform`` module is slow to import)."""
@@ -126,7 +253,7 @@ def build(invocation: dict, installation_id: str, now: float, env=None) -> dict:
         "flags": sorted({f for f in invocation.get("flags", ()) if f in defined}),
         "os": os_name(),
         "arch": arch(),
-        "ci": ci.is_ci(env),
+        "ci": is_ci(env),
         "duration_bucket": duration_bucket(max(0.0, float(invocation.get("duration_s", 0.0)))),
         "result": result,
         "error_class": error_class,

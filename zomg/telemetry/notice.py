@@ -1,15 +1,14 @@
 """The first-run notice: on stderr, once per version of what is collected.
 
-``NOTICE_VERSION`` must be raised whenever what is collected changes (a field
-added to an event type, a new event type): every user then sees the notice
-again, and that run again sends nothing. ``FIELDS_SHOWN`` pins the fields
-this version describes; a test fails when the schema moves without it.
+The version is ``zomg.telemetry.NOTICE_VERSION``, raised whenever what is
+collected changes. ``FIELDS_SHOWN`` pins the fields this version describes;
+a test fails when the schema moves without it.
 """
 from __future__ import annotations
 
 import sys
 
-NOTICE_VERSION = 1
+import zomg.telemetry as _telemetry
 
 FIELDS_SHOWN = {
     "cli.command": (
@@ -29,10 +28,6 @@ zomg: Turn it off: zomg telemetry off, or set ZOMG_TELEMETRY=off or DO_NOT_TRACK
 """
 
 
-def due(notice_version: int) -> bool:
-    return notice_version != NOTICE_VERSION
-
-
 def show(env_decided: bool) -> bool:
     """Record that the notice was shown, then show it; False (and silence) if it was not recorded.
 
@@ -46,11 +41,11 @@ def show(env_decided: bool) -> bool:
     marked = []
 
     def mark(data: dict) -> bool:
-        if data.get("notice_version") == NOTICE_VERSION:
+        if data.get("notice_version") == _telemetry.NOTICE_VERSION:
             return False  # another zomg showed it a moment ago
         if not env_decided and data.get("mode") not in (None, "on"):
             return False
-        data["notice_version"] = NOTICE_VERSION
+        data["notice_version"] = _telemetry.NOTICE_VERSION
         if not config.is_uuid4(data.get("installation_id")):
             data["installation_id"] = config.uuid4()
         marked.append(True)

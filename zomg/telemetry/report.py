@@ -4,7 +4,7 @@ Read-only: nothing here creates a file, an id or a connection.
 """
 from __future__ import annotations
 
-from zomg.telemetry import config, notice, policy, schema
+from zomg.telemetry import config, notice_due, policy, schema
 
 NEVER_COLLECTED = (
     "argument values: box names, projects, paths, KEY=VALUE pairs, shell names",
@@ -51,7 +51,7 @@ def status(env=None) -> dict:
         "endpoint_usable": problem is None,
         "endpoint_problem": problem,
         "installation_id": user.installation_id,
-        "notice_shown": not notice.due(user.notice_version),
+        "notice_shown": not notice_due(user.notice_version),
         "config_path": user.path,
         "config_writable": writable,
         "stored_mode": user.mode,
