@@ -116,10 +116,10 @@ class LineDeliveries(Deliveries):
         self.ways.append("decoded")
         self.lines.append([schema.encode_event(event) for event in events])
 
-    def record_lines(self, lines: str) -> None:
+    def record_lines(self, lines: bytes) -> None:
         if self.failure is not None:
             raise self.failure
-        texts = lines.splitlines()
+        texts = lines.decode("ascii").splitlines()
         self.batches.append([json.loads(text) for text in texts])
         self.ways.append("canonical")
         self.lines.append(texts)

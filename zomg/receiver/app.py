@@ -111,6 +111,8 @@ def read_body(environ: dict) -> bytes:
             chunk = stream.read(remaining)
             if not chunk:
                 break
+            if len(chunk) == remaining and not chunks:
+                return chunk  # the usual case, the whole body in one read: no copy
             chunks.append(chunk)
             remaining -= len(chunk)
     except Exception:
@@ -153,11 +155,11 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
             raise _Reject(404, "not found")
         if method != "POST":
             raise _Reject(405, "method not allowed", (("Allow", "POST"),))
-        text = decode_text(read_body(environ))
-        lines = canonical_event_lines(text) if record_lines is not None else None
+        body = read_body(environ)
+        lines = canonical_event_lines(body) if record_lines is not None else None
         if lines is None:
             try:
-                events = schema.validate_batch(parse_json(text))
+                events = schema.validate_batch(parse_json(decode_text(body)))
             except schema.SchemaError as exc:
                 raise _Reject(400, str(exc)) from None
         try:
@@ -167,7 +169,7 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
                 record_lines(lines)
         except DeliveryError as exc:
             raise _Reject(exc.status, str(exc)) from None
-        return 202, b'{"accepted":%d}' % (len(events) if lines is None else lines.count("\n"))
+        return 202, b'{"accepted":%d}' % (len(events) if lines is None else lines.count(b"\n"))
 
     def app(environ: dict, start_response: Callable) -> list:
         try:

@@ -41,16 +41,16 @@ class LineRecorder:
 
     def __call__(self, events: list) -> None:
         # Rebuilt field by field from the schema (its order, its types), not copied from the request.
-        self.record_lines("".join(encode_event(event) + "\n" for event in events))
+        self.record_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
 
-    def record_lines(self, lines: str) -> None:
-        """Append events given as JSON lines (encode_event's, or the schema's canonical check's)."""
+    def record_lines(self, lines: bytes) -> None:
+        """Append events given as ASCII JSON lines (encode_event's, or the schema's canonical check's)."""
         try:
             if self.path is None:
-                for line in lines.rstrip("\n").split("\n"):
-                    _write_all(STDOUT_FD, line.encode("ascii") + b"\n")
+                for line in lines.rstrip(b"\n").split(b"\n"):
+                    _write_all(STDOUT_FD, line + b"\n")
                 return
-            _write_all(self._current_fd(), lines.encode("ascii"))
+            _write_all(self._current_fd(), lines)
         except OSError as exc:
             raise DeliveryError(f"output: cannot record events ({exc.strerror})", status=503) from None
 

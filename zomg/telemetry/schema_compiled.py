@@ -32,6 +32,7 @@ from zomg.telemetry.schema import (
 )
 
 _CANONICAL_START = '{"' + BATCH_KEY + '":['
+_CANONICAL_START_BYTES = _CANONICAL_START.encode("ascii")
 
 
 def _bind(env: dict, value: object) -> str:
@@ -169,10 +170,12 @@ class _FlagsCode(_Code):
         return f"('[' + ','.join(map({_bind(env, encode_basestring_ascii)}, {v})) + ']')"
 
     @staticmethod
-    def _text_sorted(text: str) -> bool:
-        """Whether the flags in a non-empty canonical text ``["--a","--b"]`` are sorted and unique."""
-        previous = ""
-        for item in text[2:-2].split('","'):
+    def _text_sorted(text: bytes) -> bool:
+        """Whether the flags in a non-empty canonical text ``["--a","--b"]`` are sorted and unique.
+
+        The text is ASCII (the pattern allows nothing else), so its bytes sort as the flags do."""
+        previous = b""
+        for item in text[2:-2].split(b'","'):
             if item <= previous:
                 return False
             previous = item
@@ -291,20 +294,26 @@ def _canonical_event(fields: tuple, cross_check: object) -> tuple | None:
         if test:
             # A third pattern, when given, narrows which texts need the test.
             scanned = form[2] if len(form) > 2 else pattern
-            exec(compile(f"def test(t):\n    return {test}\n", f"<schema canonical test for {key}>", "exec"), env)
+            # One call tests every text the scan found: a call per text would cost more than the tests.
+            source = (f"def test(found):\n    for t in found:\n        if not {test}:\n"
+                      "            return False\n    return True\n")
+            exec(compile(source, f"<schema canonical test for {key}>", "exec"), env)
             scans.append((f"{name}({scanned})", env.pop("test")))
     return ",".join(parts), scans
 
 
 def _compile_canonical(event_name: str, fields: tuple, cross_check: object) -> tuple | None:
-    """(fullmatch of a whole canonical batch of this type, [(findall, test)]), or None."""
+    """(fullmatch of a whole canonical batch of this type, [(findall, test of all it found)]), or None.
+
+    The patterns are bytes: the canonical form is ASCII, so the body need not be decoded to be checked."""
     form = _canonical_event(fields, cross_check)
     if form is None:
         return None
     event, scans = form
     # The event pattern once: each event is followed by a comma and another event, or by the end.
     batch = f"{re.escape(_CANONICAL_START)}(?:\\{{{event}\\}}(?:,(?=\\{{)|(?=\\]))){{1,{MAX_BATCH}}}\\]\\}}"
-    return re.compile(batch).fullmatch, [(re.compile(pattern).findall, test) for pattern, test in scans]
+    return (re.compile(batch.encode("ascii")).fullmatch,
+            [(re.compile(pattern.encode("ascii")).findall, test) for pattern, test in scans])
 
 
 _COMPILERS = {"validator": _compile_validator, "encoder": _compile_encoder, "canonical": _compile_canonical}
@@ -331,27 +340,27 @@ def encode_event(event: dict) -> str:
     return compiled_for("encoder", event["event"])(event)
 
 
-def canonical_event_lines(text: str) -> str | None:
-    """The events of a body in canonical form as JSON lines, or None.
+def canonical_event_lines(body: bytes) -> bytes | None:
+    """The events of a body in canonical form as JSON lines (ASCII bytes), or None.
 
     Canonical form is what encode_batch writes for events of one type built in
     the schema's field order, as the CLI builds them. When every event of such
     a body is valid, the answer is exactly encode_event's text for each decoded
     event, each followed by a newline, so a receiver that only writes lines
     need not decode and re-encode: one generated pattern checks the whole body.
-    For anything else (another order, whitespace, escapes, mixed types, an
-    invalid event) it answers None, and decoding plus validate_batch decide.
+    For anything else (another order, whitespace, escapes, non-ASCII, mixed
+    types, an invalid event) it answers None, and decoding plus validate_batch
+    decide.
     """
-    if not text.startswith(_CANONICAL_START):
+    if not body.startswith(_CANONICAL_START_BYTES):
         return None
     for event_name in schema.EVENT_TYPES:
         form = compiled_for("canonical", event_name)
-        if form is None or form[0](text) is None:
+        if form is None or form[0](body) is None:
             continue
         for findall, test in form[1]:
-            for found in findall(text):
-                if not test(found):
-                    return None
+            if not test(findall(body)):
+                return None
         # No value of a canonical event holds a brace, so "},{" only ever joins two events.
-        return text[len(_CANONICAL_START):-2].replace("},{", "}\n{") + "\n"
+        return body[len(_CANONICAL_START_BYTES):-2].replace(b"},{", b"}\n{") + b"\n"
     return None
