@@ -138,8 +138,9 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
 
     A ``deliver`` that only writes each event's compact JSON may also have
     ``record_lines(lines)``: for a body in the schema's canonical form (what the
-    CLI sends) it gets the lines straight from the schema's canonical check,
-    without decoding and re-encoding; any other body is decoded and validated.
+    CLI sends) it gets the lines, as ASCII bytes, straight from the schema's
+    canonical check, without decoding and re-encoding; any other body is decoded
+    and validated.
     """
     record_lines = getattr(deliver, "record_lines", None)
 
