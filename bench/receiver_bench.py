@@ -26,7 +26,7 @@ Needs, for the benchmark only (none is a runtime or test dependency):
 
 Run from the repository root:
 
-    python bench/receiver_bench.py [--seconds 3] [--rounds 5] [--connections 8] [--workers 2]
+    python bench/receiver_bench.py [--seconds 2] [--rounds 15] [--connections 8] [--workers 2]
                                    [--schema-out PATH] [--skip-http] [--skip-validation]
 
 All traffic goes to 127.0.0.1; every wrk run is bounded by --seconds and every
@@ -252,22 +252,26 @@ def bench_http(args: argparse.Namespace) -> None:
     results: dict = {name: [] for name in configs}
     print(f"HTTP: gunicorn --workers {args.workers} (sync), wrk -t1 -c{args.connections} -d{args.seconds}s, "
           f"{BATCH_SIZE}-event batches of {len(body)} bytes, {args.rounds} interleaved rounds; medians shown")
+    # All three servers run for the whole measurement (an idle one costs nothing) and take
+    # turns under load in short runs: this machine's speed drifts over seconds, and the
+    # servers of one round are measured within a few seconds of each other.
+    servers: dict = {}
     try:
+        for name, (app, env) in configs.items():
+            servers[name] = Gunicorn(app, args.workers, env)
+            run_wrk(servers[name].url, script, 1, args.connections)  # warm-up
         for _ in range(args.rounds):
-            for name, (app, env) in configs.items():
-                server = Gunicorn(app, args.workers, env)
-                try:
-                    run_wrk(server.url, script, 1, args.connections)  # warm-up
-                    cpu_before = server.workers_cpu_seconds()
-                    result = run_wrk(server.url, script, args.seconds, args.connections)
-                    # Worker CPU per request: what the app costs, less disturbed by other load than req/s.
-                    result["cpu"] = (server.workers_cpu_seconds() - cpu_before) / (result["rps"] * args.seconds)
-                    results[name].append(result)
-                finally:
-                    server.stop()
+            for name, server in servers.items():
+                cpu_before = server.workers_cpu_seconds()
+                result = run_wrk(server.url, script, args.seconds, args.connections)
+                # Worker CPU per request: what the app costs, less disturbed by other load than req/s.
+                result["cpu"] = (server.workers_cpu_seconds() - cpu_before) / (result["rps"] * args.seconds)
+                results[name].append(result)
                 if os.path.exists(output):
-                    os.unlink(output)
+                    os.unlink(output)  # the receiver notices and opens a new file, as after log rotation
     finally:
+        for server in servers.values():
+            server.stop()
         fake.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -384,8 +388,8 @@ def bench_validation(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=3, help="length of each measured wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the three servers")
+    parser.add_argument("--seconds", type=int, default=2, help="length of each measured wrk run")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the three servers")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--schema-out", metavar="PATH", help="where to write the generated JSON Schema")
