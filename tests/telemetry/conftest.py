@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import Capture, FakeClock, Result, refused_url
+from .support import Capture, FakeClock, refused_url
 
 
 @pytest.fixture(autouse=True)
@@ -25,22 +25,20 @@ def clock():
 
 
 class CLI:
-    """``zomg.cli.main`` in-process, with telemetry's tuning and clock injected."""
+    """``zomg.cli.main`` in-process (the ``zomg`` fixture), with telemetry's tuning and clock injected."""
 
-    def __init__(self, capsys, tuning) -> None:
-        self.capsys = capsys
+    def __init__(self, run, tuning) -> None:
+        self.run = run
         self.tuning = tuning
         self.clock = tuning.clock
         self.sessions: list = []
 
     def __call__(self, *argv: str):
-        from zomg.cli import main
-
-        self.capsys.readouterr()
-        code = main(list(argv))
-        self.drain()  # deterministic: whatever this run started has finished before the next
-        captured = self.capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        result = self.run(*argv)
+        # Deterministic: whatever this run started has finished before the next. (Those
+        # threads never print: what a run shows is written before main() returns.)
+        self.drain()
+        return result
 
     def drain(self) -> None:
         """Wait for every send started so far to end (sends are bounded by the socket timeout)."""
@@ -52,11 +50,11 @@ class CLI:
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys, clock):
+def cli(monkeypatch, zomg, clock):
     import zomg.telemetry as telemetry
     from zomg.telemetry.spool import Tuning
 
-    runner = CLI(capsys, Tuning(batch_size=1, clock=clock, timeout=2.0))
+    runner = CLI(zomg, Tuning(batch_size=1, clock=clock, timeout=2.0))
     real_start = telemetry.start
 
     def start(telemetry_command=False, **kwargs):

@@ -11,16 +11,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code = code
-        self.out = out
-        self.err = err
-
-    def __repr__(self) -> str:
-        return f"Result(code={self.code!r}, out={self.out!r}, err={self.err!r})"
-
-
 class Capture:
     """An HTTP endpoint on 127.0.0.1:0 that records every POST.
 
