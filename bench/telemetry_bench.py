@@ -19,14 +19,15 @@ import argparse
 import os
 import resource  # POSIX only, like the rest of this script's assumptions
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# The loopback endpoints are the telemetry tests' own.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.telemetry.support import Blackhole, Capture, refused_url  # noqa: E402
 
 
 def _zomg_command() -> list[str]:
@@ -36,73 +37,22 @@ def _zomg_command() -> list[str]:
     return [sys.executable, "-m", "zomg"]
 
 
-class Healthy:
+class _Refused:
+    """Nothing listens at its address (connection refused)."""
+
     def __init__(self) -> None:
-        self.requests = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                owner.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/events"
-
-    def attempts(self) -> int:
-        return self.requests
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Blackhole:
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.held: list[socket.socket] = []
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/events"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def attempts(self) -> int:
-        return len(self.held)
-
-    def close(self) -> None:
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
-
-
-class Refused:
-    def __init__(self) -> None:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{s.getsockname()[1]}/v1/events"
-        s.close()
-
-    def attempts(self) -> int:
-        return -1  # not observable
+        self.url = refused_url()
 
     def close(self) -> None:
         pass
+
+
+# (label, endpoint, how many send attempts reached it so far; None where that cannot be seen)
+ENDPOINTS = (
+    ("(a) healthy loopback receiver", Capture, lambda endpoint: len(endpoint.requests)),
+    ("(b) accepts, never answers", Blackhole, lambda endpoint: len(endpoint.held)),
+    ("(c) connection refused", _Refused, None),
+)
 
 
 def _spooled(state_home: str) -> int:
@@ -132,24 +82,23 @@ def main() -> int:
         for name in ("alpha", "beta", "gamma"):
             subprocess.run([*_zomg_command(), "box", "create", name], env=dict(base, ZOMG_TELEMETRY="off"),
                            check=True, capture_output=True)
-        for label, endpoint_class in (("(a) healthy loopback receiver", Healthy),
-                                      ("(b) accepts, never answers", Blackhole),
-                                      ("(c) connection refused", Refused)):
+        for index, (label, endpoint_class, count_attempts) in enumerate(ENDPOINTS):
             endpoint = endpoint_class()
-            state = os.path.join(scratch, f"state-{endpoint_class.__name__}")
+            state = os.path.join(scratch, f"state-{index}")
             on = dict(base, ZOMG_TELEMETRY_ENDPOINT=endpoint.url, XDG_STATE_HOME=state)
             off = dict(on, ZOMG_TELEMETRY="off")
             # The first run shows the notice; it is not measured. Bytecode is cached as an installed
             # Python has it: zomg's by these runs, the standard library's sending modules by an import.
             subprocess.run(zomg, env=on, check=True, capture_output=True)
             subprocess.run(zomg, env=off, check=True, capture_output=True)
-            subprocess.run([sys.executable, "-c", "import urllib.request, zomg.telemetry.sender"], env=off, check=True)
+            subprocess.run([sys.executable, "-c", "import urllib.request, zomg.telemetry.sender"], env=off, check=True,
+                           cwd=scratch)  # the installed zomg, not a source tree in the current directory
             times = {"on": [], "off": []}
             cpu = {"on": [], "off": []}
             sent = []  # per on-run: whether it started a send (None where the endpoint cannot tell)
             for _ in range(args.runs):
                 for mode, env in (("off", off), ("on", on)):
-                    attempts = endpoint.attempts()
+                    attempts = count_attempts(endpoint) if count_attempts else None
                     before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     t0 = time.perf_counter()
                     subprocess.run(zomg, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -157,8 +106,9 @@ def main() -> int:
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)
                     cpu[mode].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
                     if mode == "on":
-                        sent.append(None if attempts < 0 else endpoint.attempts() > attempts)
-            results.append((label, times, cpu, sent, endpoint.attempts(), _spooled(state)))
+                        sent.append(None if attempts is None else count_attempts(endpoint) > attempts)
+            results.append((label, times, cpu, sent, count_attempts(endpoint) if count_attempts else None,
+                            _spooled(state)))
             endpoint.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -177,7 +127,7 @@ def main() -> int:
         paired = statistics.median(on / off for on, off in zip(times["on"], times["off"]))
         print(f"{label:32} {off_median * 1000:7.1f} {on_median * 1000:7.1f} {on_median / off_median:6.3f} "
               f"{max(times['on']) * 1000:12.1f} {max(times['off']) * 1000:13.1f} {cpu_ratio:10.3f} "
-              f"{attempts if attempts >= 0 else 'n/a':>14} {left:>13} {without} {paired:7.3f}")
+              f"{'n/a' if attempts is None else attempts:>14} {left:>13} {without} {paired:7.3f}")
     print("ratio: median wall time on / off; cpu ratio: the same for the child's user+system CPU time "
           "(less sensitive to other load on the machine)")
     print("ratio, no send: the median of the on-runs that started no send, over the same off median; the runs")

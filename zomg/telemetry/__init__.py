@@ -112,8 +112,6 @@ class Session:
             pass
 
     def _record(self, invocation: dict) -> None:
-        import json
-
         from zomg.telemetry import config, event
 
         installation_id = self.installation_id or config.ensure_installation_id()
@@ -126,8 +124,7 @@ class Session:
             schema.validate_event(built)
             self._print_log_line(schema.encode_batch([built]))
             return
-        encoded = json.dumps(built, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-        self._spool().append(encoded, now)
+        self._spool().append_event(built, now)
 
 
 def start(telemetry_command: bool = False, *, env: Mapping[str, str] | None = None,
@@ -155,11 +152,11 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
     """The CLI-event part of this run's session, and whether the notice was shown instead."""
     if decision.mode == "off":
         return None, False
-    from zomg.telemetry import config, policy
+    from zomg.telemetry import config
     from zomg.telemetry.spool import Tuning
 
-    url = policy.endpoint(env)
-    if decision.mode == "on" and policy.endpoint_problem(url) is not None:
+    url = _endpoint_for(decision.mode, env)
+    if url is None:
         return None, False  # nowhere to send: record nothing, say nothing
     if not config.writable():
         return None, False  # read-only home or sandbox: silently off for this run
@@ -185,14 +182,12 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
     if decision.source == "env:DO_NOT_TRACK" or not os.path.exists(paths.setup_file()):
         return session  # not opted in (the common case costs one stat)
     from zomg import setup_config
-    from zomg.telemetry import deployment, policy
+    from zomg.telemetry import deployment
     from zomg.telemetry.spool import Tuning
 
     mode, _ = deployment.decide(env, decision)
-    if mode == "off":
-        return session
-    url = policy.endpoint(env)
-    if mode == "on" and policy.endpoint_problem(url) is not None:
+    url = None if mode == "off" else _endpoint_for(mode, env)
+    if url is None:
         return session
     if session is None:
         session = Session(None, None, url, tuning or Tuning(), env)
@@ -201,6 +196,14 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
     if mode == "on" and session.thread is None:
         session.start_send_if_due(any_owner=True)
     return session
+
+
+def _endpoint_for(mode: str, env: Mapping[str, str] | None) -> str | None:
+    """The endpoint in effect; None when mode on has no usable one (log mode sends nothing, so any will do)."""
+    from zomg.telemetry import policy
+
+    url = policy.endpoint(env)
+    return None if mode == "on" and policy.endpoint_problem(url) is not None else url
 
 
 def flush(env: Mapping[str, str] | None = None, tuning: Tuning | None = None) -> int:
@@ -213,8 +216,8 @@ def flush(env: Mapping[str, str] | None = None, tuning: Tuning | None = None) ->
     from zomg.telemetry import config, policy, sender
     from zomg.telemetry.spool import Spool
 
-    url = policy.endpoint(env)
-    if policy.decide(env).mode != "on" or policy.endpoint_problem(url) is not None:
+    url = _endpoint_for("on", env)
+    if url is None or policy.decide(env).mode != "on":
         return 0
     return sender.deliver(Spool(tuning=tuning), url, config.read_user().installation_id, force=True)
 

@@ -88,7 +88,7 @@ def record(mode: str, deployment_id: str, spool, now: float) -> bytes | None:
     built = metrics.build(deployment_id, now)
     if mode == "log":
         return schema.encode_batch([built])
-    spool.append(json.dumps(built, separators=(",", ":"), ensure_ascii=True).encode("ascii"), now)
+    spool.append_event(built, now)
     return None
 
 

@@ -94,10 +94,10 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
             events.append(event)
         if kept != lines:
             spool.rewrite(kept)
-        if not kept or not (force or (now >= spool.backoff()[1] and spool.due_for(kept, now))):
+        failures, retry_at = spool.backoff()
+        if not kept or not (force or (now >= retry_at and spool.due_for(kept, now))):
             return []
-        failures = spool.backoff()[0] + 1
-        spool.write_backoff(failures, now + spool.tuning.backoff(failures))
+        spool.write_backoff(failures + 1, now + spool.tuning.backoff(failures + 1))
         return list(zip(kept[: schema.MAX_BATCH], events[: schema.MAX_BATCH]))
 
 

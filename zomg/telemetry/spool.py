@@ -315,6 +315,10 @@ class Spool:
         finally:
             lock.release()
 
+    def append_event(self, event: dict, now: float) -> None:
+        """Queue one event, encoded as compact ASCII JSON. Raises OSError if it cannot."""
+        self.append(json.dumps(event, separators=(",", ":"), ensure_ascii=True).encode("ascii"), now)
+
     def write_backoff(self, failures: int, retry_at: float) -> None:
         from zomg.fsutil import write_atomic
 
