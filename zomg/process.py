@@ -2,16 +2,17 @@
 
 zomg waits for the child and returns its exit status. Ctrl-C at a terminal
 reaches the child directly (it shares zomg's foreground process group), so
-zomg itself only notes it and keeps waiting; a SIGINT or SIGTERM sent to zomg
-alone (``kill``) is passed on to the child. Either way zomg exits 130 after an
-interrupt, and the child is never left running behind it.
+zomg itself keeps waiting; a SIGINT or SIGTERM sent to zomg alone (``kill``)
+is passed on to the child. zomg never answers for the child: it exits with the
+child's own code when the child exits (even after handling an interrupt), and
+with 128+N when signal N killed it: 130 for SIGINT, 143 for SIGTERM, as a
+shell reports it. The child is never left running behind zomg.
 """
 from __future__ import annotations
 
 import os
 
 from zomg.errors import (
-    EXIT_INTERRUPTED,
     CommandNotExecutableError,
     CommandNotFoundError,
     SubprocessError,
@@ -40,14 +41,9 @@ def run(argv: list[str], cwd: str, env: dict[str, str]) -> int:
     except OSError as exc:
         raise SubprocessError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
 
-    interrupted = False
-
     def on_signal(signum, frame):
-        nonlocal interrupted
-        if signum == signal.SIGINT:
-            interrupted = True
-            if _from_terminal():
-                return  # the terminal already delivered it to the child
+        if signum == signal.SIGINT and _from_terminal():
+            return  # the terminal already delivered it to the child
         try:
             child.send_signal(signum)
         except OSError:
@@ -64,7 +60,6 @@ def run(argv: list[str], cwd: str, env: dict[str, str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    # A child killed by signal N is reported as 128 + N, as shells do.
+    # A child killed by signal N is reported as 128 + N, as shells do; one that
+    # handled the interrupt and exited chose its own code.
     return 128 - code if code < 0 else code

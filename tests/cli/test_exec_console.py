@@ -131,14 +131,28 @@ def test_real_exec_passes_output_and_exit_code_through(tmp_path):
     assert proc.stderr == ""
 
 
-def test_real_interrupt_reaches_the_child_and_zomg_exits_130(tmp_path):
-    """SIGINT sent to zomg (not from a terminal) is passed on to the child; zomg exits 130."""
+def _interrupt_exec(child_code, box):
+    """Run `zomg exec BOX -- python -c CHILD`, SIGINT zomg's whole process group once the child
+    is ready (what Ctrl-C at a terminal does), and return (zomg's exit code, stderr)."""
+    subprocess.run(_installed_zomg("box", "create", box), check=True, capture_output=True)
+    proc = subprocess.Popen(_installed_zomg("exec", box, "--", sys.executable, "-c", child_code),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stdout.readline() == "ready\n"
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate()
+    return proc.returncode, err
+
+
+def test_real_interrupt_reaches_the_child_and_zomg_exits_130_when_it_kills_the_child(tmp_path):
+    """SIGINT sent to zomg alone (not from a terminal) is passed on to the child."""
     subprocess.run(_installed_zomg("box", "create", "sig"), check=True, capture_output=True)
     marker = tmp_path / "child-got-sigint"
     child = (
-        "import signal, sys, time, pathlib\n"
+        "import os, signal, sys, time, pathlib\n"
         "def h(*a):\n"
-        f"    pathlib.Path({str(marker)!r}).write_text('yes'); sys.exit(0)\n"
+        f"    pathlib.Path({str(marker)!r}).write_text('yes')\n"
+        "    signal.signal(signal.SIGINT, signal.SIG_DFL); os.kill(os.getpid(), signal.SIGINT)\n"
         "signal.signal(signal.SIGINT, h)\n"
         "print('ready', flush=True)\n"
         "time.sleep(60)\n"
@@ -149,6 +163,25 @@ def test_real_interrupt_reaches_the_child_and_zomg_exits_130(tmp_path):
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, "the child died of SIGINT: 128 + 2, as a shell says"
     assert marker.read_text() == "yes"
     assert "Traceback" not in err
+
+
+def test_a_child_that_handles_ctrl_c_and_exits_gives_its_own_code():
+    # The child waits for SIGINT itself (no sleeping), then exits 5 as `trap "" INT; ...; exit 5` would.
+    child = ("import signal, sys\n"
+             "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
+             "print('ready', flush=True)\n"
+             "signal.sigwait({signal.SIGINT})\n"
+             "sys.exit(5)\n")
+    code, err = _interrupt_exec(child, "trapper")
+    assert code == 5
+    assert err == ""
+
+
+def test_a_child_killed_by_ctrl_c_gives_130():
+    child = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    code, err = _interrupt_exec(child, "plain")
+    assert code == 130
+    assert "zomg" not in err, "the child's own KeyboardInterrupt report is all there is"
