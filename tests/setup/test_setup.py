@@ -194,7 +194,7 @@ def test_prompt_on_a_terminal_defaults_to_no_when_enter_is_pressed():
     code, transcript = _drive(["", "", ""], dict(os.environ))
     assert code == 0, transcript
     assert "Where should boxes live?" in transcript
-    assert "Send deployment metrics? [y/N]" in transcript
+    assert "Send deployment metrics? (now off) [y/N]" in transcript
     assert '{"events":[{"event":"deployment.metrics"' in transcript, "the exact payload is shown before asking"
     assert _answers()["deployment_metrics"] is False
 
@@ -206,3 +206,20 @@ def test_prompt_on_a_terminal_opts_in_only_on_yes(tmp_path):
     assert answers["deployment_metrics"] is True
     assert answers["boxes_dir"] == str(tmp_path / "boxes")
     assert answers["deployment_name"] == "lab-1"
+
+
+def test_prompt_shows_an_opt_in_and_keeps_it_when_enter_is_pressed(zomg):
+    assert zomg("setup", "--no-input", "--deployment-metrics", "on").code == 0
+    first = _answers()["deployment_id"]
+    code, transcript = _drive(["", "", ""], dict(os.environ))
+    assert code == 0, transcript
+    assert "Send deployment metrics? (now on) [Y/n]" in transcript
+    assert _answers()["deployment_metrics"] is True
+    assert _answers()["deployment_id"] == first
+
+
+def test_prompt_turns_an_opt_in_off_only_on_no(zomg):
+    assert zomg("setup", "--no-input", "--deployment-metrics", "on").code == 0
+    code, transcript = _drive(["", "", "n"], dict(os.environ))
+    assert code == 0, transcript
+    assert _answers()["deployment_metrics"] is False

@@ -1,9 +1,10 @@
 """`zomg setup`: configure zomg on this machine, and the deployment-metrics opt-in.
 
-On a terminal it asks, showing each current value as the default, and for
-deployment metrics shows exactly what would be sent, defaulting to No every
-time. Without a terminal (or with --no-input) it never asks: it takes the
-flags, and deployment metrics stay off unless --deployment-metrics on is given.
+On a terminal it asks, showing each current value as the default (Enter keeps
+it), and for deployment metrics shows exactly what would be sent; the first
+time, that answer defaults to No, so opting in is always explicit. Without a
+terminal (or with --no-input) it never asks: it takes the flags, and deployment
+metrics stay as they were unless --deployment-metrics on|off is given.
 """
 from __future__ import annotations
 
@@ -42,10 +43,13 @@ def _boxes_dir_answer(value: str) -> str:
     return os.path.abspath(value)
 
 
-def _ask_yes_no(question: str) -> bool:
+def _ask_yes_no(question: str, current: bool) -> bool:
+    """Yes or no; Enter keeps ``current``, shown as the capital letter."""
     for _ in range(3):
-        answer = _ask(question, "y/N").lower()
-        if answer in ("", "n", "no"):
+        answer = _ask(question, "Y/n" if current else "y/N").lower()
+        if answer == "":
+            return current
+        if answer in ("n", "no"):
             return False
         if answer in ("y", "yes"):
             return True
@@ -98,7 +102,9 @@ def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: 
                 "random id. Nothing is sent unless you answer yes. Right now it would send exactly:\n\n"
                 f"  {_preview(candidate_id)}\n\n"
             )
-            deployment_metrics = "on" if _ask_yes_no("Send deployment metrics?") else "off"
+            now = "on" if answers.deployment_metrics else "off"
+            keep = _ask_yes_no(f"Send deployment metrics? (now {now})", bool(answers.deployment_metrics))
+            deployment_metrics = "on" if keep else "off"
     if deployment_metrics is not None:
         answers.deployment_metrics = deployment_metrics == "on"
 
