@@ -93,6 +93,10 @@ def parse_env(assignments: list[str]) -> dict[str, str]:
     return env
 
 
+def _damaged(name: str, what: str) -> ConfigError:
+    return ConfigError(f"box '{name}' is damaged ({what}); remove it with: zomg box rm --force {name}")
+
+
 def _box_path(name: str) -> str:
     return os.path.join(paths.boxes_dir(), check_name(name))
 
@@ -103,7 +107,7 @@ def _load(name: str, path: str) -> Box:
         with open(meta_path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        raise ConfigError(f"box '{name}' is damaged: {meta_path} is missing") from None
+        raise _damaged(name, f"{meta_path} is missing") from None
     except OSError as exc:
         raise from_os_error(exc, f"cannot read box '{name}' metadata {meta_path}") from None
     try:
@@ -120,7 +124,7 @@ def _load(name: str, path: str) -> Box:
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
-        raise ConfigError(f"box '{name}' has corrupt metadata in {meta_path}; fix or remove that file")
+        raise _damaged(name, f"corrupt metadata in {meta_path}")
     return Box(name, project, env, data["created"], path)
 
 
@@ -137,6 +141,7 @@ def create(name: str, project: str | None = None, env: dict[str, str] | None = N
     path = _box_path(name)
     root = os.path.dirname(path)
     if os.path.isdir(path):
+        _load(name, path)  # a damaged box says so, and how to remove it
         raise ConflictError(f"box '{name}' already exists")
     import time
 
@@ -186,10 +191,36 @@ def list_boxes(project: str | None = None) -> tuple[list[Box], list[str]]:
     return boxes, problems
 
 
-def remove(name: str, force: bool = False) -> None:
-    box = get(name)
+# What a box directory may hold; --force removes a damaged one only if it holds nothing else.
+_BOX_ENTRIES = frozenset((METADATA, WORKSPACE, USED_STAMP))
+
+
+def _check_damaged_box_dir(name: str, path: str) -> None:
+    """Refuse unless ``path`` is a real directory (not a symlink) holding only a box's own entries."""
+    import stat
+
     try:
-        has_files = bool(os.listdir(box.workspace))
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise ConflictError(f"{path} is not a box directory (a symlink or a file); zomg leaves it alone")
+        entries = set(os.listdir(path))
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot inspect box '{name}'") from None
+    if not entries & {METADATA, WORKSPACE} or entries - _BOX_ENTRIES:
+        raise ConflictError(f"{path} does not look like a box directory (it holds "
+                            f"{', '.join(sorted(entries)) or 'nothing'}); zomg leaves it alone")
+
+
+def remove(name: str, force: bool = False) -> None:
+    """Remove box ``name``; ``force`` also removes its files, and a box whose metadata is damaged."""
+    try:
+        path = get(name).path
+    except ConfigError:
+        if not force:
+            raise
+        path = _box_path(name)
+        _check_damaged_box_dir(name, path)
+    try:
+        has_files = bool(os.listdir(os.path.join(path, WORKSPACE)))
     except FileNotFoundError:
         has_files = False
     except OSError as exc:
@@ -197,9 +228,9 @@ def remove(name: str, force: bool = False) -> None:
     if has_files and not force:
         raise ConflictError(f"box '{name}' has files in its workspace; use --force to remove it with them")
     # Renamed first so the box disappears at once, even if deleting its files takes long or fails halfway.
-    doomed = os.path.join(os.path.dirname(box.path), f".removing-{name}-{os.urandom(4).hex()}")
+    doomed = os.path.join(os.path.dirname(path), f".removing-{name}-{os.urandom(4).hex()}")
     try:
-        os.rename(box.path, doomed)
+        os.rename(path, doomed)
     except FileNotFoundError:
         raise NotFoundError(f"no box named '{name}'") from None
     except OSError as exc:

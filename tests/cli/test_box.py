@@ -30,6 +30,14 @@ def test_list_filters_by_project_and_json_is_pipeable(zomg):
     assert [b["name"] for b in json.loads(r.out)] == ["a"]
 
 
+def test_a_project_without_boxes_says_so_not_that_there_are_no_boxes(zomg):
+    zomg("box", "create", "a", "--project", "p")
+    r = zomg("box", "list", "--project", "nope")
+    assert (r.code, r.out) == (0, "")
+    assert r.err == "no box belongs to project 'nope' (see all boxes with: zomg box list)\n"
+    assert zomg("box", "list", "--project", "nope", "--json").out == "[]\n"
+
+
 def test_empty_list_says_so_on_stderr_only(zomg):
     r = zomg("box", "list")
     assert (r.code, r.out) == (0, "")
@@ -91,13 +99,70 @@ def test_corrupt_metadata_is_one_line_and_never_rewritten(zomg, content):
         f.write(content)
     shown = zomg("box", "show", "x")
     assert shown.code == 1
-    assert shown.err == f"zomg: error: box 'x' has corrupt metadata in {meta}; fix or remove that file\n"
+    assert shown.err == (f"zomg: error: box 'x' is damaged (corrupt metadata in {meta}); "
+                         "remove it with: zomg box rm --force x\n")
     listed = zomg("box", "list")
     assert listed.code == 1
     assert "y" in listed.out, "the readable boxes are still listed"
     assert listed.err.count("\n") == 1
     with open(meta, "rb") as f:
         assert f.read() == content
+
+
+def _damage(name, how):
+    meta = os.path.join(paths.boxes_dir(), name, "box.json")
+    if how == "missing":
+        os.remove(meta)
+    else:
+        with open(meta, "w") as f:
+            f.write("{not json")
+    return meta
+
+
+@pytest.mark.parametrize("how", ["missing", "corrupt"])
+def test_a_damaged_box_names_the_fix_everywhere_and_rm_force_removes_it(zomg, how):
+    zomg("box", "create", "broken")
+    zomg("box", "create", "fine")
+    with open(os.path.join(boxes.get("broken").workspace, "notes.txt"), "w") as f:
+        f.write("x")
+    _damage("broken", how)
+    fix = "remove it with: zomg box rm --force broken"
+    for argv in (["box", "show", "broken"], ["box", "create", "broken"], ["box", "rm", "broken"],
+                 ["box", "list"], ["exec", "broken", "--", "true"]):
+        r = zomg(*argv)
+        assert r.code == 1, argv
+        assert "damaged" in r.err and r.err.rstrip().endswith(fix), (argv, r.err)
+    assert os.path.isdir(os.path.join(paths.boxes_dir(), "broken")), "without --force nothing is removed"
+    r = zomg("box", "rm", "--force", "broken")
+    assert (r.code, r.err) == (0, "removed box 'broken'\n")
+    assert sorted(os.listdir(paths.boxes_dir())) == ["fine"]
+    assert zomg("box", "create", "broken").code == 0
+
+
+def test_rm_force_never_follows_a_symlink_out_of_the_boxes_dir(zomg, tmp_path):
+    zomg("box", "create", "fine")
+    outside = tmp_path / "elsewhere"
+    (outside / "workspace").mkdir(parents=True)
+    (outside / "workspace" / "precious").write_text("keep")
+    (outside / "box.json").write_text("{damaged")
+    os.symlink(outside, os.path.join(paths.boxes_dir(), "linked"))
+    r = zomg("box", "rm", "--force", "linked")
+    assert r.code == 1 and "not a box directory" in r.err and r.err.count("\n") == 1
+    assert (outside / "workspace" / "precious").read_text() == "keep"
+    assert os.path.islink(os.path.join(paths.boxes_dir(), "linked"))
+
+
+@pytest.mark.parametrize("entries", [[], ["src"], ["box.json", "other-stuff"]])
+def test_rm_force_never_removes_a_directory_that_is_not_a_box(zomg, entries):
+    zomg("box", "create", "fine")
+    stranger = os.path.join(paths.boxes_dir(), "stranger")
+    os.mkdir(stranger)
+    for entry in entries:
+        with open(os.path.join(stranger, entry), "w") as f:
+            f.write("{damaged" if entry == "box.json" else "mine")
+    r = zomg("box", "rm", "--force", "stranger")
+    assert r.code == 1 and "does not look like a box directory" in r.err
+    assert sorted(os.listdir(stranger)) == sorted(entries)
 
 
 def test_metadata_is_json_written_whole(zomg):

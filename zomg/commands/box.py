@@ -19,6 +19,8 @@ def list_(project: str | None, json: bool) -> int:
         print_json([box.to_json() for box in found])
     elif found:
         print_table(("NAME", "PROJECT", "CREATED"), [(b.name, b.project or "-", b.created) for b in found])
+    elif project is not None:
+        note(f"no box belongs to project '{project}' (see all boxes with: zomg box list)")
     elif not problems:
         note("no boxes yet; create one with: zomg box create NAME")
     for problem in problems[:-1]:
