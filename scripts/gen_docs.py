@@ -16,12 +16,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 EXIT_CODES = (
     ("0", "success"),
-    ("1", "an error, reported as one line `zomg: error: ...` on standard error"),
-    ("2", "a usage error: an unknown command or option, a missing or invalid argument"),
+    ("1", "an error, reported as one line `zomg: error: ...` on standard error: the command line was fine but "
+          "something on this machine stopped the command (a box that does not exist or is damaged, a file "
+          "zomg cannot read or write)"),
+    ("2", "a usage error: an unknown command or option, a missing or invalid argument, or a value zomg cannot "
+          "use whatever the machine holds, such as a `--workdir` that is not a directory inside the box's "
+          "workspace"),
     ("126", "`zomg exec`: the command was found but could not be run"),
     ("127", "`zomg exec`: the command was not found"),
-    ("130", "interrupted (Ctrl-C)"),
-    ("141", "the reader of standard output went away (for example `zomg box list | head -1`)"),
+    ("130", "interrupted (Ctrl-C) while zomg itself was working; for `zomg exec` and `zomg console`, only when "
+            "the command died of the interrupt (one that handles Ctrl-C and exits gives its own code)"),
+    ("141", "the reader of standard output went away before zomg finished writing: only when the output "
+            "outgrows the pipe's buffer (64 KiB on Linux) or the reader has already exited. "
+            "`zomg box list | head -1` exits 0 while the listing fits in that buffer"),
     ("other", "`zomg exec` and `zomg console` exit with the command's or shell's own exit code; "
               "a command killed by signal N gives 128+N, as in a shell"),
 )
@@ -30,7 +37,8 @@ FILES = (
     ("$XDG_DATA_HOME/zomg/boxes/NAME/box.json", "a box's metadata (JSON, written atomically)"),
     ("$XDG_DATA_HOME/zomg/boxes/NAME/workspace/", "the box's workspace, where its commands run"),
     ("$XDG_CONFIG_HOME/zomg/setup.json", "the answers given to `zomg setup`: where boxes live (which then "
-                                         "replaces the default below), a deployment name, the deployment-metrics "
+                                         "replaces the default $XDG_DATA_HOME/zomg/boxes above), a deployment name, "
+                                         "the deployment-metrics "
                                          "choice and its id (mode 0600)"),
     ("$XDG_CONFIG_HOME/zomg/telemetry.json", "your telemetry choice, the installation id, the notice version shown "
                                              "(mode 0600)"),

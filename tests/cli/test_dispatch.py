@@ -115,3 +115,42 @@ def test_every_parser_refuses_abbreviations():
     parsers = list(walk(build_full_parser()))
     assert len(parsers) > 5
     assert all(p.allow_abbrev is False for p in parsers)
+
+
+def _pipe_into_head(boxes_count):
+    import subprocess
+
+    from zomg import boxes
+
+    for i in range(boxes_count):
+        boxes.create(f"box-{i:05d}-" + "x" * 50)
+    zomg = f"'{sys.executable}' -m zomg box list"
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {zomg} | head -1"], capture_output=True, text=True)
+    return proc.returncode, proc.stdout
+
+
+def test_a_short_listing_into_head_exits_0():
+    code, out = _pipe_into_head(3)
+    assert (code, out.split()) == (0, ["NAME", "PROJECT", "CREATED"])
+
+
+def test_a_listing_larger_than_the_pipe_buffer_into_head_exits_141():
+    code, out = _pipe_into_head(2000)  # about 170 KiB of table, well past Linux's 64 KiB pipe buffer
+    assert (code, out.split()) == (141, ["NAME", "PROJECT", "CREATED"])
+
+
+def _generated(rel):
+    import os
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", rel), encoding="utf-8") as f:
+        return f.read().replace("\\-", "-")
+
+
+@pytest.mark.parametrize("rel", ["docs/cli.md", "docs/zomg.1"])
+def test_the_docs_say_when_141_happens_and_where_the_default_boxes_dir_is(rel):
+    text = _generated(rel)
+    assert "for example `zomg box list | head -1`" not in text
+    assert "64 KiB" in text and "exits 0 while the listing fits" in text
+    assert "replaces the default below" not in text
+    default_row = text.index("$XDG_DATA_HOME/zomg/boxes/NAME/box.json")
+    assert text.index("replaces the default $XDG_DATA_HOME/zomg/boxes above") > default_row

@@ -52,7 +52,9 @@ def test_exec_workdir_inside_the_workspace(zomg, box, fp):
 )
 def test_exec_bad_workdir(zomg, box, fp, workdir, message):
     r = zomg("exec", "dev", "--workdir", workdir, "--", "pwd")
-    assert r.code in (1, 2) and message in r.err and r.err.count("\n") == 1
+    assert r.code == 2, "an unusable --workdir is a usage error, whichever way it is unusable"
+    assert message in r.err and r.err.count("\n") == 1
+    assert "the workspace of box 'dev'" in r.err and "''" not in r.err
     assert len(fp.calls) == 0
 
 

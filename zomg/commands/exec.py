@@ -5,7 +5,7 @@ import os
 
 from zomg import boxes, process
 from zomg.commands import MULTI, POSITIONAL, REST, Arg, Command
-from zomg.errors import NotFoundError, UsageError
+from zomg.errors import UsageError
 
 
 def box_environment(box: boxes.Box, extra: dict[str, str]) -> dict[str, str]:
@@ -17,15 +17,18 @@ def box_environment(box: boxes.Box, extra: dict[str, str]) -> dict[str, str]:
 
 
 def resolve_workdir(box: boxes.Box, workdir: str | None) -> str:
-    """``workdir`` is relative to the box's workspace and must stay inside it."""
+    """``workdir`` is relative to the box's workspace and must stay inside it.
+
+    Either way it fails, the value given is unusable, so both are usage errors (exit 2).
+    """
     workspace = os.path.realpath(box.workspace)
     if not workdir:
         return workspace
     target = os.path.realpath(os.path.join(workspace, workdir))
     if os.path.commonpath([workspace, target]) != workspace:
-        raise UsageError(f"--workdir {workdir!r} is outside box '{box.name}''s workspace")
+        raise UsageError(f"--workdir {workdir!r} is outside the workspace of box '{box.name}'")
     if not os.path.isdir(target):
-        raise NotFoundError(f"--workdir {workdir!r}: no such directory in box '{box.name}''s workspace")
+        raise UsageError(f"--workdir {workdir!r}: no such directory in the workspace of box '{box.name}'")
     return target
 
 
