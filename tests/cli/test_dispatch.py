@@ -118,6 +118,7 @@ def test_every_parser_refuses_abbreviations():
 
 
 def _pipe_into_head(boxes_count):
+    import os
     import subprocess
 
     from zomg import boxes
@@ -125,7 +126,10 @@ def _pipe_into_head(boxes_count):
     for i in range(boxes_count):
         boxes.create(f"box-{i:05d}-" + "x" * 50)
     zomg = f"'{sys.executable}' -m zomg box list"
-    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {zomg} | head -1"], capture_output=True, text=True)
+    # Unbuffered output is the hard case: without one write per table, head could exit between lines.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {zomg} | head -1"], capture_output=True, text=True,
+                          env=env)
     return proc.returncode, proc.stdout
 
 
