@@ -94,3 +94,85 @@ def test_fish_completion_offers_the_parsers_words():
     assert set(complete("zomg box ")) == {"create", "list", "show", "rm"}
     assert "--force" in complete("zomg box rm --")
     assert complete("zomg completion ") == ["bash", "fish", "zsh"]
+
+
+# --- every surface says what the declaration says, once ---------------------------
+
+
+def _declared():
+    from zomg import commands
+
+    def walk(spec, path):
+        path = (*path, spec.name)
+        yield path, spec
+        for child in spec.subcommands:
+            yield from walk(child, path)
+
+    return [item for top in commands.load_all() for item in walk(top, ())]
+
+
+def _flat(text):
+    return " ".join(text.split())
+
+
+def _read(rel):
+    with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("path", [path for path, _ in _declared()], ids=" ".join)
+def test_help_shows_the_declared_usage_description_and_argument_texts(zomg, monkeypatch, path):
+    from zomg import commands
+
+    monkeypatch.setenv("COLUMNS", "2000")
+    spec = dict(_declared())[path]
+    out = zomg(*path, "--help").out
+    assert out.splitlines()[0] == "usage: " + commands.synopsis(path, spec)
+    assert _flat(commands.describe(spec)) in _flat(out)
+    for arg in spec.args:
+        if arg.kind != commands.REST:
+            assert _flat(arg.help) in _flat(out), arg.names
+    for child in spec.subcommands:
+        assert _flat(f"{child.name} {child.help}") in _flat(out)
+
+
+def test_top_level_help_lists_each_commands_own_help(zomg, monkeypatch):
+    from zomg import commands
+
+    monkeypatch.setenv("COLUMNS", "2000")
+    out = _flat(zomg("--help").out)
+    assert out.startswith("usage: " + commands.ROOT_SYNOPSIS)
+    for spec in commands.load_all():
+        assert f"{spec.name} {_flat(spec.help)}" in out
+
+
+def test_man_page_and_reference_show_the_declared_texts():
+    from zomg import commands
+
+    man = _read("docs/zomg.1").replace("\\-", "-").replace("\\e", "\\")
+    md = _read("docs/cli.md")
+    for path, spec in _declared():
+        for text in (commands.synopsis(path, spec), commands.describe(spec)):
+            assert text.replace("`", "") in man, text
+            assert text in md, text
+        for arg in spec.args:
+            assert arg.help.replace("`", "") in man and arg.help in md, arg.names
+    assert commands.ROOT_SYNOPSIS in man and commands.ROOT_SYNOPSIS in md
+
+
+def test_zsh_and_fish_describe_commands_and_options_with_the_declared_help():
+    from zomg.completion import _quote_single
+
+    zsh, fish = _read("docs/completions/_zomg"), _read("docs/completions/zomg.fish")
+    for _, spec in _declared():
+        for child in spec.subcommands:
+            assert f"'{child.name}:{_quote_single(child.help)}'" in zsh
+            assert f"-a {child.name} -d '{_quote_single(child.help)}'" in fish
+        for arg in spec.args:
+            if arg.is_option:
+                assert f"[{_quote_single(arg.help)}]" in zsh and f"-d '{_quote_single(arg.help)}'" in fish
+    from zomg import commands
+
+    for spec in commands.load_all():
+        assert f"'{spec.name}:{_quote_single(spec.help)}'" in zsh
+        assert f"-a {spec.name} -d '{_quote_single(spec.help)}'" in fish

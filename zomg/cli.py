@@ -42,7 +42,6 @@ def _build_parser(recorder: _Recorder, words: list[str] | None):
     full = words is None
 
     from zomg import __version__, commands
-    from zomg.errors import UsageError
 
     def recording(base):
         class Recording(base):
@@ -87,14 +86,24 @@ def _build_parser(recorder: _Recorder, words: list[str] | None):
             self.add_argument("-h", "--help", action="help", help="show this help message and exit")
 
         def error(self, message: str):
-            where = self.prog.partition(" ")[2]
-            raise UsageError(f"{where + ': ' if where else ''}{message} (see '{self.prog} --help')")
+            raise _usage_error(self.prog, message)
+
+        def _check_value(self, action, value) -> None:
+            # argparse's own "invalid choice" names no close match (before Python 3.14) and
+            # calls a command a choice; this one says which word was wrong and what was meant.
+            choices = action.choices
+            if choices is not None and value not in choices:
+                if isinstance(action, argparse._SubParsersAction):
+                    what = f"unknown command '{value}'{_suggestion(value, choices)}; commands: "
+                else:
+                    label = action.option_strings[0] if action.option_strings else action.metavar
+                    what = f"invalid {label} '{value}'{_suggestion(value, choices)}; choose from "
+                raise _usage_error(self.prog, what + ", ".join(choices))
+            super()._check_value(action, value)
 
     def fill(parser, spec, words: list[str]) -> None:
-        rest = None
         for arg in spec.args:
             if arg.kind == commands.REST:
-                rest = arg
                 continue
             kwargs = {"help": arg.help}
             if arg.kind == commands.FLAG:
@@ -109,30 +118,88 @@ def _build_parser(recorder: _Recorder, words: list[str] | None):
                 kwargs["dest"] = arg.dest
             parser.add_argument(*arg.names, **kwargs)
         if spec.subcommands:
-            entries = [(c.name, c.help, c.description, (lambda c=c: c)) for c in spec.subcommands]
-            add_commands(parser, entries, words)
+            add_commands(parser, [(c.name, (lambda c=c: c)) for c in spec.subcommands], words)
         else:
             parser.set_defaults(_spec=spec)
-        if rest is not None:
-            parser.usage = parser.format_usage()[len("usage: "):].rstrip() + f" -- {rest.metavar}"
 
     def add_commands(parser, entries, words: list[str]) -> None:
         # Only the command about to run gets a parser; the others are added (unfilled)
-        # only when none was named, for the help text and the "invalid choice" error.
-        sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=Parser)
-        wanted = words[0] if words and words[0] in {entry[0] for entry in entries} else None
-        for name, help_text, description, load in entries:
-            if full or wanted is None or name == wanted:
-                child = sub.add_parser(name, help=help_text, description=description or help_text)
+        # only when none was named, for the help text and the "unknown command" error.
+        sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=Parser,
+                                    prog=parser.prog)
+        wanted = words[0] if words and words[0] in {name for name, _ in entries} else None
+        for name, load in entries:
+            if not (full or wanted is None or name == wanted):
+                continue
+            spec = load()
+            path = (*parser.prog.split()[1:], name)
+            child = sub.add_parser(name, help=spec.help, description=commands.describe(spec),
+                                   usage=commands.synopsis(path, spec))
             if full or name == wanted:
-                fill(child, load(), words[1:] if name == wanted else [])
+                fill(child, spec, words[1:] if name == wanted else [])
 
-    parser = Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.")
+    parser = Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.",
+                    usage=commands.ROOT_SYNOPSIS)
     parser.add_argument("--version", action="version", version=f"zomg {__version__}")
-    entries = [(name, help_text, None, partial(commands.load, name))
-               for name, (_, help_text) in commands.TOP_LEVEL.items()]
-    add_commands(parser, entries, words or [])
+    add_commands(parser, [(name, partial(commands.load, name)) for name in commands.TOP_LEVEL], words or [])
     return parser
+
+
+def _suggestion(word: str, choices) -> str:
+    """`` (did you mean 'list'?)`` when one of ``choices`` is close to ``word``, else ''."""
+    import difflib  # only on this error path: it costs start-up time every run otherwise
+
+    close = difflib.get_close_matches(word.partition("=")[0], list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _usage_error(prog: str, message: str):
+    from zomg.errors import UsageError
+
+    where = prog.partition(" ")[2]
+    return UsageError(f"{where + ': ' if where else ''}{message} (see '{prog} --help')")
+
+
+def _unrecognized(path: list[str], extra: list[str], known, hint: str = ""):
+    """The usage error for ``extra`` given to ``zomg PATH``, which accepts only ``known`` options."""
+    options = [token for token in extra if token.startswith("-")]
+    suggestion = _suggestion(options[0], known) if options else ""
+    return _usage_error(" ".join(["zomg", *path]), f"unrecognized arguments: {' '.join(extra)}{suggestion}{hint}")
+
+
+_HELP_OPTIONS = ("-h", "--help")
+
+
+def _options_of(spec) -> tuple[str, ...]:
+    return (*_HELP_OPTIONS, *(name for arg in spec.args if arg.is_option for name in arg.names))
+
+
+def _check_group_options(argv: list[str]) -> None:
+    """Name an unknown option given before the command that runs, at the level where it was given.
+
+    Left to argparse, `zomg --bogus` would complain that no command was given and
+    `zomg --bogus box list` would blame `box list`.
+    """
+    from zomg import commands
+
+    path: list[str] = []
+    known = (*_HELP_OPTIONS, "--version")
+    children = {name: None for name in commands.TOP_LEVEL}
+    for token in argv:
+        if token == "--":
+            return
+        if token.startswith("-") and token != "-":
+            if token.partition("=")[0] not in known:
+                raise _unrecognized(path, [token], known)
+            continue
+        if token not in children:
+            return  # argparse names the unknown command
+        spec = children[token] or commands.load(token)
+        if not spec.subcommands:
+            return  # the command that runs: its parser names its own unknown options
+        path.append(token)
+        known = _options_of(spec)
+        children = {child.name: child for child in spec.subcommands}
 
 
 def _terminal_width() -> int:
@@ -174,6 +241,7 @@ def _parse(argv: list[str], recorder: _Recorder):
     """Return a zero-argument callable that runs the command, or None after --help."""
     from zomg import commands
 
+    _check_group_options(argv)
     words = _command_words(argv)
     only = words[0] if words and words[0] in commands.TOP_LEVEL else None
     rest: list[str] | None = None
@@ -199,14 +267,11 @@ def _parse(argv: list[str], recorder: _Recorder):
         raise
     finally:
         argparse._, argparse.ngettext = saved
-    if extra:
-        from zomg.errors import UsageError
-
-        where = " ".join(["zomg", *recorder.path])
-        hint = " (the command to run goes after '--')" if takes_rest and rest is None else ""
-        raise UsageError(f"{where[5:] + ': ' if recorder.path else ''}unrecognized arguments: "
-                         f"{' '.join(extra)}{hint} (see '{where} --help')")
     spec = namespace._spec
+    if extra:
+        hint = " (the command to run goes after '--')" if takes_rest and rest is None else ""
+        known = _options_of(spec)
+        raise _unrecognized(recorder.path, extra, known, hint)
     kwargs = {}
     for arg in spec.args:
         kwargs[arg.dest] = (rest or []) if arg.kind == commands.REST else getattr(namespace, arg.dest)

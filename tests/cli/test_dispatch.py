@@ -69,7 +69,8 @@ def test_help_at_every_level(zomg, argv):
 
 
 def test_exec_usage_shows_the_command_after_double_dash(zomg):
-    assert "NAME -- CMD [ARG...]" in zomg("exec", "--help").out
+    usage = zomg("exec", "--help").out.splitlines()[0]
+    assert usage.startswith("usage: zomg exec NAME") and usage.endswith(" -- CMD [ARG...]")
 
 
 def test_unexpected_exception_is_one_line_internal_error(zomg, monkeypatch):
@@ -158,3 +159,47 @@ def test_the_docs_say_when_141_happens_and_where_the_default_boxes_dir_is(rel):
     assert "replaces the default below" not in text
     default_row = text.index("$XDG_DATA_HOME/zomg/boxes/NAME/box.json")
     assert text.index("replaces the default $XDG_DATA_HOME/zomg/boxes above") > default_row
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--bogus"], "zomg: error: unrecognized arguments: --bogus (see 'zomg --help')\n"),
+    (["-v"], "zomg: error: unrecognized arguments: -v (see 'zomg --help')\n"),
+    (["--bogus", "box", "list"], "zomg: error: unrecognized arguments: --bogus (see 'zomg --help')\n"),
+    (["box", "--json", "list"], "zomg: error: box: unrecognized arguments: --json (see 'zomg box --help')\n"),
+    (["box", "list", "--bogus"],
+     "zomg: error: box list: unrecognized arguments: --bogus (see 'zomg box list --help')\n"),
+])
+def test_an_unknown_option_is_named_at_the_level_where_it_was_given(zomg, argv, message):
+    r = zomg(*argv)
+    assert (r.code, r.out, r.err) == (2, "", message)
+
+
+@pytest.mark.parametrize("argv,suggestion", [
+    (["box", "lsit"], "unknown command 'lsit' (did you mean 'list'?)"),
+    (["exce", "web"], "unknown command 'exce' (did you mean 'exec'?)"),
+    (["telemetry", "stauts"], "unknown command 'stauts' (did you mean 'status'?)"),
+    (["box", "rm", "x", "--froce"], "unrecognized arguments: --froce (did you mean '--force'?)"),
+    (["box", "list", "--projcet", "p"], "unrecognized arguments: --projcet p (did you mean '--project'?)"),
+    (["--verison"], "unrecognized arguments: --verison (did you mean '--version'?)"),
+    (["box", "--hepl"], "unrecognized arguments: --hepl (did you mean '--help'?)"),
+    (["completion", "bsh"], "invalid SHELL 'bsh' (did you mean 'bash'?)"),
+    (["setup", "--deployment-metrics", "onn"], "invalid --deployment-metrics 'onn' (did you mean 'on'?)"),
+])
+def test_a_close_misspelling_gets_a_suggestion(zomg, argv, suggestion):
+    r = zomg(*argv)
+    assert r.code == 2 and suggestion in r.err and r.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["box", "zzzzzz"], ["box", "rm", "x", "--qqqq"], ["frobnicate"]])
+def test_nothing_close_gets_no_suggestion(zomg, argv):
+    r = zomg(*argv)
+    assert r.code == 2 and "did you mean" not in r.err
+
+
+def test_suggestions_cost_nothing_unless_something_is_misspelt():
+    import subprocess
+
+    code = ("import sys; from zomg.cli import main; main(['box', 'list']); a = 'difflib' in sys.modules;"
+            "main(['box', 'lsit']); print(a, 'difflib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.splitlines()[-1] == "False True"

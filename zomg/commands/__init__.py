@@ -8,15 +8,19 @@ imported only when its command runs (or when every command must be described).
 """
 from __future__ import annotations
 
-# name -> (module, one-line help). Order is the order users see in --help.
+# name -> module declaring it. Order is the order users see in --help. Every text a
+# user reads about a command lives in its module's SPEC, nowhere else.
 TOP_LEVEL = {
-    "box": ("zomg.commands.box", "create, list, show and remove boxes"),
-    "exec": ("zomg.commands.exec", "run a command inside a box"),
-    "console": ("zomg.commands.console", "open an interactive shell inside a box"),
-    "setup": ("zomg.commands.setup", "configure zomg on this machine (and opt in to deployment metrics)"),
-    "telemetry": ("zomg.commands.telemetry", "see or change what zomg's usage telemetry does"),
-    "completion": ("zomg.commands.completion", "print a shell completion script"),
+    "box": "zomg.commands.box",
+    "exec": "zomg.commands.exec",
+    "console": "zomg.commands.console",
+    "setup": "zomg.commands.setup",
+    "telemetry": "zomg.commands.telemetry",
+    "completion": "zomg.commands.completion",
 }
+
+# The line every surface (--help, man page, docs/cli.md) shows for zomg itself.
+ROOT_SYNOPSIS = "zomg [--version] [-h|--help] COMMAND ..."
 
 FLAG = "flag"  # --force: present or not
 VALUE = "value"  # --project P
@@ -24,11 +28,16 @@ MULTI = "multi"  # --env K=V, repeatable
 POSITIONAL = "positional"  # NAME
 REST = "rest"  # everything after `--`, never parsed
 
+# What a shell completes for an argument's value (choices, when declared, come first).
+BOX = "box"  # the name of an existing box
+DIRECTORY = "directory"
+PROGRAM = "program"  # a command on PATH
+
 
 class Arg:
     """One argument: an option (names start with '-') or a positional."""
 
-    __slots__ = ("names", "help", "kind", "metavar", "choices", "dest")
+    __slots__ = ("names", "help", "kind", "metavar", "choices", "dest", "complete")
 
     def __init__(
         self,
@@ -38,8 +47,10 @@ class Arg:
         metavar: str | None = None,
         choices: tuple[str, ...] | None = None,
         dest: str | None = None,
+        complete: str | None = None,
     ) -> None:
         self.names = names
+        self.complete = complete
         self.help = help
         self.kind = kind
         self.metavar = metavar
@@ -82,9 +93,29 @@ class Command:
 
 def load(name: str) -> Command:
     """Import one top-level command's module and return its declaration."""
-    module, _ = TOP_LEVEL[name]
     # __import__ rather than importlib: importing importlib costs more than the command module.
-    return __import__(module, fromlist=("SPEC",)).SPEC
+    return __import__(TOP_LEVEL[name], fromlist=("SPEC",)).SPEC
+
+
+def describe(spec: Command) -> str:
+    """The paragraph that opens a command's --help, man page entry and reference section."""
+    return spec.description or spec.help[0].upper() + spec.help[1:] + "."
+
+
+def synopsis(path: tuple[str, ...], spec: Command) -> str:
+    """The usage line of ``zomg PATH``, the same in --help, the man page and docs/cli.md."""
+    parts = ["zomg", *path]
+    if spec.subcommands:
+        parts.append("COMMAND")
+    for arg in spec.args:
+        if arg.kind == REST:
+            parts.append(f"-- {arg.metavar}")
+        elif not arg.is_option:
+            parts.append(arg.metavar)
+        else:
+            value = "" if arg.kind == FLAG else f" {arg.metavar}"
+            parts.append(f"[{'|'.join(arg.names)}{value}]{'...' if arg.kind == MULTI else ''}")
+    return " ".join(parts)
 
 
 def load_all() -> list[Command]:

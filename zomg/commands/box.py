@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from zomg import boxes
-from zomg.commands import FLAG, MULTI, POSITIONAL, Arg, Command
+from zomg.commands import BOX, FLAG, MULTI, POSITIONAL, Arg, Command
 from zomg.errors import ConfigError
-from zomg.output import note, print_json, print_table
+from zomg.output import note, print_json, print_table, write_out
 
 
 def create(name: str, project: str | None, env: list[str]) -> int:
@@ -13,9 +13,11 @@ def create(name: str, project: str | None, env: list[str]) -> int:
     return 0
 
 
-def list_(project: str | None, json: bool) -> int:
+def list_(project: str | None, json: bool, names: bool) -> int:
     found, problems = boxes.list_boxes(project)
-    if json:
+    if names:
+        write_out("".join(box.name + "\n" for box in found))
+    elif json:
         print_json([box.to_json() for box in found])
     elif found:
         print_table(("NAME", "PROJECT", "CREATED"), [(b.name, b.project or "-", b.created) for b in found])
@@ -50,7 +52,7 @@ def rm(name: str, force: bool) -> int:
     return 0
 
 
-_NAME = Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME")
+_NAME = Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX)
 _JSON = Arg("--json", help="print JSON instead of a table", kind=FLAG)
 
 SPEC = Command(
@@ -62,7 +64,7 @@ SPEC = Command(
             help="create a box",
             run=create,
             args=(
-                _NAME,
+                Arg("name", help="the new box's name", kind=POSITIONAL, metavar="NAME"),
                 Arg("--project", help="group the box under a project", metavar="P"),
                 Arg("--env", help="set an environment variable for the box's commands (repeatable)",
                     kind=MULTI, metavar="KEY=VALUE"),
@@ -74,14 +76,23 @@ SPEC = Command(
             description="List boxes, sorted by name. A box whose metadata cannot be read is reported on "
             "standard error and the exit status is 1; the readable ones are still listed.",
             run=list_,
-            args=(Arg("--project", help="only boxes of this project", metavar="P"), _JSON),
+            args=(
+                Arg("--project", help="only boxes of this project", metavar="P"),
+                _JSON,
+                Arg("--names", help="print only the names, one per line (for scripts and shell completion)",
+                    kind=FLAG),
+            ),
         ),
         Command("show", help="show one box", run=show, args=(_NAME, _JSON)),
         Command(
             "rm",
             help="remove a box (refuses one whose workspace holds files unless --force)",
+            description="Remove a box and its workspace. A box whose workspace holds files, or whose "
+            "metadata is damaged or missing, is removed only with --force; even then zomg removes only a "
+            "real directory in the boxes directory holding nothing but a box's own files.",
             run=rm,
-            args=(_NAME, Arg("--force", "-f", help="remove it even if its workspace holds files", kind=FLAG)),
+            args=(_NAME, Arg("--force", "-f", help="remove it even if its workspace holds files or its metadata "
+                             "is damaged", kind=FLAG)),
         ),
     ),
 )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from zomg.commands import POSITIONAL, Arg, Command
+from zomg.commands import BOX, POSITIONAL, PROGRAM, Arg, Command
 from zomg.commands.exec import run_in_box
 
 
@@ -18,7 +18,7 @@ SPEC = Command(
     "($SHELL, else /bin/sh). zomg exits with the shell's exit code.",
     run=run,
     args=(
-        Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME"),
-        Arg("--shell", help="the shell to run (default: $SHELL, then /bin/sh)", metavar="PATH"),
+        Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX),
+        Arg("--shell", help="the shell to run (default: $SHELL, then /bin/sh)", metavar="PATH", complete=PROGRAM),
     ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from zomg import boxes, process
-from zomg.commands import MULTI, POSITIONAL, REST, Arg, Command
+from zomg.commands import BOX, DIRECTORY, MULTI, POSITIONAL, REST, Arg, Command
 from zomg.errors import UsageError
 
 
@@ -54,10 +54,10 @@ SPEC = Command(
     "unless CMD is one. zomg exits with CMD's exit code.",
     run=run,
     args=(
-        Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME"),
+        Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX),
         Arg("--env", help="set an environment variable for this command (repeatable)", kind=MULTI,
             metavar="KEY=VALUE"),
-        Arg("--workdir", help="directory inside the workspace to run in", metavar="DIR"),
+        Arg("--workdir", help="directory inside the workspace to run in", metavar="DIR", complete=DIRECTORY),
         Arg("command", help="the command and its arguments, after --", kind=REST, metavar="CMD [ARG...]"),
     ),
 )

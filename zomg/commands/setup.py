@@ -12,7 +12,7 @@ import os
 import sys
 
 from zomg import paths, setup_config
-from zomg.commands import FLAG, Arg, Command
+from zomg.commands import DIRECTORY, FLAG, Arg, Command
 from zomg.errors import UsageError
 from zomg.output import note, print_table
 
@@ -166,13 +166,13 @@ def _show() -> int:
 
 SPEC = Command(
     "setup",
-    help="configure zomg on this machine",
+    help="configure zomg on this machine (and opt in to deployment metrics)",
     description="Configure where boxes live, a deployment name, and whether deployment metrics are sent. "
     "On a terminal it asks; otherwise it only takes the options given. Deployment metrics are off "
     "unless you opt in.",
     run=run,
     args=(
-        Arg("--boxes-dir", help="where boxes live", metavar="PATH"),
+        Arg("--boxes-dir", help="where boxes live", metavar="PATH", complete=DIRECTORY),
         Arg("--deployment-name", help="a name for this deployment (shown locally, never sent)", metavar="NAME"),
         Arg("--deployment-metrics", help="send deployment metrics once a day (default off)", metavar="on|off",
             choices=("on", "off")),
