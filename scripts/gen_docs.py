@@ -155,8 +155,8 @@ def manpage() -> str:
         "zomg keeps \\fIboxes\\fR: named workspaces in which you run commands (\\fBzomg exec\\fR) "
         "and open shells (\\fBzomg console\\fR). Options are never abbreviated.",
         ".SH OPTIONS",
-        ".TP", "\\fB\\-h\\fR, \\fB\\-\\-help\\fR", "show help for zomg, or for the command it follows, and exit",
-        ".TP", "\\fB\\-\\-version\\fR", "print the version and exit",
+        ".TP", "\\fB\\-h\\fR, \\fB\\-\\-help\\fR", _roff(commands.HELP_ARG.help),
+        ".TP", "\\fB\\-\\-version\\fR", _roff(commands.VERSION_ARG.help),
         ".SH COMMANDS",
     ]
     for top in commands.load_all():

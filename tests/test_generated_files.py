@@ -52,22 +52,103 @@ def test_every_command_and_option_is_in_the_man_page():
     assert [n for n in names if n not in man] == []
 
 
-def _bash_complete(words):
+def _bash_complete(words, cwd=None):
+    """Source the committed bash script and run its completion function on ``words``, as bash would."""
     script = os.path.join(ROOT, "docs", "completions", "zomg.bash")
-    array = " ".join(f"'{w}'" for w in words)
+    array = " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
     code = (f"source '{script}'; COMP_WORDS=({array}); COMP_CWORD={len(words) - 1}; "
             "_zomg; printf '%s\\n' \"${COMPREPLY[@]}\"")
-    env = dict(os.environ, ZOMG_TELEMETRY="off")
-    return subprocess.run(["bash", "-c", code], capture_output=True, text=True, env=env).stdout.split()
+    return subprocess.run(["bash", "-c", code], capture_output=True, text=True, env=_shell_env(),
+                          cwd=cwd).stdout.split()
+
+
+def _shell_env():
+    """The test's environment, with the zomg under test first on PATH (the scripts call `zomg`)."""
+    import sys
+
+    return dict(os.environ, ZOMG_TELEMETRY="off",
+                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completion_offers_the_parsers_words():
-    assert _bash_complete(["zomg", ""])[:3] == ["box", "exec", "console"]
-    assert set(_bash_complete(["zomg", "box", ""])) >= {"create", "list", "show", "rm"}
+    assert _bash_complete(["zomg", ""]) == ["box", "exec", "console", "setup", "telemetry", "completion"]
+    assert set(_bash_complete(["zomg", "box", ""])) == {"create", "list", "show", "rm"}
     assert set(_bash_complete(["zomg", "box", "rm", "--f"])) == {"--force"}
     assert _bash_complete(["zomg", "completion", "z"]) == ["zsh"]
-    assert _bash_complete(["zomg", "exec", "x", "--", ""]) == []
+
+
+@pytest.fixture
+def two_boxes(zomg):
+    assert zomg("box", "create", "web").code == 0
+    assert zomg("box", "create", "db").code == 0
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completes_box_names_only_where_a_box_is_named(two_boxes):
+    assert _bash_complete(["zomg", "box", "rm", ""]) == ["db", "web"]
+    assert _bash_complete(["zomg", "box", "show", "w"]) == ["web"]
+    assert _bash_complete(["zomg", "console", ""]) == ["db", "web"]
+    assert _bash_complete(["zomg", "box", "create", ""]) == [], "a new box's name is not an existing one"
+    assert _bash_complete(["zomg", "box", "rm", "web", ""]) == []
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+@pytest.mark.parametrize("words", [
+    ["zomg", "exec", "--env", "A=1", ""],
+    ["zomg", "exec", "--env", "A", "=", "1", ""],  # how bash itself splits A=1 (COMP_WORDBREAKS)
+    ["zomg", "exec", "--env=A=1", ""],
+    ["zomg", "exec", "--workdir", "src", "--env", "A=1", ""],
+])
+def test_bash_completes_the_box_after_option_values(two_boxes, words):
+    assert _bash_complete(words) == ["db", "web"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completes_option_values_as_declared(tmp_path):
+    (tmp_path / "srcdir").mkdir()
+    (tmp_path / "srcfile").write_text("")
+    assert _bash_complete(["zomg", "setup", "--deployment-metrics", ""]) == ["on", "off"]
+    assert _bash_complete(["zomg", "setup", "--deployment-metrics", "=", "o"]) == ["on", "off"]
+    assert _bash_complete(["zomg", "setup", "--deployment-metrics=o"]) == ["--deployment-metrics=on",
+                                                                           "--deployment-metrics=off"]
+    assert _bash_complete(["zomg", "exec", "web", "--workdir", "src"], cwd=tmp_path) == ["srcdir"]
+    assert _bash_complete(["zomg", "setup", "--boxes-dir", "src"], cwd=tmp_path) == ["srcdir"]
+    assert _bash_complete(["zomg", "box", "create", "x", "--project", ""]) == []
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completes_the_boxs_command_after_double_dash(two_boxes, tmp_path):
+    program = tmp_path / "bin" / "zomgtestprogram"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    (tmp_path / "notes.txt").write_text("")
+    script = os.path.join(ROOT, "docs", "completions", "zomg.bash")
+
+    def complete(*words):
+        array = " ".join(f"'{w}'" for w in words)
+        code = (f"PATH='{program.parent}':$PATH; source '{script}'; COMP_WORDS=({array}); "
+                f"COMP_CWORD={len(words) - 1}; _zomg; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+        return subprocess.run(["bash", "-c", code], capture_output=True, text=True, env=_shell_env(),
+                              cwd=tmp_path).stdout.split()
+
+    assert complete("zomg", "exec", "web", "") == ["--"]
+    assert complete("zomg", "exec", "web", "--", "zomgtestprog") == ["zomgtestprogram"]
+    assert complete("zomg", "exec", "web", "--", "ls", "no") == ["notes.txt"]
+    assert complete("zomg", "exec", "web", "--", "ls", "web") == [], "no box names after --"
+
+
+def test_box_list_names_is_one_name_per_line(zomg, two_boxes):
+    r = zomg("box", "list", "--names")
+    assert (r.code, r.out, r.err) == (0, "db\nweb\n", "")
+    assert zomg("box", "list", "--names", "--project", "none").out == ""
+
+
+def test_completions_never_parse_the_human_table():
+    for rel in ("zomg.bash", "_zomg", "zomg.fish"):
+        text = _read(os.path.join("docs", "completions", rel))
+        assert "zomg box list --names" in text and "tail -n" not in text and "cut -d" not in text
 
 
 @pytest.mark.parametrize("shell,check,rel", [("bash", ["-n"], "zomg.bash"), ("zsh", ["-n"], "_zomg"),
@@ -176,3 +257,26 @@ def test_zsh_and_fish_describe_commands_and_options_with_the_declared_help():
     for spec in commands.load_all():
         assert f"'{spec.name}:{_quote_single(spec.help)}'" in zsh
         assert f"-a {spec.name} -d '{_quote_single(spec.help)}'" in fish
+
+
+def _fish_complete(line, cwd=None):
+    script = os.path.join(ROOT, "docs", "completions", "zomg.fish")
+    proc = subprocess.run(["fish", "--no-config", "-c", f"source '{script}'; complete -C'{line}'"],
+                          capture_output=True, text=True, env=_shell_env(), cwd=cwd)
+    assert proc.stderr == ""
+    return sorted(row.split("\t")[0] for row in proc.stdout.splitlines())
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_follows_the_same_rules_as_bash(two_boxes, tmp_path):
+    (tmp_path / "srcdir").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    assert _fish_complete("zomg box rm ") == ["db", "web"]
+    assert _fish_complete("zomg box create ") == []
+    assert _fish_complete("zomg exec --env A=1 ") == ["db", "web"]
+    assert _fish_complete("zomg exec web ") == []
+    assert _fish_complete("zomg setup --deployment-metrics ") == ["off", "on"]
+    assert _fish_complete("zomg exec web --workdir src", cwd=tmp_path) == ["srcdir/"]
+    assert _fish_complete("zomg setup --boxes-dir src", cwd=tmp_path) == ["srcdir/"]
+    assert "bash" in _fish_complete("zomg exec web -- bas")
+    assert _fish_complete("zomg exec web -- ls no", cwd=tmp_path) == ["notes.txt"]

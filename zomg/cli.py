@@ -83,7 +83,7 @@ def _build_parser(recorder: _Recorder, words: list[str] | None):
             for name, cls in registry.items():
                 self.register("action", name, cls)
             self.register("action", None, registry["store"])
-            self.add_argument("-h", "--help", action="help", help="show this help message and exit")
+            self.add_argument("-h", "--help", action="help", help=commands.HELP_ARG.help)
 
         def error(self, message: str):
             raise _usage_error(self.prog, message)
@@ -140,7 +140,7 @@ def _build_parser(recorder: _Recorder, words: list[str] | None):
 
     parser = Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.",
                     usage=commands.ROOT_SYNOPSIS)
-    parser.add_argument("--version", action="version", version=f"zomg {__version__}")
+    parser.add_argument("--version", action="version", version=f"zomg {__version__}", help=commands.VERSION_ARG.help)
     add_commands(parser, [(name, partial(commands.load, name)) for name in commands.TOP_LEVEL], words or [])
     return parser
 

@@ -1,18 +1,22 @@
 """Shell completion scripts generated from the command declarations.
 
 The parser is built from the same declarations, so a completion script can
-never offer a command or option the parser does not accept. Box names are
-completed by asking ``zomg box list`` with telemetry off: pressing Tab is not
-a use of zomg worth recording.
+never offer a command or option the parser does not accept. What a value or
+positional completes to is declared with it (``choices``, or ``complete``:
+box names, directories, programs); a positional that declares neither, such
+as the name of a box about to be created, completes to nothing. After ``--``
+the box's command completes as a program, then as files.
+
+Box names come from ``zomg box list --names`` (one per line, made for this),
+run with telemetry off: pressing Tab is not a use of zomg worth recording.
 """
 from __future__ import annotations
 
 from zomg import commands
 
 SHELLS = ("bash", "zsh", "fish")
-_GLOBAL_OPTIONS = (("--help", "-h"), ("--version",))
 _HEADER = "generated from zomg's command definitions by `zomg completion {shell}`; do not edit"
-_BOX_NAMES = 'env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1'
+_BOX_NAMES = "env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null"
 
 
 class _Node:
@@ -20,21 +24,28 @@ class _Node:
         self.path = path
         self.help = help
         self.children: list[_Node] = []
-        self.options: list[tuple[tuple[str, ...], bool, str]] = [(("--help", "-h"), False, "show help")]
+        self.options: list[commands.Arg] = [commands.HELP_ARG]
         self.positionals: list[commands.Arg] = []
+        self.rest = False
+
+    @property
+    def key(self) -> str:
+        return " ".join(self.path)
 
 
 def tree() -> _Node:
     """Every command as a node with its subcommands, options and positionals."""
     root = _Node((), "zomg")
-    root.options.append((("--version",), False, "print the version"))
+    root.options.append(commands.VERSION_ARG)
 
     def add(parent: _Node, spec: commands.Command) -> None:
         node = _Node(parent.path + (spec.name,), spec.help)
         for arg in spec.args:
-            if arg.is_option:
-                node.options.append((arg.names, arg.kind != commands.FLAG, arg.help))
-            elif arg.kind == commands.POSITIONAL:
+            if arg.kind == commands.REST:
+                node.rest = True
+            elif arg.is_option:
+                node.options.append(arg)
+            else:
                 node.positionals.append(arg)
         for child in spec.subcommands:
             add(node, child)
@@ -51,73 +62,144 @@ def _walk(node: _Node):
         yield from _walk(child)
 
 
-def _value_words(arg: commands.Arg) -> str:
-    if arg.choices:
-        return " ".join(arg.choices)
-    return ""
-
-
-def bash() -> str:
-    root = tree()
-    lines = [f"# bash completion for zomg, {_HEADER.format(shell='bash')}", "_zomg() {",
-             '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"',
-             '    local path="" w i npos=0', '    for ((i = 1; i < COMP_CWORD; i++)); do',
-             '        w="${COMP_WORDS[i]}"', '        [[ $w == -- ]] && return 0',
-             '        case "$path|$w" in']
-    for node in _walk(root):
-        for child in node.children:
-            case = f'"{" ".join(node.path)}|{child.path[-1]}"'
-            lines.append(f'            {case}) path="{" ".join(child.path)}"; continue ;;')
-    lines += ['        esac', '        [[ $w != -* ]] && case "$prev" in']
-    value_opts = sorted({n for node in _walk(root) for names, takes, _ in node.options if takes for n in names})
-    lines += [f'            {"|".join(value_opts)}) ;;' if value_opts else '            "") ;;',
-              '            *) npos=$((npos + 1)) ;;', '        esac', '    done', '    case "$prev" in']
-    for node in _walk(root):
-        for names, takes, _ in node.options:
-            if takes and names == ("--shell",):
-                lines.append(f'        {"|".join(names)}) COMPREPLY=($(compgen -c -- "$cur")); return 0 ;;')
-    if value_opts:
-        lines.append(f'        {"|".join(value_opts)}) return 0 ;;')
-    lines += ['    esac', '    local words=""', '    case "$path" in']
-    for node in _walk(root):
-        words = [c.path[-1] for c in node.children] + [n for names, _, _ in node.options for n in names]
-        pos = ""
-        first = node.positionals[0] if node.positionals else None
-        if first is not None and first.choices:
-            pos = f'; [[ $npos -eq 0 ]] && words="$words {_value_words(first)}"'
-        elif first is not None and first.metavar == "NAME":
-            pos = f'; [[ $npos -eq 0 && $cur != -* ]] && words="$words $({_BOX_NAMES})"'
-        lines.append(f'        "{" ".join(node.path)}") words="{" ".join(words)}"{pos} ;;')
-    lines += ['    esac', '    COMPREPLY=($(compgen -W "$words" -- "$cur"))', "}", "complete -F _zomg zomg", ""]
-    return "\n".join(lines)
+def _takes_value(arg: commands.Arg) -> bool:
+    return arg.kind != commands.FLAG
 
 
 def _quote_single(text: str) -> str:
     return text.replace("'", "'\\''")
 
 
+# --- bash ------------------------------------------------------------------------
+
+def _bash_values(arg: commands.Arg) -> str:
+    """Commands that fill COMPREPLY with the values ``arg`` takes, matching $cur."""
+    if arg.choices:
+        return f'COMPREPLY=($(compgen -W "{" ".join(arg.choices)}" -- "$cur"))'
+    if arg.complete == commands.BOX:
+        return f'COMPREPLY=($(compgen -W "$({_BOX_NAMES})" -- "$cur"))'
+    if arg.complete == commands.DIRECTORY:
+        return 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))'
+    if arg.complete == commands.PROGRAM:
+        return 'COMPREPLY=($(compgen -c -- "$cur"))'
+    return "COMPREPLY=()"
+
+
+def _bash_case(patterns: list[str], body: str) -> str:
+    return f'        {"|".join(patterns)}) {body} ;;'
+
+
+def bash() -> str:
+    root = tree()
+    nodes = list(_walk(root))
+    lines = [
+        f"# bash completion for zomg, {_HEADER.format(shell='bash')}",
+        "_zomg() {",
+        # bash splits `--env A=1` at '=' (COMP_WORDBREAKS): glue those pieces back into words.
+        '    local -a words=()',
+        '    local w i',
+        '    for ((i = 0; i <= COMP_CWORD; i++)); do',
+        '        w="${COMP_WORDS[i]}"',
+        '        if (( i > 1 )) && [[ $w == = || ${COMP_WORDS[i-1]} == = ]]; then',
+        '            words[${#words[@]}-1]+="$w"',
+        '        else',
+        '            words+=("$w")',
+        '        fi',
+        '    done',
+        '    local n=$((${#words[@]} - 1)) path="" npos=0 expect="" dashdash=-1',
+        '    local cur="${words[n]}" prefix=""',
+        '    for ((i = 1; i < n; i++)); do',
+        '        w="${words[i]}"',
+        '        if [[ -n $expect ]]; then expect=""; continue; fi',
+        '        if [[ $w == -- ]]; then dashdash=$i; break; fi',
+        '        case "$w" in',
+        '            --*=*) continue ;;',
+        '            -*) case "$path|$w" in',
+    ]
+    value_options = [f'"{node.key}|{name}"' for node in nodes for arg in node.options if _takes_value(arg)
+                     for name in arg.names]
+    lines += [f'                {"|".join(value_options)}) expect="$w" ;;', '                esac; continue ;;',
+              '        esac', '        if (( npos == 0 )); then', '            case "$path|$w" in']
+    for node in nodes:
+        for child in node.children:
+            lines.append(f'                "{node.key}|{child.path[-1]}") path="{child.key}"; continue ;;')
+    lines += ['            esac', '        fi', '        npos=$((npos + 1))', '    done']
+    # After `--`: the box's command, then its arguments (files).
+    rest = [f'"{node.key}"' for node in nodes if node.rest]
+    lines += ['    if (( dashdash >= 0 )); then', '        case "$path" in',
+              f'            {"|".join(rest) or "__none__"})',
+              '                if (( n == dashdash + 1 )); then COMPREPLY=($(compgen -c -- "$cur"))',
+              '                else compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); fi ;;',
+              '            *) COMPREPLY=() ;;', '        esac', '        return 0', '    fi']
+    # A value: after an option that takes one, or inline as --option=value.
+    lines += ['    if [[ -z $expect && $cur == --*=* ]]; then',
+              '        expect="${cur%%=*}"',
+              '        [[ ${COMP_WORDS[COMP_CWORD]} == "$cur" ]] && prefix="$expect="',
+              '        cur="${cur#*=}"',
+              '    fi',
+              '    if [[ -n $expect ]]; then', '        case "$path|$expect" in']
+    for node in nodes:
+        for arg in node.options:
+            if _takes_value(arg):
+                lines.append(_bash_case([f'"{node.key}|{name}"' for name in arg.names], _bash_values(arg)))
+    lines += ['            *) COMPREPLY=() ;;', '        esac',
+              '        [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$prefix}")', '        return 0', '    fi']
+    # An option name, a command name or a positional.
+    lines += ['    if [[ $cur == -* ]]; then', '        case "$path" in']
+    for node in nodes:
+        names = [name for arg in node.options for name in arg.names] + (["--"] if node.rest else [])
+        lines.append(f'            "{node.key}") COMPREPLY=($(compgen -W "{" ".join(names)}" -- "$cur")) ;;')
+    lines += ['        esac', '        return 0', '    fi', '    case "$path|$npos" in']
+    for node in nodes:
+        if node.children:
+            words = " ".join(child.path[-1] for child in node.children)
+            lines.append(f'        "{node.key}|0") COMPREPLY=($(compgen -W "{words}" -- "$cur")) ;;')
+        for i, arg in enumerate(node.positionals):
+            lines.append(_bash_case([f'"{node.key}|{i}"'], _bash_values(arg)))
+        if node.rest:
+            lines.append(f'        "{node.key}|{len(node.positionals)}") COMPREPLY=($(compgen -W "--" -- "$cur")) ;;')
+    lines += ['        *) COMPREPLY=() ;;', '    esac', "}", "complete -F _zomg zomg", ""]
+    return "\n".join(lines)
+
+
+# --- zsh -------------------------------------------------------------------------
+
+def _zsh_action(arg: commands.Arg) -> str:
+    if arg.choices:
+        return f"({' '.join(arg.choices)})"
+    return {commands.BOX: "_zomg_boxes", commands.DIRECTORY: "_files -/",
+            commands.PROGRAM: "_command_names -e"}.get(arg.complete, " ")
+
+
+def _zsh_option(arg: commands.Arg) -> str:
+    help_text = _quote_single(arg.help)
+    value = f":{arg.metavar.lower()}:{_zsh_action(arg)}" if _takes_value(arg) else ""
+    repeat = "*" if arg.kind == commands.MULTI else ""
+    if len(arg.names) > 1:
+        return f"'({' '.join(arg.names)})'{{{','.join(arg.names)}}}'[{help_text}]{value}'"
+    return f"'{repeat}{arg.names[0]}[{help_text}]{value}'"
+
+
 def zsh() -> str:
     root = tree()
-    lines = ["#compdef zomg", f"# zsh completion for zomg, {_HEADER.format(shell='zsh')}", ""]
+    lines = ["#compdef zomg", f"# zsh completion for zomg, {_HEADER.format(shell='zsh')}", "",
+             "_zomg_boxes() {", "    local -a names",
+             f'    names=(${{(f)"$({_BOX_NAMES})"}})',
+             "    _describe -t boxes box names", "}", ""]
     for node in _walk(root):
         fn = "_zomg" + "".join(f"_{p}" for p in node.path)
         lines.append(f"{fn}() {{")
-        specs = []
-        for names, takes, help_text in node.options:
-            value = ":value:" if takes else ""
-            if names[0] == "--shell":
-                value = ":shell:_command_names -e"
-            group = f"({' '.join(names)})" if len(names) > 1 else ""
-            target = f"{{{','.join(names)}}}" if len(names) > 1 else names[0]
-            specs.append(f"'{group}'{target}'[{_quote_single(help_text)}]{value}'")
+        specs = [_zsh_option(arg) for arg in node.options]
         if node.children:
             specs += ["'1:command:->cmds'", "'*::arg:->args'"]
         for i, arg in enumerate(node.positionals, 1):
-            action = f"({_value_words(arg)})" if arg.choices else (
-                f"{{compadd -- $({_BOX_NAMES})}}" if arg.metavar == "NAME" else "")
-            specs.append(f"'{i}:{arg.metavar.lower()}:{action}'")
+            specs.append(f"'{i}:{arg.metavar.lower()}:{_zsh_action(arg)}'")
+        if node.rest:
+            # -S: `--` ends the options; what follows is a command line of its own.
+            specs.append("'*::command:_normal'")
         lines.append("    local state line")
-        lines.append("    _arguments -s \\\n        " + " \\\n        ".join(specs))
+        flags = "-s -S" if node.rest else "-s"
+        lines.append(f"    _arguments {flags} \\\n        " + " \\\n        ".join(specs))
         if node.children:
             lines.append("    case $state in")
             lines.append("        cmds)")
@@ -139,29 +221,92 @@ def zsh() -> str:
     return "\n".join(lines)
 
 
+# --- fish ------------------------------------------------------------------------
+
+def _fish_values(arg: commands.Arg) -> str:
+    if arg.choices:
+        return f"-a '{' '.join(arg.choices)}'"
+    return {commands.BOX: "-a '(__zomg_boxes)'", commands.DIRECTORY: "-a '(__fish_complete_directories)'",
+            commands.PROGRAM: "-a '(__fish_complete_command)'"}.get(arg.complete, "")
+
+
 def fish() -> str:
     root = tree()
-    lines = [f"# fish completion for zomg, {_HEADER.format(shell='fish')}", "complete -c zomg -f"]
-    for node in _walk(root):
-        seen = "; and ".join(f"__fish_seen_subcommand_from {p}" for p in node.path)
-        cond = f"-n '{seen}'" if node.path else "-n '__fish_use_subcommand'"
-        child_names = " ".join(c.path[-1] for c in node.children)
+    nodes = list(_walk(root))
+    value_options = sorted({n for node in nodes for arg in node.options if _takes_value(arg) for n in arg.names})
+    flag_options = {n for node in nodes for arg in node.options if not _takes_value(arg) for n in arg.names}
+    assert not flag_options & set(value_options), "an option name must take a value everywhere or nowhere"
+    paths = " ".join(f"'{node.key}'" for node in nodes if node.path)
+    lines = [
+        f"# fish completion for zomg, {_HEADER.format(shell='fish')}",
+        "complete -c zomg -f",
+        "function __zomg_boxes",
+        f"    {_BOX_NAMES}",
+        "end",
+        "# Where the cursor is: __zomg_at PATH N is true at the Nth positional of command PATH,",
+        "# PATH any anywhere before `--`, PATH rest at the command after `--`, PATH rest+ after that.",
+        "function __zomg_at",
+        "    set -l tokens (commandline -opc)",
+        "    set -e tokens[1]",
+        "    set -l path ''",
+        "    set -l npos 0",
+        "    set -l expect 0",
+        "    set -l rest -1",
+        "    for t in $tokens",
+        "        if test $rest -ge 0",
+        "            set rest (math $rest + 1)",
+        "            continue",
+        "        end",
+        "        if test $expect = 1",
+        "            set expect 0",
+        "            continue",
+        "        end",
+        "        switch $t",
+        "            case --",
+        "                set rest 0",
+        "                continue",
+        "            case '--*=*'",
+        "                continue",
+        "            case '-*'",
+        f"                contains -- $t {' '.join(value_options)}; and set expect 1",
+        "                continue",
+        "        end",
+        "        set -l deeper (string trim -- \"$path $t\")",
+        f"        if test $npos = 0; and contains -- $deeper {paths}",
+        "            set path $deeper",
+        "            continue",
+        "        end",
+        "        set npos (math $npos + 1)",
+        "    end",
+        "    test \"$path\" = \"$argv[1]\"; or return 1",
+        "    switch $argv[2]",
+        "        case any",
+        "            test $rest = -1",
+        "        case rest",
+        "            test $rest = 0",
+        "        case rest+",
+        "            test $rest -gt 0",
+        "        case '*'",
+        "            test $rest = -1; and test $expect = 0; and test $npos = $argv[2]",
+        "    end",
+        "end",
+    ]
+    for node in nodes:
+        seen = f"-n '__zomg_at \"{node.key}\" 0'"
+        anywhere = f"-n '__zomg_at \"{node.key}\" any'"
         for child in node.children:
-            c = f"-n '{seen}; and not __fish_seen_subcommand_from {child_names}'" if node.path else cond
-            lines.append(f"complete -c zomg {c} -a {child.path[-1]} -d '{_quote_single(child.help)}'")
-        for names, takes, help_text in node.options:
-            parts = []
-            for n in names:
-                parts.append(f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}")
-            value = " -r" if takes else ""
-            if names[0] == "--shell":
-                value = " -r -a '(__fish_complete_command)'"
-            lines.append(f"complete -c zomg {cond} {' '.join(parts)}{value} -d '{_quote_single(help_text)}'")
-        for arg in node.positionals[:1]:
-            if arg.choices:
-                lines.append(f"complete -c zomg {cond} -a '{_value_words(arg)}'")
-            elif arg.metavar == "NAME":
-                lines.append(f"complete -c zomg {cond} -a '({_BOX_NAMES})'")
+            lines.append(f"complete -c zomg {seen} -a {child.path[-1]} -d '{_quote_single(child.help)}'")
+        for arg in node.options:
+            parts = " ".join(f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}" for n in arg.names)
+            value = f" -x {_fish_values(arg)}".rstrip() if _takes_value(arg) else ""
+            lines.append(f"complete -c zomg {anywhere} {parts}{value} -d '{_quote_single(arg.help)}'")
+        for i, arg in enumerate(node.positionals):
+            values = _fish_values(arg)
+            if values:
+                lines.append(f"complete -c zomg -n '__zomg_at \"{node.key}\" {i}' {values}")
+        if node.rest:
+            lines.append(f"complete -c zomg -n '__zomg_at \"{node.key}\" rest' -a '(__fish_complete_command)'")
+            lines.append(f"complete -c zomg -n '__zomg_at \"{node.key}\" rest+' -F")
     lines.append("")
     return "\n".join(lines)
 

@@ -1,55 +1,111 @@
 # bash completion for zomg, generated from zomg's command definitions by `zomg completion bash`; do not edit
 _zomg() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
-    local path="" w i npos=0
-    for ((i = 1; i < COMP_CWORD; i++)); do
+    local -a words=()
+    local w i
+    for ((i = 0; i <= COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
-        [[ $w == -- ]] && return 0
-        case "$path|$w" in
-            "|box") path="box"; continue ;;
-            "|exec") path="exec"; continue ;;
-            "|console") path="console"; continue ;;
-            "|setup") path="setup"; continue ;;
-            "|telemetry") path="telemetry"; continue ;;
-            "|completion") path="completion"; continue ;;
-            "box|create") path="box create"; continue ;;
-            "box|list") path="box list"; continue ;;
-            "box|show") path="box show"; continue ;;
-            "box|rm") path="box rm"; continue ;;
-            "telemetry|status") path="telemetry status"; continue ;;
-            "telemetry|on") path="telemetry on"; continue ;;
-            "telemetry|off") path="telemetry off"; continue ;;
-            "telemetry|log") path="telemetry log"; continue ;;
-            "telemetry|explain") path="telemetry explain"; continue ;;
-        esac
-        [[ $w != -* ]] && case "$prev" in
-            --boxes-dir|--deployment-metrics|--deployment-name|--env|--project|--shell|--workdir) ;;
-            *) npos=$((npos + 1)) ;;
-        esac
+        if (( i > 1 )) && [[ $w == = || ${COMP_WORDS[i-1]} == = ]]; then
+            words[${#words[@]}-1]+="$w"
+        else
+            words+=("$w")
+        fi
     done
-    case "$prev" in
-        --shell) COMPREPLY=($(compgen -c -- "$cur")); return 0 ;;
-        --boxes-dir|--deployment-metrics|--deployment-name|--env|--project|--shell|--workdir) return 0 ;;
+    local n=$((${#words[@]} - 1)) path="" npos=0 expect="" dashdash=-1
+    local cur="${words[n]}" prefix=""
+    for ((i = 1; i < n; i++)); do
+        w="${words[i]}"
+        if [[ -n $expect ]]; then expect=""; continue; fi
+        if [[ $w == -- ]]; then dashdash=$i; break; fi
+        case "$w" in
+            --*=*) continue ;;
+            -*) case "$path|$w" in
+                "box create|--project"|"box create|--env"|"box list|--project"|"exec|--env"|"exec|--workdir"|"console|--shell"|"setup|--boxes-dir"|"setup|--deployment-name"|"setup|--deployment-metrics") expect="$w" ;;
+                esac; continue ;;
+        esac
+        if (( npos == 0 )); then
+            case "$path|$w" in
+                "|box") path="box"; continue ;;
+                "|exec") path="exec"; continue ;;
+                "|console") path="console"; continue ;;
+                "|setup") path="setup"; continue ;;
+                "|telemetry") path="telemetry"; continue ;;
+                "|completion") path="completion"; continue ;;
+                "box|create") path="box create"; continue ;;
+                "box|list") path="box list"; continue ;;
+                "box|show") path="box show"; continue ;;
+                "box|rm") path="box rm"; continue ;;
+                "telemetry|status") path="telemetry status"; continue ;;
+                "telemetry|on") path="telemetry on"; continue ;;
+                "telemetry|off") path="telemetry off"; continue ;;
+                "telemetry|log") path="telemetry log"; continue ;;
+                "telemetry|explain") path="telemetry explain"; continue ;;
+            esac
+        fi
+        npos=$((npos + 1))
+    done
+    if (( dashdash >= 0 )); then
+        case "$path" in
+            "exec")
+                if (( n == dashdash + 1 )); then COMPREPLY=($(compgen -c -- "$cur"))
+                else compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); fi ;;
+            *) COMPREPLY=() ;;
+        esac
+        return 0
+    fi
+    if [[ -z $expect && $cur == --*=* ]]; then
+        expect="${cur%%=*}"
+        [[ ${COMP_WORDS[COMP_CWORD]} == "$cur" ]] && prefix="$expect="
+        cur="${cur#*=}"
+    fi
+    if [[ -n $expect ]]; then
+        case "$path|$expect" in
+        "box create|--project") COMPREPLY=() ;;
+        "box create|--env") COMPREPLY=() ;;
+        "box list|--project") COMPREPLY=() ;;
+        "exec|--env") COMPREPLY=() ;;
+        "exec|--workdir") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")) ;;
+        "console|--shell") COMPREPLY=($(compgen -c -- "$cur")) ;;
+        "setup|--boxes-dir") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")) ;;
+        "setup|--deployment-name") COMPREPLY=() ;;
+        "setup|--deployment-metrics") COMPREPLY=($(compgen -W "on off" -- "$cur")) ;;
+            *) COMPREPLY=() ;;
+        esac
+        [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$prefix}")
+        return 0
+    fi
+    if [[ $cur == -* ]]; then
+        case "$path" in
+            "") COMPREPLY=($(compgen -W "--help -h --version" -- "$cur")) ;;
+            "box") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "box create") COMPREPLY=($(compgen -W "--help -h --project --env" -- "$cur")) ;;
+            "box list") COMPREPLY=($(compgen -W "--help -h --project --json --names" -- "$cur")) ;;
+            "box show") COMPREPLY=($(compgen -W "--help -h --json" -- "$cur")) ;;
+            "box rm") COMPREPLY=($(compgen -W "--help -h --force -f" -- "$cur")) ;;
+            "exec") COMPREPLY=($(compgen -W "--help -h --env --workdir --" -- "$cur")) ;;
+            "console") COMPREPLY=($(compgen -W "--help -h --shell" -- "$cur")) ;;
+            "setup") COMPREPLY=($(compgen -W "--help -h --boxes-dir --deployment-name --deployment-metrics --no-input --show" -- "$cur")) ;;
+            "telemetry") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "telemetry status") COMPREPLY=($(compgen -W "--help -h --json" -- "$cur")) ;;
+            "telemetry on") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "telemetry off") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "telemetry log") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "telemetry explain") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "completion") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+        esac
+        return 0
+    fi
+    case "$path|$npos" in
+        "|0") COMPREPLY=($(compgen -W "box exec console setup telemetry completion" -- "$cur")) ;;
+        "box|0") COMPREPLY=($(compgen -W "create list show rm" -- "$cur")) ;;
+        "box create|0") COMPREPLY=() ;;
+        "box show|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
+        "box rm|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
+        "exec|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
+        "exec|1") COMPREPLY=($(compgen -W "--" -- "$cur")) ;;
+        "console|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
+        "telemetry|0") COMPREPLY=($(compgen -W "status on off log explain" -- "$cur")) ;;
+        "completion|0") COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")) ;;
+        *) COMPREPLY=() ;;
     esac
-    local words=""
-    case "$path" in
-        "") words="box exec console setup telemetry completion --help -h --version" ;;
-        "box") words="create list show rm --help -h" ;;
-        "box create") words="--help -h --project --env"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
-        "box list") words="--help -h --project --json --names" ;;
-        "box show") words="--help -h --json"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
-        "box rm") words="--help -h --force -f"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
-        "exec") words="--help -h --env --workdir"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
-        "console") words="--help -h --shell"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
-        "setup") words="--help -h --boxes-dir --deployment-name --deployment-metrics --no-input --show" ;;
-        "telemetry") words="status on off log explain --help -h" ;;
-        "telemetry status") words="--help -h --json" ;;
-        "telemetry on") words="--help -h" ;;
-        "telemetry off") words="--help -h" ;;
-        "telemetry log") words="--help -h" ;;
-        "telemetry explain") words="--help -h" ;;
-        "completion") words="--help -h"; [[ $npos -eq 0 ]] && words="$words bash zsh fish" ;;
-    esac
-    COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
 complete -F _zomg zomg

@@ -1,56 +1,107 @@
 # fish completion for zomg, generated from zomg's command definitions by `zomg completion fish`; do not edit
 complete -c zomg -f
-complete -c zomg -n '__fish_use_subcommand' -a box -d 'create, list, show and remove boxes'
-complete -c zomg -n '__fish_use_subcommand' -a exec -d 'run a command inside a box'
-complete -c zomg -n '__fish_use_subcommand' -a console -d 'open an interactive shell inside a box'
-complete -c zomg -n '__fish_use_subcommand' -a setup -d 'configure zomg on this machine (and opt in to deployment metrics)'
-complete -c zomg -n '__fish_use_subcommand' -a telemetry -d 'see or change what zomg'\''s usage telemetry does'
-complete -c zomg -n '__fish_use_subcommand' -a completion -d 'print a shell completion script'
-complete -c zomg -n '__fish_use_subcommand' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_use_subcommand' -l version -d 'print the version'
-complete -c zomg -n '__fish_seen_subcommand_from box; and not __fish_seen_subcommand_from create list show rm' -a create -d 'create a box'
-complete -c zomg -n '__fish_seen_subcommand_from box; and not __fish_seen_subcommand_from create list show rm' -a list -d 'list boxes'
-complete -c zomg -n '__fish_seen_subcommand_from box; and not __fish_seen_subcommand_from create list show rm' -a show -d 'show one box'
-complete -c zomg -n '__fish_seen_subcommand_from box; and not __fish_seen_subcommand_from create list show rm' -a rm -d 'remove a box (refuses one whose workspace holds files unless --force)'
-complete -c zomg -n '__fish_seen_subcommand_from box' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from create' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from create' -l project -r -d 'group the box under a project'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from create' -l env -r -d 'set an environment variable for the box'\''s commands (repeatable)'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from create' -a '(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from list' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from list' -l project -r -d 'only boxes of this project'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from list' -l json -d 'print JSON instead of a table'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from list' -l names -d 'print only the names, one per line (for scripts and shell completion)'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from show' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from show' -l json -d 'print JSON instead of a table'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from show' -a '(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from rm' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from rm' -l force -s f -d 'remove it even if its workspace holds files or its metadata is damaged'
-complete -c zomg -n '__fish_seen_subcommand_from box; and __fish_seen_subcommand_from rm' -a '(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)'
-complete -c zomg -n '__fish_seen_subcommand_from exec' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from exec' -l env -r -d 'set an environment variable for this command (repeatable)'
-complete -c zomg -n '__fish_seen_subcommand_from exec' -l workdir -r -d 'directory inside the workspace to run in'
-complete -c zomg -n '__fish_seen_subcommand_from exec' -a '(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)'
-complete -c zomg -n '__fish_seen_subcommand_from console' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from console' -l shell -r -a '(__fish_complete_command)' -d 'the shell to run (default: $SHELL, then /bin/sh)'
-complete -c zomg -n '__fish_seen_subcommand_from console' -a '(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)'
-complete -c zomg -n '__fish_seen_subcommand_from setup' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from setup' -l boxes-dir -r -d 'where boxes live'
-complete -c zomg -n '__fish_seen_subcommand_from setup' -l deployment-name -r -d 'a name for this deployment (shown locally, never sent)'
-complete -c zomg -n '__fish_seen_subcommand_from setup' -l deployment-metrics -r -d 'send deployment metrics once a day (default off)'
-complete -c zomg -n '__fish_seen_subcommand_from setup' -l no-input -d 'never ask; take only the options given'
-complete -c zomg -n '__fish_seen_subcommand_from setup' -l show -d 'print the current answers and the deployment-metrics payload, change nothing'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and not __fish_seen_subcommand_from status on off log explain' -a status -d 'show the mode, why, the endpoint and the installation id'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and not __fish_seen_subcommand_from status on off log explain' -a on -d 'turn telemetry on'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and not __fish_seen_subcommand_from status on off log explain' -a off -d 'turn telemetry off and delete the installation id and unsent events'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and not __fish_seen_subcommand_from status on off log explain' -a log -d 'print each event to stderr instead of sending it'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and not __fish_seen_subcommand_from status on off log explain' -a explain -d 'what is collected, an example payload, and how the mode is decided'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and __fish_seen_subcommand_from status' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and __fish_seen_subcommand_from status' -l json -d 'print one JSON object'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and __fish_seen_subcommand_from on' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and __fish_seen_subcommand_from off' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and __fish_seen_subcommand_from log' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from telemetry; and __fish_seen_subcommand_from explain' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from completion' -l help -s h -d 'show help'
-complete -c zomg -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
+function __zomg_boxes
+    env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null
+end
+# Where the cursor is: __zomg_at PATH N is true at the Nth positional of command PATH,
+# PATH any anywhere before `--`, PATH rest at the command after `--`, PATH rest+ after that.
+function __zomg_at
+    set -l tokens (commandline -opc)
+    set -e tokens[1]
+    set -l path ''
+    set -l npos 0
+    set -l expect 0
+    set -l rest -1
+    for t in $tokens
+        if test $rest -ge 0
+            set rest (math $rest + 1)
+            continue
+        end
+        if test $expect = 1
+            set expect 0
+            continue
+        end
+        switch $t
+            case --
+                set rest 0
+                continue
+            case '--*=*'
+                continue
+            case '-*'
+                contains -- $t --boxes-dir --deployment-metrics --deployment-name --env --project --shell --workdir; and set expect 1
+                continue
+        end
+        set -l deeper (string trim -- "$path $t")
+        if test $npos = 0; and contains -- $deeper 'box' 'box create' 'box list' 'box show' 'box rm' 'exec' 'console' 'setup' 'telemetry' 'telemetry status' 'telemetry on' 'telemetry off' 'telemetry log' 'telemetry explain' 'completion'
+            set path $deeper
+            continue
+        end
+        set npos (math $npos + 1)
+    end
+    test "$path" = "$argv[1]"; or return 1
+    switch $argv[2]
+        case any
+            test $rest = -1
+        case rest
+            test $rest = 0
+        case rest+
+            test $rest -gt 0
+        case '*'
+            test $rest = -1; and test $expect = 0; and test $npos = $argv[2]
+    end
+end
+complete -c zomg -n '__zomg_at "" 0' -a box -d 'create, list, show and remove boxes'
+complete -c zomg -n '__zomg_at "" 0' -a exec -d 'run a command inside a box'
+complete -c zomg -n '__zomg_at "" 0' -a console -d 'open an interactive shell inside a box'
+complete -c zomg -n '__zomg_at "" 0' -a setup -d 'configure zomg on this machine (and opt in to deployment metrics)'
+complete -c zomg -n '__zomg_at "" 0' -a telemetry -d 'see or change what zomg'\''s usage telemetry does'
+complete -c zomg -n '__zomg_at "" 0' -a completion -d 'print a shell completion script'
+complete -c zomg -n '__zomg_at "" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "" any' -l version -d 'print the version and exit'
+complete -c zomg -n '__zomg_at "box" 0' -a create -d 'create a box'
+complete -c zomg -n '__zomg_at "box" 0' -a list -d 'list boxes'
+complete -c zomg -n '__zomg_at "box" 0' -a show -d 'show one box'
+complete -c zomg -n '__zomg_at "box" 0' -a rm -d 'remove a box (refuses one whose workspace holds files unless --force)'
+complete -c zomg -n '__zomg_at "box" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "box create" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "box create" any' -l project -x -d 'group the box under a project'
+complete -c zomg -n '__zomg_at "box create" any' -l env -x -d 'set an environment variable for the box'\''s commands (repeatable)'
+complete -c zomg -n '__zomg_at "box list" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "box list" any' -l project -x -d 'only boxes of this project'
+complete -c zomg -n '__zomg_at "box list" any' -l json -d 'print JSON instead of a table'
+complete -c zomg -n '__zomg_at "box list" any' -l names -d 'print only the names, one per line (for scripts and shell completion)'
+complete -c zomg -n '__zomg_at "box show" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "box show" any' -l json -d 'print JSON instead of a table'
+complete -c zomg -n '__zomg_at "box show" 0' -a '(__zomg_boxes)'
+complete -c zomg -n '__zomg_at "box rm" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "box rm" any' -l force -s f -d 'remove it even if its workspace holds files or its metadata is damaged'
+complete -c zomg -n '__zomg_at "box rm" 0' -a '(__zomg_boxes)'
+complete -c zomg -n '__zomg_at "exec" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "exec" any' -l env -x -d 'set an environment variable for this command (repeatable)'
+complete -c zomg -n '__zomg_at "exec" any' -l workdir -x -a '(__fish_complete_directories)' -d 'directory inside the workspace to run in'
+complete -c zomg -n '__zomg_at "exec" 0' -a '(__zomg_boxes)'
+complete -c zomg -n '__zomg_at "exec" rest' -a '(__fish_complete_command)'
+complete -c zomg -n '__zomg_at "exec" rest+' -F
+complete -c zomg -n '__zomg_at "console" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "console" any' -l shell -x -a '(__fish_complete_command)' -d 'the shell to run (default: $SHELL, then /bin/sh)'
+complete -c zomg -n '__zomg_at "console" 0' -a '(__zomg_boxes)'
+complete -c zomg -n '__zomg_at "setup" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "setup" any' -l boxes-dir -x -a '(__fish_complete_directories)' -d 'where boxes live'
+complete -c zomg -n '__zomg_at "setup" any' -l deployment-name -x -d 'a name for this deployment (shown locally, never sent)'
+complete -c zomg -n '__zomg_at "setup" any' -l deployment-metrics -x -a 'on off' -d 'send deployment metrics once a day (default off)'
+complete -c zomg -n '__zomg_at "setup" any' -l no-input -d 'never ask; take only the options given'
+complete -c zomg -n '__zomg_at "setup" any' -l show -d 'print the current answers and the deployment-metrics payload, change nothing'
+complete -c zomg -n '__zomg_at "telemetry" 0' -a status -d 'show the mode, why, the endpoint and the installation id'
+complete -c zomg -n '__zomg_at "telemetry" 0' -a on -d 'turn telemetry on'
+complete -c zomg -n '__zomg_at "telemetry" 0' -a off -d 'turn telemetry off and delete the installation id and unsent events'
+complete -c zomg -n '__zomg_at "telemetry" 0' -a log -d 'print each event to stderr instead of sending it'
+complete -c zomg -n '__zomg_at "telemetry" 0' -a explain -d 'what is collected, an example payload, and how the mode is decided'
+complete -c zomg -n '__zomg_at "telemetry" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "telemetry status" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "telemetry status" any' -l json -d 'print one JSON object'
+complete -c zomg -n '__zomg_at "telemetry on" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "telemetry off" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "telemetry log" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "telemetry explain" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "completion" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "completion" 0' -a 'bash zsh fish'

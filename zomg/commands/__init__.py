@@ -91,6 +91,11 @@ class Command:
         self.description = description
 
 
+# The options every command has, and zomg's own.
+HELP_ARG = Arg("--help", "-h", help="show this help and exit", kind=FLAG)
+VERSION_ARG = Arg("--version", help="print the version and exit", kind=FLAG)
+
+
 def load(name: str) -> Command:
     """Import one top-level command's module and return its declaration."""
     # __import__ rather than importlib: importing importlib costs more than the command module.
