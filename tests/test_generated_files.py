@@ -280,3 +280,30 @@ def test_fish_follows_the_same_rules_as_bash(two_boxes, tmp_path):
     assert _fish_complete("zomg setup --boxes-dir src", cwd=tmp_path) == ["srcdir/"]
     assert "bash" in _fish_complete("zomg exec web -- bas")
     assert _fish_complete("zomg exec web -- ls no", cwd=tmp_path) == ["notes.txt"]
+
+
+def _zsh_complete(line, tmp_path, cwd=None):
+    functions = tmp_path / "zsh-functions"
+    functions.mkdir(exist_ok=True)
+    shutil.copy(os.path.join(ROOT, "docs", "completions", "_zomg"), functions / "_zomg")
+    harness = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zsh_capture.zsh")
+    proc = subprocess.run(["zsh", "-f", harness, str(functions), line], capture_output=True, text=True,
+                          env=_shell_env(), cwd=cwd or tmp_path, timeout=60)
+    return sorted({row.strip() for row in proc.stdout.splitlines() if row.strip()})
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_follows_the_same_rules_as_bash(two_boxes, tmp_path):
+    (tmp_path / "srcdir").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    assert _zsh_complete("zomg ", tmp_path) == sorted(["box", "exec", "console", "setup", "telemetry",
+                                                       "completion"])
+    assert _zsh_complete("zomg box rm ", tmp_path) == ["db", "web"]
+    assert _zsh_complete("zomg box create ", tmp_path) == []
+    assert _zsh_complete("zomg exec --env A=1 ", tmp_path) == ["db", "web"]
+    assert _zsh_complete("zomg exec web ", tmp_path) == ["--"]
+    assert _zsh_complete("zomg setup --deployment-metrics ", tmp_path) == ["off", "on"]
+    assert _zsh_complete("zomg exec web --workdir src", tmp_path) == ["srcdir/"]
+    assert _zsh_complete("zomg setup --boxes-dir src", tmp_path) == ["srcdir/"]
+    assert "bash" in _zsh_complete("zomg exec web -- bas", tmp_path)
+    assert _zsh_complete("zomg exec web -- ls no", tmp_path) == ["notes.txt"]

@@ -195,11 +195,13 @@ def zsh() -> str:
         for i, arg in enumerate(node.positionals, 1):
             specs.append(f"'{i}:{arg.metavar.lower()}:{_zsh_action(arg)}'")
         if node.rest:
-            # -S: `--` ends the options; what follows is a command line of its own.
-            specs.append("'*::command:_normal'")
+            # After `--` comes a command line of its own, completed as zsh completes any command.
+            lines += ["    local dashdash=${words[(i)--]}", "    if (( dashdash < CURRENT )); then",
+                      "        shift $dashdash words", "        (( CURRENT -= dashdash ))", "        _normal",
+                      "        return", "    fi"]
+            specs.append(f"'{len(node.positionals) + 1}:separator:(--)'")
         lines.append("    local state line")
-        flags = "-s -S" if node.rest else "-s"
-        lines.append(f"    _arguments {flags} \\\n        " + " \\\n        ".join(specs))
+        lines.append("    _arguments -s \\\n        " + " \\\n        ".join(specs))
         if node.children:
             lines.append("    case $state in")
             lines.append("        cmds)")
