@@ -109,7 +109,13 @@ def markdown() -> str:
         "",
         "Box, project and deployment names are 1 to 63 lowercase letters, digits and `-`, starting with a",
         "letter or digit. Results go to standard output; messages for people (and every error, as one",
-        "line `zomg: error: ...`) go to standard error, so output stays pipeable.",
+        "line `zomg: error: ...`) go to standard error, so output stays pipeable. An unknown option is",
+        "named at the level where it was given (`zomg --bogus box list` blames `zomg`, not `box list`),",
+        "and a close misspelling of a command, option or value gets a suggestion (\"did you mean 'list'?\").",
+        "",
+        "`zomg completion bash|zsh|fish` prints a completion script: commands and options, box names where",
+        "an existing box is named (not for `box create`), declared values (`--deployment-metrics on|off`),",
+        "directories for `--workdir` and `--boxes-dir`, and after `zomg exec NAME --` the command line to run.",
         "",
     ]
     for top in commands.load_all():
