@@ -128,7 +128,12 @@ class LineDeliveries(Deliveries):
 class FakePostHog:
     """PostHog's /batch/ endpoint on 127.0.0.1:0: records requests, answers as told.
 
-    With ``record=False`` (the benchmark) it only counts them.
+    Each request is answered by the next of ``answers`` (statuses), then by
+    ``status``; with ``retry_after`` set, non-2xx answers carry it. Misbehaviours:
+    ``delay`` (seconds before answering), ``hang`` (never answers until closed
+    or ``release()``), ``close_mid_answer`` (reads the request, sends half a
+    status line, closes), ``trickle`` (the answer one byte at a time, ``delay``
+    apart). With ``record=False`` (the benchmark) it only counts requests.
     """
 
     def __init__(self, record: bool = True) -> None:
@@ -137,9 +142,14 @@ class FakePostHog:
         self.connections = 0
         self.keep_alive = False  # answer without "Connection: close" and serve the next request
         self.close_silently = False  # with keep_alive: still close after answering, as an idle timeout would
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.status = 200
+        self.answers: list = []
+        self.retry_after: str | None = None
+        self.delay = 0.0
         self.hang = False
+        self.close_mid_answer = False
+        self.trickle = False
         self._release = threading.Event()
         fake = self
 
@@ -158,21 +168,39 @@ class FakePostHog:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with fake._lock:
+                    status = fake.answers.pop(0) if fake.answers else fake.status
                     fake.count += 1
                     if record:
-                        fake.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+                        fake.requests.append({"path": self.path, "headers": dict(self.headers.items()),
+                                              "body": body, "status": status})
+                    fake._lock.notify_all()
                 if fake.hang:
-                    fake._release.wait(30)
+                    fake._release.wait(60)
                     self.close_connection = True
                     return
-                payload = b'{"status":1}' if fake.status == 200 else b'{"error":"told to fail"}'
-                self.send_response(fake.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
+                if fake.delay and not fake.trickle:
+                    fake._release.wait(fake.delay)
+                if fake.close_mid_answer:
+                    self.wfile.write(b"HTTP/1.1 2")
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                payload = b'{"status":1}' if 200 <= status < 300 else b'{"error":"told to fail"}'
+                head = [f"HTTP/1.1 {status} Told\r\n", "Content-Type: application/json\r\n",
+                        f"Content-Length: {len(payload)}\r\n"]
+                if fake.retry_after is not None and not 200 <= status < 300:
+                    head.append(f"Retry-After: {fake.retry_after}\r\n")
                 if not fake.keep_alive:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(payload)
+                    head.append("Connection: close\r\n")
+                answer = "".join(head).encode("ascii") + b"\r\n" + payload
+                if fake.trickle:
+                    for index in range(len(answer)):
+                        self.wfile.write(answer[index:index + 1])
+                        self.wfile.flush()
+                        if fake._release.wait(fake.delay):
+                            break
+                else:
+                    self.wfile.write(answer)
                 self.close_connection = not fake.keep_alive or fake.close_silently
 
             def log_message(self, format: str, *args: object) -> None:
@@ -185,8 +213,38 @@ class FakePostHog:
         self._thread.start()
 
     def accepted(self) -> list:
-        """Every PostHog event of every /batch/ request it answered 200 to."""
-        return [event for request in self.requests for event in json.loads(request["body"])["batch"]]
+        """Every PostHog event of every /batch/ request it answered 2xx to."""
+        with self._lock:
+            requests = list(self.requests)
+        return [event for request in requests if 200 <= request["status"] < 300
+                for event in json.loads(request["body"])["batch"]]
+
+    def accepted_uuids(self) -> list:
+        return [event["uuid"] for event in self.accepted()]
+
+    def wait_for(self, condition, timeout: float = 60) -> bool:
+        """Wait until ``condition()`` holds (checked at each request and every 0.05 s); its last value."""
+        import time
+
+        end = time.monotonic() + timeout
+        with self._lock:
+            while not condition() and time.monotonic() < end:
+                self._lock.wait(0.05)
+        return condition()
+
+    def wait_for_uuids(self, uuids, timeout: float = 60) -> bool:
+        wanted = set(uuids)
+        return self.wait_for(lambda: wanted <= set(self.accepted_uuids()), timeout)
+
+    def wait_for_requests(self, count: int, timeout: float = 60) -> bool:
+        return self.wait_for(lambda: self.count >= count, timeout)
+
+    def release(self) -> None:
+        """Stop hanging, delaying and trickling: answer at once from now on."""
+        self.hang = False
+        self.trickle = False
+        self.delay = 0.0
+        self._release.set()
 
     def close(self) -> None:
         self._release.set()

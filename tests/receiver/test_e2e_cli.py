@@ -43,6 +43,8 @@ def use_the_cli_against(endpoint: str, fake_posthog) -> None:
     flushed = run_python(endpoint, "-c", "import zomg.telemetry as t; print(t.flush())")
     assert flushed.returncode == 0, flushed.stderr
 
+    # The receiver answered at once; its forwarder sends to PostHog in the background.
+    assert fake_posthog.wait_for(lambda: len(set(fake_posthog.accepted_uuids())) >= RUNS - 1)
     forwarded = fake_posthog.accepted()
     uuids = {event["uuid"] for event in forwarded}
     assert len(uuids) == RUNS - 1  # every recorded run arrived; a resend would carry the same uuid
