@@ -129,11 +129,12 @@ class FakePostHog:
     """PostHog's /batch/ endpoint on 127.0.0.1:0: records requests, answers as told.
 
     Each request is answered by the next of ``answers`` (statuses), then by
-    ``status``; with ``retry_after`` set, non-2xx answers carry it. Misbehaviours:
-    ``delay`` (seconds before answering), ``hang`` (never answers until closed
-    or ``release()``), ``close_mid_answer`` (reads the request, sends half a
-    status line, closes), ``trickle`` (the answer one byte at a time, ``delay``
-    apart). With ``record=False`` (the benchmark) it only counts requests.
+    ``status``; with ``retry_after`` set, non-2xx answers carry it.
+    Misbehaviours: ``refuse`` (400 for a body holding that text), ``delay``
+    (seconds before answering), ``hang`` (no answer until ``release()``),
+    ``close_mid_answer`` (reads the request, sends half a status line,
+    closes), ``trickle`` (the answer a byte at a time, ``delay`` apart).
+    With ``record=False`` (the benchmark) it only counts requests.
     """
 
     def __init__(self, record: bool = True) -> None:
@@ -150,6 +151,7 @@ class FakePostHog:
         self.hang = False
         self.close_mid_answer = False
         self.trickle = False
+        self.refuse = ""  # answer 400 to any body holding this text
         self._release = threading.Event()
         fake = self
 
@@ -169,6 +171,10 @@ class FakePostHog:
                 body = self.rfile.read(length)
                 with fake._lock:
                     status = fake.answers.pop(0) if fake.answers else fake.status
+                    if fake.refuse and fake.refuse.encode() in body:
+                        status = 400
+                    if fake.hang or fake.close_mid_answer:
+                        status = 0  # never answered: nothing accepted
                     fake.count += 1
                     if record:
                         fake.requests.append({"path": self.path, "headers": dict(self.headers.items()),
@@ -372,3 +378,13 @@ def quick_cli_events(draw) -> dict:
         result=result,
         error_class=draw(st.sampled_from(ERROR_CLASSES)) if result == "error" else None,
     )
+
+
+def wait_until(condition, timeout: float = 60) -> bool:
+    """Poll ``condition()`` until it holds or ``timeout`` passes; its last value (tests assert it)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+    return bool(condition())

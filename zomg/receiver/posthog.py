@@ -180,7 +180,7 @@ class PostHogClient:
         self.api_key = check_token(api_key)
         self.url = check_host(host) + "/batch/"
         self.timeout = timeout
-        self.deadline = max(deadline, timeout)
+        self.deadline = deadline
         self._proxied = _proxy_for(self.url) is not None
         self._open = _proxy_opener().open if self._proxied else None
         parts = urlsplit(self.url)
@@ -230,15 +230,15 @@ class PostHogClient:
             connection.request("POST", self._target[3], body=body, headers=HEADERS)
             response = connection.getresponse()
             unread = len(response.read(_MAX_RESPONSE + 1)) > _MAX_RESPONSE
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected):
+        except BaseException as exc:
             self.close()
             if cut.is_set():
                 raise TimeoutError(f"no whole answer within {self.deadline:g} s") from None
-            if not reused:
-                raise
-            # PostHog (or a proxy in front of it) had closed the idle connection:
-            # that is no failed try; send once more on a new connection.
-            return self._post_direct(body, reused=False)
+            if reused and isinstance(exc, (ConnectionError, http.client.RemoteDisconnected)):
+                # PostHog (or a proxy in front of it) had closed the idle connection:
+                # that is no failed try; send once more on a new connection.
+                return self._post_direct(body, reused=False)
+            raise
         finally:
             watchdog.cancel()
         if unread or response.will_close:
