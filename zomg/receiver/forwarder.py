@@ -98,6 +98,7 @@ class Forwarder:
         self._closing = False
         self._deadline = math.inf
         self._urgent = 0  # flush() callers waiting
+        self._hurry = False  # the worker is stopping: send without waiting out the interval
         self._thread: threading.Thread | None = None
         self._pid = 0
         self.sent_calls = 0  # upstream calls made, for the benchmark's figures
@@ -164,6 +165,12 @@ class Forwarder:
             finally:
                 self._urgent -= 1
 
+    def hurry(self) -> None:
+        """From now on send what is queued at once (the worker was told to stop; the drain follows)."""
+        with self._cond:
+            self._hurry = True
+            self._cond.notify_all()
+
     def begin_close(self, timeout: float) -> None:
         """Refuse new events and send the queued ones now; give up on them ``timeout`` seconds from now."""
         with self._cond:
@@ -192,7 +199,7 @@ class Forwarder:
             while True:
                 if self._waiting:
                     due = self._waiting[0][2] + self.interval
-                    if (self._closing or self._urgent or self._waiting_events >= self.batch_events
+                    if (self._closing or self._urgent or self._hurry or self._waiting_events >= self.batch_events
                             or self.clock() >= due):
                         break
                     self._cond.wait(max(0.0, due - self.clock()))
