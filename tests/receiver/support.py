@@ -388,3 +388,39 @@ def wait_until(condition, timeout: float = 60) -> bool:
     while not condition() and time.monotonic() < end:
         time.sleep(0.01)
     return bool(condition())
+
+
+class SlowClients:
+    """``count`` clients that announce a body of ``length`` bytes and send it a byte every ``every`` seconds.
+
+    No single read of the server waits long, and the request never completes.
+    """
+
+    def __init__(self, address: tuple, count: int, length: int = 5000, every: float = 0.5,
+                 source: str = "127.0.0.1") -> None:
+        import socket
+
+        self.socks = []
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((source, 0))
+            sock.settimeout(60)
+            sock.connect(address)
+            sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % length)
+            self.socks.append(sock)
+        self._stop = threading.Event()
+        self._every = every
+        threading.Thread(target=self._trickle, daemon=True).start()
+
+    def _trickle(self) -> None:
+        while not self._stop.wait(self._every):
+            for sock in self.socks:
+                try:
+                    sock.send(b" ")
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        for sock in self.socks:
+            sock.close()

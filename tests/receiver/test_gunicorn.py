@@ -13,12 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 
 import pytest
 
-from tests.receiver.support import TOKEN, clean_env, new_event, post, wait_until
+from tests.receiver.support import TOKEN, SlowClients, clean_env, new_event, post, wait_until
 from tests.receiver.test_servers import CANARIES, assert_no_canary
 from zomg.telemetry import schema
 
@@ -73,33 +72,16 @@ def all_output(server, stdout: bytes) -> str:
 
 def test_slow_clients_hold_neither_other_clients_nor_healthz_and_are_cut_off(serve, fake_posthog):
     server = shipped(serve, **forwarding_env(fake_posthog))
-    slow = []
-    for _ in range(40):
-        sock = connect(server)
-        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{\"events\":[")
-        slow.append(sock)
-    stop = threading.Event()
-
-    def trickle() -> None:  # a byte now and then: no single read waits long, the request never completes
-        while not stop.wait(0.5):
-            for sock in slow:
-                try:
-                    sock.send(b" ")
-                except OSError:
-                    pass
-
-    threading.Thread(target=trickle, daemon=True).start()
+    slow = SlowClients(address(server), 40)
     try:
         for _ in range(5):
             assert get(server.url + "/healthz") == (200, {"status": "ok"})
             events = [new_event()]
             assert post(server.url + "/v1/events", schema.encode_batch(events), timeout=60) == (202, {"accepted": 1})
         # The slow clients are answered and let go at the request deadline, not held for ever.
-        answers = [read_all(sock) for sock in slow]
+        answers = [read_all(sock) for sock in slow.socks]
     finally:
-        stop.set()
-        for sock in slow:
-            sock.close()
+        slow.close()
     assert all(answer.startswith(b"HTTP/1.1 400") for answer in answers), answers[:3]
     assert all(b"could not be read" in answer for answer in answers)
 
@@ -173,6 +155,23 @@ def test_reload_and_worker_recycling_lose_nothing(serve, fake_posthog):
     accepted = fake_posthog.accepted_uuids()
     assert sorted(accepted) == sorted(sent)
     assert len(accepted) == len(set(accepted))
+
+
+def boots(server) -> int:
+    return "".join(server.startup + server.late_stderr).count("Booting worker")
+
+
+def test_workers_default_to_the_cpu_count_unless_chosen(serve, tmp_path):
+    from zomg.receiver.gunicorn_conf import default_workers, workers_chosen
+
+    assert not workers_chosen({}, ["-c", "python:zomg.receiver.gunicorn_conf", "zomg.receiver:app"])
+    for environ, argv in (({"WEB_CONCURRENCY": "3"}, []), ({"GUNICORN_CMD_ARGS": "--workers 5"}, []),
+                          ({}, ["-w", "4"]), ({}, ["-w4"]), ({}, ["--workers=4"])):
+        assert workers_chosen(environ, argv)
+    server = shipped(serve, ZOMG_RECEIVER_OUTPUT=str(tmp_path / "events.jsonl"))
+    assert wait_until(lambda: boots(server) >= default_workers())
+    server.stop()
+    assert boots(server) == default_workers() >= 2
 
 
 def test_web_concurrency_and_gunicorn_cmd_args_are_honoured(serve, tmp_path):

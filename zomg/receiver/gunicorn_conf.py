@@ -19,11 +19,10 @@ import os
 import sys
 import time
 
-_cpus = os.cpu_count() or 1
-
-# Workers share nothing; each has its own forwarder and queue. One per CPU
-# (at least two, so one can restart while the other serves).
-workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, _cpus))
+# Workers share nothing; each has its own forwarder and queue. Not set here:
+# gunicorn's own default reads WEB_CONCURRENCY; when neither it nor --workers
+# says, on_starting makes it one per CPU (at least two, so one can restart
+# while the other serves).
 worker_class = "zomg.receiver.gunicorn_parts.ReceiverWorker"
 # Threads mostly wait on sockets (slow clients); 64 per worker keeps 40 slow
 # clients from taking every thread of a two-worker receiver.
@@ -61,6 +60,23 @@ def _stopping_since(worker: object) -> float:
     return getattr(worker, "_zomg_stop_started", None) or time.monotonic()
 
 
+def default_workers() -> int:
+    return max(2, os.cpu_count() or 1)
+
+
+def workers_chosen(environ: dict, argv: list) -> bool:
+    """Whether WEB_CONCURRENCY, GUNICORN_CMD_ARGS or the command line sets the number of workers."""
+    import shlex
+
+    if environ.get("WEB_CONCURRENCY"):
+        return True
+    try:
+        words = shlex.split(environ.get("GUNICORN_CMD_ARGS", "")) + list(argv)
+    except ValueError:
+        words = list(argv)
+    return any(word == "-w" or word.startswith(("-w", "--workers")) for word in words)
+
+
 def on_starting(server: object) -> None:
     """Check every setting before a socket is opened or a worker started: one line and exit 1 on a bad one."""
     from zomg.errors import ZomgError
@@ -71,6 +87,9 @@ def on_starting(server: object) -> None:
     except ZomgError as exc:
         print(f"zomg-receiver: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)
+    if not workers_chosen(os.environ, sys.argv[1:]):
+        server.cfg.set("workers", default_workers())
+        server.num_workers = server.cfg.workers
 
 
 def _sink(worker: object) -> object:

@@ -5,10 +5,12 @@ Imported only by gunicorn (through gunicorn_conf); nothing else in zomg needs gu
 ReceiverWorker is gunicorn's gthread worker with one change: each client
 socket waits at most READ_STEP_SECONDS for any single read and
 REQUEST_SECONDS for a whole request (headers and body), counted from when a
-thread starts on it. A client that trickles its body is cut off there and its
-thread freed; with enough threads per worker, slow clients never stop the
-others or /healthz. SIGTERM also tells the forwarder to send without waiting
-out its interval, so the drain at exit starts early.
+thread starts on it; gunicorn's drain before closing a connection (which runs
+on the worker's main loop) gets no time past that deadline either. A client
+that trickles its body is cut off there and its thread freed; with enough
+threads per worker, slow clients never stop the others or /healthz. SIGTERM
+also tells the forwarder to send without waiting out its interval, so the
+drain at exit starts early.
 
 PrivateLogger is gunicorn's logger with nothing of a client in it: gunicorn
 formats some messages with the client's address or the request itself
@@ -41,12 +43,22 @@ class _BoundedSocket(socket.socket):
 
     def setblocking(self, flag: bool) -> None:
         if flag:
-            # A thread takes the connection now: the request's clock starts.
-            _deadlines[self] = time.monotonic() + REQUEST_SECONDS
-            super().settimeout(READ_STEP_SECONDS)
+            # A thread takes the connection: the request's clock starts, unless it runs
+            # already (gunicorn sets blocking again to close, and must not get more time).
+            deadline = _deadlines.setdefault(self, time.monotonic() + REQUEST_SECONDS)
+            super().settimeout(min(READ_STEP_SECONDS, max(0.001, deadline - time.monotonic())))
         else:
             _deadlines.pop(self, None)
             super().setblocking(False)
+
+    def settimeout(self, value: float | None) -> None:
+        # gunicorn's own bounded waits (the drain before a close) may shorten a read, never lengthen it.
+        deadline = _deadlines.get(self)
+        if deadline is None:
+            super().settimeout(value)
+        else:
+            left = max(0.001, deadline - time.monotonic())
+            super().settimeout(min(READ_STEP_SECONDS, left) if value is None else min(value, left))
 
     def _bound(self) -> None:
         deadline = _deadlines.get(self)
@@ -54,7 +66,8 @@ class _BoundedSocket(socket.socket):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("request not read within its deadline")
-            super().settimeout(min(READ_STEP_SECONDS, left))
+            current = self.gettimeout()
+            super().settimeout(min(READ_STEP_SECONDS, left) if current is None else min(current, left))
 
     def recv(self, size: int, *flags: int) -> bytes:
         self._bound()
