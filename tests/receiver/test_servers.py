@@ -164,3 +164,16 @@ def test_dev_server_threads_share_kept_open_connections_to_posthog(receiver_proc
         assert post(server.url + "/v1/events", schema.encode_batch([new_event()])) == (202, {"accepted": 1})
         assert fake_posthog.wait_for_requests(count)
     assert (len(fake_posthog.requests), fake_posthog.connections) == (4, 1)
+
+
+def test_dev_server_drains_its_queue_to_posthog_when_stopped(receiver_process, fake_posthog):
+    # Events wait in the queue (an interval no one waits out) until the stop drains them.
+    server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url,
+                              ZOMG_RECEIVER_BATCH_INTERVAL="3600", ZOMG_RECEIVER_BATCH_EVENTS="100000")
+    events = [new_event() for _ in range(6)]
+    for event in events:
+        assert post(server.url + "/v1/events", schema.encode_batch([event])) == (202, {"accepted": 1})
+    assert fake_posthog.count == 0
+    code, _ = server.stop()
+    assert code == 0
+    assert sorted(fake_posthog.accepted_uuids()) == sorted(e["event_id"] for e in events)
