@@ -299,6 +299,12 @@ def bench_http(args: argparse.Namespace) -> None:
                 results[name].append(result)
                 if os.path.exists(output):
                     os.unlink(output)  # the receiver notices and opens a new file, as after log rotation
+        # Sustained: forwarding on alone for longer, so a forwarder that falls behind shows as 503s.
+        sustained = run_wrk(servers[on].url, script, args.seconds * 5, args.connections)
+        results[on].append(dict(sustained, cpu=results[on][-1]["cpu"]))
+        print(f"  sustained {args.seconds * 5} s, forwarding on alone: {sustained['rps']:.0f} req/s, p99 "
+              f"{sustained['p99'] * 1000:.1f} ms, non-2xx {sustained['non2xx']}, "
+              f"socket errors {sustained['socket_errors'] or 'none'}")
         # Let the forwarders send what they queued, then count PostHog's calls per accepted event.
         import time
 

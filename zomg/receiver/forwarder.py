@@ -39,7 +39,7 @@ from zomg.receiver.app import DeliveryError
 from zomg.receiver.posthog import batch_shape, body_from_lines
 from zomg.telemetry.schema_compiled import encode_event
 
-BATCH_EVENTS = 500
+BATCH_EVENTS = 2000
 INTERVAL_SECONDS = 0.2
 QUEUE_EVENTS = 20000
 QUEUE_BYTES = 16 * 1024 * 1024

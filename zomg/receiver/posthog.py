@@ -75,9 +75,10 @@ def batch_body(api_key: str, events: Iterable) -> bytes:
     return encode_json(payload)
 
 
-def body_from_lines(api_key: str, lines: Iterable) -> bytes:
+def body_from_lines(api_key: str, lines: list) -> bytes:
     """The ``/batch/`` body for events given as the schema's JSON lines (validated already)."""
-    return batch_body(api_key, (json.loads(line) for line in lines))
+    # One parse of all the lines as a JSON array: a fraction of a parse per line.
+    return batch_body(api_key, json.loads(b"[" + b",".join(lines) + b"]"))
 
 
 def batch_shape(lines: list) -> str:
