@@ -96,6 +96,16 @@ def test_answers_do_not_wait_for_a_hung_posthog(forwarding, fake_posthog):
     assert sorted(set(fake_posthog.accepted_uuids())) == sorted(sent)
 
 
+def test_a_slow_posthog_is_waited_for_one_call_per_batch(forwarding, fake_posthog):
+    forwarded = forwarding(timeout=30.0, deadline=60.0)
+    fake_posthog.delay = 1.0
+    _, ids = send(forwarded, 4)
+    assert send(forwarded)[0].status == 202  # answered while the call is in flight
+    forwarded.flush()
+    assert fake_posthog.accepted_uuids()[:4] == ids
+    assert len(fake_posthog.requests) <= 2 and forwarded.lines == []
+
+
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
 def test_temporary_failures_are_retried_with_the_same_uuids_until_accepted(forwarding, fake_posthog, status):
     forwarded = forwarding()

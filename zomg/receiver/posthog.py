@@ -23,8 +23,10 @@ from zomg.receiver.app import encode_json
 from zomg.telemetry import schema
 
 DEFAULT_HOST = "https://us.i.posthog.com"
-DEFAULT_TIMEOUT = 3.0  # each network step: connect, send, each read
-DEFAULT_DEADLINE = 10.0  # a whole attempt, however the answer trickles
+# Nothing waits on a call but the forwarder's thread: a slow PostHog is waited
+# for (a timeout would only send the same events again), a hung one is not.
+DEFAULT_TIMEOUT = 10.0  # each network step: connect, send, each read
+DEFAULT_DEADLINE = 15.0  # a whole attempt, however the answer trickles
 LIB = "zomg-receiver"
 USER_AGENT = f"{LIB}/{__version__}"
 # Truthy, so PostHog's normalisation keeps it instead of the sender's address;
