@@ -234,3 +234,19 @@ def test_an_output_directory_that_cannot_be_written_stops_the_receiver(tmp_path)
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr == f"zomg-receiver: error: output: directory {locked} cannot be written\n"
+
+
+def test_an_access_log_turned_on_holds_status_size_and_duration_only(serve, tmp_path):
+    fmt = "%(h)s %(r)s %(a)s %({x-canary}i)s"
+    server = shipped(serve, ZOMG_RECEIVER_OUTPUT=str(tmp_path / "events.jsonl"),
+                     GUNICORN_CMD_ARGS=f"--access-logfile - --access-logformat '{fmt}'")
+    sock = connect(server, CLIENT_ADDRESS)
+    sock.sendall(b"GET /healthz?canary=1 HTTP/1.1\r\nHost: x\r\nX-Canary: canary-header\r\n"
+                 b"User-Agent: canary-agent/7.7.7\r\n\r\n")
+    assert read_all(sock).startswith(b"HTTP/1.1 200")
+    sock.close()
+    code, stdout = server.stop()
+    lines = stdout.decode().splitlines()
+    assert any(line.startswith("200 ") for line in lines), lines  # the access line is there
+    logged = all_output(server, stdout)
+    assert CLIENT_ADDRESS not in logged and "canary" not in logged and "healthz" not in logged
