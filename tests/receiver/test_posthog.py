@@ -130,7 +130,7 @@ def test_the_host_may_have_a_trailing_slash_or_a_path_prefix(fake_posthog):
 
 
 @pytest.mark.parametrize("host", ["us.i.posthog.com", "ftp://example.com", "https://", "https://h/?x=1", "",
-                                  "http://h:port"])
+                                  "http://h:port", "http://[::1", "https://h:99999"])
 def test_a_host_that_is_not_an_http_url_is_refused(host):
     with pytest.raises(ValueError, match="POSTHOG_HOST"):
         check_host(host)

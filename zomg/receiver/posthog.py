@@ -99,10 +99,11 @@ def check_host(host: str) -> str:
 
     try:
         parts = urlsplit(host)
-        hostname, _ = parts.hostname, parts.port
+        good = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
+        _ = parts.port  # raises ValueError for a port that is not a number (or out of range)
     except ValueError:
-        hostname = None
-    if parts.scheme not in ("http", "https") or not hostname or parts.query or parts.fragment:
+        good = False
+    if not good:
         raise ValueError(f"POSTHOG_HOST must be an http:// or https:// URL, not {host!r}")
     return host.rstrip("/")
 
