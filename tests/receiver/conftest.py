@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.receiver.support import Deliveries, FakePostHog, Served, clean_env
+from tests.receiver.support import TOKEN, Deliveries, FakePostHog, Served, clean_env
 
 
 @pytest.fixture
@@ -43,3 +43,38 @@ def receiver_process(serve):
         return serve([sys.executable, "-m", "zomg.receiver", "--port", "0", *args], clean_env(**env))
 
     return start
+
+
+class Forwarding:
+    """The receiver forwarding to the fake PostHog in-process, with short waits and tiny backoffs."""
+
+    def __init__(self, fake, **bounds) -> None:
+        from zomg.receiver import make_app
+        from zomg.receiver.forwarder import Forwarder
+        from zomg.receiver.posthog import PostHogClient
+
+        self.lines: list = []
+        self.client = PostHogClient(TOKEN, fake.url, timeout=bounds.pop("timeout", 2.0),
+                                    deadline=bounds.pop("deadline", 5.0))
+        settings = {"interval": 0.0, "backoff": 0.01, "backoff_cap": 0.05, "log": self.lines.append}
+        settings.update(bounds)
+        self.forwarder = Forwarder(self.client, **settings)
+        self.app = make_app(self.forwarder)
+
+    def flush(self) -> None:
+        assert self.forwarder.flush(60), f"still queued: {self.forwarder.queued}; log: {self.lines}"
+
+
+@pytest.fixture
+def forwarding(fake_posthog):
+    """``forwarding(**bounds)``: a Forwarding to the fake; closed after the test."""
+    made = []
+
+    def make(**bounds) -> Forwarding:
+        made.append(Forwarding(fake_posthog, **bounds))
+        return made[-1]
+
+    yield make
+    fake_posthog.release()
+    for each in made:
+        each.forwarder.close(5)

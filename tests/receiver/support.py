@@ -128,7 +128,13 @@ class LineDeliveries(Deliveries):
 class FakePostHog:
     """PostHog's /batch/ endpoint on 127.0.0.1:0: records requests, answers as told.
 
-    With ``record=False`` (the benchmark) it only counts them.
+    Each request is answered by the next of ``answers`` (statuses), then by
+    ``status``; with ``retry_after`` set, non-2xx answers carry it.
+    Misbehaviours: ``refuse`` (400 for a body holding that text), ``delay``
+    (seconds before answering), ``hang`` (no answer until ``release()``),
+    ``close_mid_answer`` (reads the request, sends half a status line,
+    closes), ``trickle`` (the answer a byte at a time, ``delay`` apart).
+    With ``record=False`` (the benchmark) it only counts requests.
     """
 
     def __init__(self, record: bool = True) -> None:
@@ -137,9 +143,15 @@ class FakePostHog:
         self.connections = 0
         self.keep_alive = False  # answer without "Connection: close" and serve the next request
         self.close_silently = False  # with keep_alive: still close after answering, as an idle timeout would
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.status = 200
+        self.answers: list = []
+        self.retry_after: str | None = None
+        self.delay = 0.0
         self.hang = False
+        self.close_mid_answer = False
+        self.trickle = False
+        self.refuse = ""  # answer 400 to any body holding this text
         self._release = threading.Event()
         fake = self
 
@@ -158,21 +170,43 @@ class FakePostHog:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with fake._lock:
+                    status = fake.answers.pop(0) if fake.answers else fake.status
+                    if fake.refuse and fake.refuse.encode() in body:
+                        status = 400
+                    if fake.hang or fake.close_mid_answer:
+                        status = 0  # never answered: nothing accepted
                     fake.count += 1
                     if record:
-                        fake.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+                        fake.requests.append({"path": self.path, "headers": dict(self.headers.items()),
+                                              "body": body, "status": status})
+                    fake._lock.notify_all()
                 if fake.hang:
-                    fake._release.wait(30)
+                    fake._release.wait(60)
                     self.close_connection = True
                     return
-                payload = b'{"status":1}' if fake.status == 200 else b'{"error":"told to fail"}'
-                self.send_response(fake.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
+                if fake.delay and not fake.trickle:
+                    fake._release.wait(fake.delay)
+                if fake.close_mid_answer:
+                    self.wfile.write(b"HTTP/1.1 2")
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                payload = b'{"status":1}' if 200 <= status < 300 else b'{"error":"told to fail"}'
+                head = [f"HTTP/1.1 {status} Told\r\n", "Content-Type: application/json\r\n",
+                        f"Content-Length: {len(payload)}\r\n"]
+                if fake.retry_after is not None and not 200 <= status < 300:
+                    head.append(f"Retry-After: {fake.retry_after}\r\n")
                 if not fake.keep_alive:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(payload)
+                    head.append("Connection: close\r\n")
+                answer = "".join(head).encode("ascii") + b"\r\n" + payload
+                if fake.trickle:
+                    for index in range(len(answer)):
+                        self.wfile.write(answer[index:index + 1])
+                        self.wfile.flush()
+                        if fake._release.wait(fake.delay):
+                            break
+                else:
+                    self.wfile.write(answer)
                 self.close_connection = not fake.keep_alive or fake.close_silently
 
             def log_message(self, format: str, *args: object) -> None:
@@ -185,8 +219,38 @@ class FakePostHog:
         self._thread.start()
 
     def accepted(self) -> list:
-        """Every PostHog event of every /batch/ request it answered 200 to."""
-        return [event for request in self.requests for event in json.loads(request["body"])["batch"]]
+        """Every PostHog event of every /batch/ request it answered 2xx to."""
+        with self._lock:
+            requests = list(self.requests)
+        return [event for request in requests if 200 <= request["status"] < 300
+                for event in json.loads(request["body"])["batch"]]
+
+    def accepted_uuids(self) -> list:
+        return [event["uuid"] for event in self.accepted()]
+
+    def wait_for(self, condition, timeout: float = 60) -> bool:
+        """Wait until ``condition()`` holds (checked at each request and every 0.05 s); its last value."""
+        import time
+
+        end = time.monotonic() + timeout
+        with self._lock:
+            while not condition() and time.monotonic() < end:
+                self._lock.wait(0.05)
+        return condition()
+
+    def wait_for_uuids(self, uuids, timeout: float = 60) -> bool:
+        wanted = set(uuids)
+        return self.wait_for(lambda: wanted <= set(self.accepted_uuids()), timeout)
+
+    def wait_for_requests(self, count: int, timeout: float = 60) -> bool:
+        return self.wait_for(lambda: self.count >= count, timeout)
+
+    def release(self) -> None:
+        """Stop hanging, delaying and trickling: answer at once from now on."""
+        self.hang = False
+        self.trickle = False
+        self.delay = 0.0
+        self._release.set()
 
     def close(self) -> None:
         self._release.set()
@@ -314,3 +378,49 @@ def quick_cli_events(draw) -> dict:
         result=result,
         error_class=draw(st.sampled_from(ERROR_CLASSES)) if result == "error" else None,
     )
+
+
+def wait_until(condition, timeout: float = 60) -> bool:
+    """Poll ``condition()`` until it holds or ``timeout`` passes; its last value (tests assert it)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+    return bool(condition())
+
+
+class SlowClients:
+    """``count`` clients that announce a body of ``length`` bytes and send it a byte every ``every`` seconds.
+
+    No single read of the server waits long, and the request never completes.
+    """
+
+    def __init__(self, address: tuple, count: int, length: int = 5000, every: float = 0.5,
+                 source: str = "127.0.0.1") -> None:
+        import socket
+
+        self.socks = []
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((source, 0))
+            sock.settimeout(60)
+            sock.connect(address)
+            sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % length)
+            self.socks.append(sock)
+        self._stop = threading.Event()
+        self._every = every
+        threading.Thread(target=self._trickle, daemon=True).start()
+
+    def _trickle(self) -> None:
+        while not self._stop.wait(self._every):
+            for sock in self.socks:
+                try:
+                    sock.send(b" ")
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        for sock in self.socks:
+            sock.close()

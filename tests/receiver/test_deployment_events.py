@@ -5,9 +5,7 @@ import json
 
 import pytest
 
-from tests.receiver.support import TOKEN, call_app, new_event
-from zomg.receiver import make_app
-from zomg.receiver.posthog import PostHogForwarder
+from tests.receiver.support import call_app, new_event
 from zomg.telemetry import schema
 
 DEPLOYMENT_ID = "9a8b7c6d-5e4f-4a1b-8c2d-3e4f5a6b7c8d"
@@ -34,14 +32,14 @@ def deployment_event(**overrides: object) -> dict:
 
 
 @pytest.fixture
-def forwarding(fake_posthog):
-    forwarder = PostHogForwarder(TOKEN, fake_posthog.url, timeout=0.5, attempts=2, log=lambda line: None)
-    return make_app(forwarder)
+def forwarded(forwarding):
+    return forwarding()
 
 
-def test_a_deployment_event_is_forwarded_personless_under_the_deployment_id(forwarding, fake_posthog):
-    response = call_app(forwarding, schema.encode_batch([deployment_event(), new_event()]))
+def test_a_deployment_event_is_forwarded_personless_under_the_deployment_id(forwarded, fake_posthog):
+    response = call_app(forwarded.app, schema.encode_batch([deployment_event(), new_event()]))
     assert (response.status, response.json()) == (202, {"accepted": 2})
+    forwarded.flush()
     [request] = fake_posthog.requests
     deployment, cli = json.loads(request["body"])["batch"]
     assert deployment == {
@@ -62,6 +60,7 @@ def test_a_deployment_event_is_forwarded_personless_under_the_deployment_id(forw
             "$process_person_profile": False,
             "$geoip_disable": True,
             "$lib": "zomg-receiver",
+            "$ip": "0.0.0.0",
         },
     }
     assert cli["distinct_id"] == new_event()["installation_id"]
@@ -79,15 +78,16 @@ def test_a_deployment_event_is_forwarded_personless_under_the_deployment_id(forw
         ({"users": 3}, "users"),
     ],
 )
-def test_invalid_deployment_events_reject_the_whole_batch(forwarding, fake_posthog, change, field):
-    response = call_app(forwarding, schema.encode_batch([new_event(), deployment_event(**change)]))
+def test_invalid_deployment_events_reject_the_whole_batch(forwarded, fake_posthog, change, field):
+    response = call_app(forwarded.app, schema.encode_batch([new_event(), deployment_event(**change)]))
     assert response.status == 400
     assert f"events[1].{field}" in response.json()["error"]
+    forwarded.flush()
     assert fake_posthog.requests == []
 
 
-def test_a_missing_deployment_field_is_rejected(forwarding, fake_posthog):
+def test_a_missing_deployment_field_is_rejected(forwarded, fake_posthog):
     event = deployment_event()
     del event["box_bytes_bucket"]
-    response = call_app(forwarding, schema.encode_batch([event]))
+    response = call_app(forwarded.app, schema.encode_batch([event]))
     assert response.status == 400 and "box_bytes_bucket" in response.json()["error"]

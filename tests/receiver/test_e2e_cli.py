@@ -43,6 +43,8 @@ def use_the_cli_against(endpoint: str, fake_posthog) -> None:
     flushed = run_python(endpoint, "-c", "import zomg.telemetry as t; print(t.flush())")
     assert flushed.returncode == 0, flushed.stderr
 
+    # The receiver answered at once; its forwarder sends to PostHog in the background.
+    assert fake_posthog.wait_for(lambda: len(set(fake_posthog.accepted_uuids())) >= RUNS - 1)
     forwarded = fake_posthog.accepted()
     uuids = {event["uuid"] for event in forwarded}
     assert len(uuids) == RUNS - 1  # every recorded run arrived; a resend would carry the same uuid
@@ -65,7 +67,9 @@ def test_cli_to_dev_server_to_posthog(receiver_process, fake_posthog):
 
 
 def test_cli_to_gunicorn_to_posthog(serve, fake_posthog):
-    argv = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:0", "zomg.receiver:app"]
+    # The documented production command.
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:zomg.receiver.gunicorn_conf", "--bind", "127.0.0.1:0",
+            "zomg.receiver:app"]
     env = clean_env(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
     server = serve(argv, env, ready=r"Listening at: (http://\S+)")
     use_the_cli_against(server.url + "/v1/events", fake_posthog)

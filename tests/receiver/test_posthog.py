@@ -2,33 +2,30 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 from tests.receiver.support import TOKEN, call_app, new_event
 from zomg import __version__
-from zomg.receiver import make_app
-from zomg.receiver.posthog import DISTINCT_ID_FIELDS, PostHogForwarder, check_host
+from zomg.receiver.posthog import DISTINCT_ID_FIELDS, PostHogClient, batch_body, check_host
 from zomg.telemetry import schema
 
 
 @pytest.fixture
-def forwarding(fake_posthog):
-    """(app, forwarder, log lines): the receiver forwarding to the fake, with short waits."""
-    lines: list = []
-    forwarder = PostHogForwarder(TOKEN, fake_posthog.url, timeout=0.5, attempts=2, log=lines.append)
-    return make_app(forwarder), forwarder, lines
+def forwarded(forwarding):
+    """The receiver forwarding to the fake; ``forwarded.flush()`` waits until PostHog has everything."""
+    return forwarding()
 
 
-def test_the_exact_body_posted_to_batch(forwarding, fake_posthog):
-    app, _, _ = forwarding
+def test_the_exact_body_posted_to_batch(forwarded, fake_posthog):
+    app = forwarded.app
     first = new_event(event_id="0b8c3f7e-5a1d-4e2b-8c9f-1a2b3c4d5e6f")
     second = new_event(event_id="1c9d4a8f-6b2e-4f3c-9d0a-2b3c4d5e6f70", timestamp="2026-03-04T05:06:09Z",
                        command="exec", subcommand=None, flags=[], ci=True, result="error",
                        error_class="subprocess", duration_bucket="1s-10s", os="darwin", arch="arm64")
     response = call_app(app, schema.encode_batch([first, second]))
     assert (response.status, response.json()) == (202, {"accepted": 2})
+    forwarded.flush()
 
     [request] = fake_posthog.requests
     assert request["path"] == "/batch/"
@@ -55,6 +52,7 @@ def test_the_exact_body_posted_to_batch(forwarding, fake_posthog):
                     "$process_person_profile": False,
                     "$geoip_disable": True,
                     "$lib": "zomg-receiver",
+                    "$ip": "0.0.0.0",
                 },
             },
             {
@@ -77,15 +75,16 @@ def test_the_exact_body_posted_to_batch(forwarding, fake_posthog):
                     "$process_person_profile": False,
                     "$geoip_disable": True,
                     "$lib": "zomg-receiver",
+                    "$ip": "0.0.0.0",
                 },
             },
         ],
     }
 
 
-def test_the_forward_request_carries_only_the_receivers_own_headers(forwarding, fake_posthog):
-    app, _, _ = forwarding
-    call_app(app, schema.encode_batch([new_event()]))
+def test_the_forward_request_carries_only_the_receivers_own_headers(forwarded, fake_posthog):
+    call_app(forwarded.app, schema.encode_batch([new_event()]))
+    forwarded.flush()
     [request] = fake_posthog.requests
     headers = {k.lower(): v for k, v in request["headers"].items()}
     assert headers["content-type"] == "application/json"
@@ -93,91 +92,45 @@ def test_the_forward_request_carries_only_the_receivers_own_headers(forwarding, 
     assert set(headers) <= {"host", "content-type", "content-length", "user-agent", "accept-encoding", "connection"}
 
 
-def test_events_are_personless_and_carry_no_address_or_send_time(forwarding, fake_posthog):
-    app, _, _ = forwarding
-    call_app(app, schema.encode_batch([new_event() for _ in range(5)]))
+def test_events_are_personless_and_carry_no_address_or_send_time(forwarded, fake_posthog):
+    call_app(forwarded.app, schema.encode_batch([new_event() for _ in range(5)]))
+    forwarded.flush()
     body = json.loads(fake_posthog.requests[0]["body"])
     assert set(body) == {"api_key", "batch"}
     for event in body["batch"]:
         assert set(event) == {"event", "distinct_id", "uuid", "timestamp", "properties"}
         assert event["properties"]["$process_person_profile"] is False
         assert event["properties"]["$geoip_disable"] is True
-        assert not {"$ip", "ip", "sent_at", "$lib_version", "$os", "$useragent"} & set(event["properties"])
+        # Truthy, so PostHog keeps it instead of filling in the address the request came from.
+        assert event["properties"]["$ip"] == "0.0.0.0"
+        assert not {"ip", "sent_at", "$lib_version", "$os", "$useragent"} & set(event["properties"])
 
 
-def test_a_rejected_batch_never_reaches_posthog(forwarding, fake_posthog):
-    app, _, _ = forwarding
-    response = call_app(app, schema.encode_batch([new_event(), new_event(os="plan9")]))
+def test_a_rejected_batch_never_reaches_posthog(forwarded, fake_posthog):
+    response = call_app(forwarded.app, schema.encode_batch([new_event(), new_event(os="plan9")]))
     assert response.status == 400
+    forwarded.flush()
     assert fake_posthog.requests == []
 
 
-def test_upstream_503_is_502_after_a_bounded_retry_and_nothing_is_lost(forwarding, fake_posthog):
-    app, _, lines = forwarding
-    fake_posthog.status = 503
-    body = schema.encode_batch([new_event(), new_event()])
-    response = call_app(app, body)
-    assert response.status == 502
-    assert "retry" in response.json()["error"]
-    assert len(fake_posthog.requests) == 2
-    assert all("HTTP 503" in line for line in lines)
-
-    # The client kept the batch and sends it again once PostHog is back.
-    fake_posthog.status = 200
-    assert call_app(app, body).status == 202
-    sent = [e["event_id"] for e in json.loads(body)["events"]]
-    assert [e["uuid"] for e in json.loads(fake_posthog.requests[-1]["body"])["batch"]] == sent
-
-
-@pytest.mark.parametrize("status", [429, 500, 504])
-def test_other_temporary_upstream_answers_are_retried_then_502(forwarding, fake_posthog, status):
-    app, _, _ = forwarding
-    fake_posthog.status = status
-    assert call_app(app, schema.encode_batch([new_event()])).status == 502
-    assert len(fake_posthog.requests) == 2
-
-
-@pytest.mark.parametrize("status", [400, 401, 307])
-def test_a_refusal_is_502_without_a_retry(forwarding, fake_posthog, status):
-    app, _, lines = forwarding
-    fake_posthog.status = status
-    assert call_app(app, schema.encode_batch([new_event()])).status == 502
-    assert len(fake_posthog.requests) == 1
-    assert f"HTTP {status}" in lines[0]
-
-
-def test_a_never_answering_upstream_is_502_and_nothing_is_lost(forwarding, fake_posthog):
-    app, forwarder, lines = forwarding
-    forwarder.timeout = 0.2
-    fake_posthog.hang = True
-    body = schema.encode_batch([new_event()])
-    assert call_app(app, body).status == 502
-    assert len(fake_posthog.requests) == 2
-    assert "timed out" in lines[0].lower()
-
-    fake_posthog.hang = False
-    assert call_app(app, body).status == 202
-    assert json.loads(fake_posthog.requests[-1]["body"])["batch"][0]["uuid"] == json.loads(body)["events"][0][
-        "event_id"]
-
-
-def test_an_unreachable_upstream_is_502(deliveries):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
-    lines: list = []
-    forwarder = PostHogForwarder(TOKEN, f"http://127.0.0.1:{closed_port}", timeout=0.5, attempts=2, log=lines.append)
-    assert call_app(make_app(forwarder), schema.encode_batch([new_event()])).status == 502
-    assert len(lines) == 2
+def test_both_ways_into_the_queue_forward_the_same_events(forwarded, fake_posthog):
+    # The canonical fast path (what the CLI sends) and a pretty-printed body that is decoded and validated.
+    events = [new_event(), new_event(command="exec", subcommand=None, flags=[])]
+    assert call_app(forwarded.app, schema.encode_batch(events)).status == 202
+    assert call_app(forwarded.app, json.dumps({"events": events}, indent=2).encode()).status == 202
+    forwarded.flush()
+    first, second = fake_posthog.accepted()[:2], fake_posthog.accepted()[2:]
+    assert first == second
 
 
 def test_the_host_may_have_a_trailing_slash_or_a_path_prefix(fake_posthog):
-    forwarder = PostHogForwarder(TOKEN, fake_posthog.url + "/ingest/", timeout=1)
-    forwarder([new_event()])
+    client = PostHogClient(TOKEN, fake_posthog.url + "/ingest/", timeout=1)
+    assert client.post(batch_body(TOKEN, [new_event()])).accepted
     assert fake_posthog.requests[0]["path"] == "/ingest/batch/"
 
 
-@pytest.mark.parametrize("host", ["us.i.posthog.com", "ftp://example.com", "https://", "https://h/?x=1", ""])
+@pytest.mark.parametrize("host", ["us.i.posthog.com", "ftp://example.com", "https://", "https://h/?x=1", "",
+                                  "http://h:port", "http://[::1", "https://h:99999"])
 def test_a_host_that_is_not_an_http_url_is_refused(host):
     with pytest.raises(ValueError, match="POSTHOG_HOST"):
         check_host(host)
@@ -190,22 +143,22 @@ def test_every_event_type_has_the_fields_posthog_needs():
         assert len(names & set(DISTINCT_ID_FIELDS)) == 1, event_name
 
 
-def test_the_connection_to_posthog_is_kept_open_between_batches(forwarding, fake_posthog):
-    app, _, lines = forwarding
+def test_the_connection_to_posthog_is_kept_open_between_batches(forwarded, fake_posthog):
     fake_posthog.keep_alive = True
     for _ in range(3):
-        assert call_app(app, schema.encode_batch([new_event()])).status == 202
+        assert call_app(forwarded.app, schema.encode_batch([new_event()])).status == 202
+        forwarded.flush()
     assert (len(fake_posthog.requests), fake_posthog.connections) == (3, 1)
-    assert lines == []
+    assert forwarded.lines == []
 
 
-def test_a_connection_posthog_closed_while_idle_is_replaced_without_a_failed_try(forwarding, fake_posthog):
-    app, _, lines = forwarding
+def test_a_connection_posthog_closed_while_idle_is_replaced_without_a_failed_try(forwarded, fake_posthog):
     fake_posthog.keep_alive = fake_posthog.close_silently = True
     for _ in range(3):
-        assert call_app(app, schema.encode_batch([new_event()])).status == 202
+        assert call_app(forwarded.app, schema.encode_batch([new_event()])).status == 202
+        forwarded.flush()
     assert (len(fake_posthog.requests), fake_posthog.connections) == (3, 3)
-    assert lines == []
+    assert forwarded.lines == []
 
 
 def test_a_proxy_from_the_environment_is_used(fake_posthog, monkeypatch):
@@ -213,8 +166,8 @@ def test_a_proxy_from_the_environment_is_used(fake_posthog, monkeypatch):
     monkeypatch.setenv("http_proxy", fake_posthog.url)
     monkeypatch.setenv("NO_PROXY", "")
     monkeypatch.setenv("no_proxy", "")
-    forwarder = PostHogForwarder(TOKEN, "http://posthog.invalid", timeout=1, attempts=1)
-    assert call_app(make_app(forwarder), schema.encode_batch([new_event()])).status == 202
+    client = PostHogClient(TOKEN, "http://posthog.invalid", timeout=1)
+    assert client.post(batch_body(TOKEN, [new_event()])).accepted
     [request] = fake_posthog.requests
     assert request["path"] == "http://posthog.invalid/batch/"
     assert json.loads(request["body"])["api_key"] == TOKEN

@@ -103,8 +103,11 @@ def test_with_a_token_it_announces_forwarding(fake_posthog):
     announce = io.StringIO()
     app = app_from_env({"POSTHOG_PROJECT_API_KEY": TOKEN, "POSTHOG_HOST": fake_posthog.url}, announce=announce)
     assert announce.getvalue() == f"zomg-receiver: forwarding accepted events to PostHog at {fake_posthog.url}/batch/\n"
-    assert call_app(app, schema.encode_batch([new_event()])).status == 202
-    assert len(fake_posthog.accepted()) == 1
+    event = new_event()
+    assert call_app(app, schema.encode_batch([event])).status == 202
+    assert app.sink.flush(60)
+    assert fake_posthog.accepted_uuids() == [event["event_id"]]
+    app.sink.close(5)
 
 
 def test_a_bad_posthog_host_is_a_config_error():

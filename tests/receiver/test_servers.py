@@ -56,6 +56,7 @@ def test_dev_server_forwards_with_a_token_and_passes_on_no_client_header(receive
     assert server.startup[0] == f"zomg-receiver: forwarding accepted events to PostHog at {fake_posthog.url}/batch/"
     events = [new_event() for _ in range(3)]
     assert post(server.url + "/v1/events", schema.encode_batch(events), CANARIES) == (202, {"accepted": 3})
+    assert fake_posthog.wait_for_requests(1)
     [request] = fake_posthog.requests
     assert [e["uuid"] for e in json.loads(request["body"])["batch"]] == [e["event_id"] for e in events]
     assert_no_canary(json.dumps(request["headers"]) + request["body"].decode())
@@ -63,13 +64,15 @@ def test_dev_server_forwards_with_a_token_and_passes_on_no_client_header(receive
     assert_no_canary(stdout.decode() + "".join(server.startup + server.late_stderr))
 
 
-def test_dev_server_answers_502_while_posthog_is_down(receiver_process, fake_posthog):
+def test_dev_server_answers_at_once_while_posthog_is_down_and_delivers_after(receiver_process, fake_posthog):
     server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
     fake_posthog.status = 503
-    body = schema.encode_batch([new_event()])
-    assert post(server.url + "/v1/events", body)[0] == 502
+    events = [new_event()]
+    assert post(server.url + "/v1/events", schema.encode_batch(events)) == (202, {"accepted": 1})
+    assert fake_posthog.wait_for_requests(2)  # tried, and tried again
     fake_posthog.status = 200
-    assert post(server.url + "/v1/events", body) == (202, {"accepted": 1})
+    assert fake_posthog.wait_for_uuids([events[0]["event_id"]])
+    assert fake_posthog.accepted_uuids() == [events[0]["event_id"]]
 
 
 def test_an_oversized_body_is_refused_before_it_is_sent(receiver_process, tmp_path):
@@ -132,6 +135,7 @@ def test_gunicorn_serves_the_app_and_forwards(serve, fake_posthog):
         assert post(server.url + "/v1/events", schema.encode_batch(events), CANARIES) == (202, {"accepted": 10})
     assert post(server.url + "/v1/events", schema.encode_batch([new_event(ci="no")]))[0] == 400
     assert post(server.url + "/v1/events", b"\xff" * 10)[0] == 400
+    assert fake_posthog.wait_for(lambda: len(fake_posthog.accepted()) >= 40)
     assert len(fake_posthog.accepted()) == 40
     for request in fake_posthog.requests:
         assert_no_canary(json.dumps(request["headers"]) + request["body"].decode())
@@ -156,6 +160,20 @@ def test_gunicorn_records_to_the_output_file_from_every_worker(serve, tmp_path):
 def test_dev_server_threads_share_kept_open_connections_to_posthog(receiver_process, fake_posthog):
     fake_posthog.keep_alive = True
     server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
-    for _ in range(4):  # one thread per request, one after another
+    for count in range(1, 5):  # one thread per request, one after another
         assert post(server.url + "/v1/events", schema.encode_batch([new_event()])) == (202, {"accepted": 1})
+        assert fake_posthog.wait_for_requests(count)
     assert (len(fake_posthog.requests), fake_posthog.connections) == (4, 1)
+
+
+def test_dev_server_drains_its_queue_to_posthog_when_stopped(receiver_process, fake_posthog):
+    # Events wait in the queue (an interval no one waits out) until the stop drains them.
+    server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url,
+                              ZOMG_RECEIVER_BATCH_INTERVAL="3600", ZOMG_RECEIVER_BATCH_EVENTS="100000")
+    events = [new_event() for _ in range(6)]
+    for event in events:
+        assert post(server.url + "/v1/events", schema.encode_batch([event])) == (202, {"accepted": 1})
+    assert fake_posthog.count == 0
+    code, _ = server.stop()
+    assert code == 0
+    assert sorted(fake_posthog.accepted_uuids()) == sorted(e["event_id"] for e in events)

@@ -1,7 +1,7 @@
-"""zomg's telemetry receiver: a stateless WSGI application (see docs/receiver.md).
+"""zomg's telemetry receiver: a WSGI application with a forwarder per process (see docs/receiver.md).
 
-``zomg.receiver:app`` is the application for a WSGI server
-(``gunicorn zomg.receiver:app``). It is built from the environment the first
+``zomg.receiver:app`` is the application for a WSGI server; in production
+``gunicorn -c python:zomg.receiver.gunicorn_conf zomg.receiver:app``. It is built from the environment the first
 time it is asked for (a gunicorn worker's boot), not when this package is
 imported, so importing stays free of side effects. ``make_app`` builds one
 with an explicit ``deliver``.

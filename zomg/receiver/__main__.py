@@ -1,7 +1,9 @@
 """Development server: ``python -m zomg.receiver [--host H] [--port P] [--output PATH]``.
 
-The standard library's WSGI server, one thread per request. It logs no
-requests: its default access line would record each client's address.
+The standard library's WSGI server, one thread per request, with the same
+application and forwarder as production: on Ctrl-C or SIGTERM it stops
+listening and drains the forwarder's queue to PostHog before it exits. It logs
+no requests: its default access line would record each client's address.
 For production, run the same application under gunicorn (docs/receiver.md).
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ from zomg.errors import EXIT_ERROR, EXIT_OK, ZomgError
 
 # A client that stops sending mid-request frees its thread after this long.
 REQUEST_TIMEOUT_SECONDS = 30
+# At exit, queued events get this long to reach PostHog (as gunicorn's graceful timeout).
+DRAIN_SECONDS = 25
 
 
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -83,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
+        close = getattr(application.sink, "close", None)
+        if close is not None:
+            close(DRAIN_SECONDS)
     return EXIT_OK
 
 

@@ -7,9 +7,10 @@ address, so it cannot pass them on. A test hands it an environ that records
 every key read.
 
 Where accepted events go is a ``deliver(events)`` callable given to
-``make_app``: the PostHog forwarder or the local line recorder. It raises
-DeliveryError when the events could not be kept, and the client is told to
-retry later.
+``make_app``: the PostHog forwarder's queue or the local line recorder. Both
+take the canonical fast path's lines, so one validation path serves both. It
+raises DeliveryError when the events could not be kept, and the client is told
+to retry later (with Retry-After when the sink says when).
 """
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ _MAX_LENGTH_DIGITS = 7
 class DeliveryError(Exception):
     """Accepted events could not be handed on; the client keeps them and retries."""
 
-    def __init__(self, message: str, status: int = 502) -> None:
+    def __init__(self, message: str, status: int = 502, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class _Reject(Exception):
@@ -169,7 +171,8 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
             else:
                 record_lines(lines)
         except DeliveryError as exc:
-            raise _Reject(exc.status, str(exc)) from None
+            headers = () if exc.retry_after is None else (("Retry-After", str(exc.retry_after)),)
+            raise _Reject(exc.status, str(exc), headers) from None
         return 202, b'{"accepted":%d}' % (len(events) if lines is None else lines.count(b"\n"))
 
     def app(environ: dict, start_response: Callable) -> list:
@@ -190,4 +193,5 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
             return [b""]
         return response
 
+    app.sink = deliver  # for the server's hooks: gunicorn_conf drains a forwarder at exit
     return app

@@ -1,11 +1,14 @@
 """Build the receiver from its environment: forward to PostHog, or record locally.
 
 Read when the application is created (the dev server's start, a gunicorn
-worker's boot), never at import, and announced once on stderr so whoever runs
-it knows where accepted events go.
+worker's boot) and checked once before anything is served (the dev server's
+start, gunicorn's master in ``on_starting``), never at import. A setting that
+cannot work stops the receiver there with one line, instead of failing every
+request. The start-up line says where accepted events go.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import TextIO
@@ -16,23 +19,79 @@ from zomg.receiver.app import make_app
 TOKEN_VAR = "POSTHOG_PROJECT_API_KEY"
 HOST_VAR = "POSTHOG_HOST"
 OUTPUT_VAR = "ZOMG_RECEIVER_OUTPUT"
+# The forwarder's bounds: (variable, Forwarder keyword, type, smallest value).
+FORWARDER_VARS = (
+    ("ZOMG_RECEIVER_BATCH_EVENTS", "batch_events", int, 1),
+    ("ZOMG_RECEIVER_BATCH_INTERVAL", "interval", float, 0.0),
+    ("ZOMG_RECEIVER_QUEUE_EVENTS", "queue_events", int, 100),
+    ("ZOMG_RECEIVER_QUEUE_BYTES", "queue_bytes", int, 262144),
+    ("ZOMG_RECEIVER_OUTAGE_SECONDS", "outage_seconds", float, 0.0),
+)
+
+
+def forwarder_settings(environ: Mapping[str, str]) -> dict:
+    """The Forwarder keywords the environment sets; ConfigError for a value that is not a number in range."""
+    settings = {}
+    for var, keyword, kind, smallest in FORWARDER_VARS:
+        text = environ.get(var, "").strip()
+        if not text:
+            continue
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or value in (float("inf"),) or value < smallest:
+            noun = "a whole number" if kind is int else "a number of seconds"
+            raise ConfigError(f"{var} must be {noun} of at least {smallest}, not {text!r}")
+        settings[keyword] = value
+    return settings
+
+
+def check_output(path: str) -> str:
+    """``path`` when its directory exists and it can be appended to; ConfigError otherwise."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(f"output: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise ConfigError(f"output: {path} is a directory")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ConfigError(f"output: {path} cannot be written")
+    if not os.path.exists(path) and not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"output: directory {directory} cannot be written")
+    return path
+
+
+def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
+    """Check every setting without starting anything; a one-line description of where events go."""
+    from zomg.receiver.posthog import DEFAULT_HOST, check_host, check_token
+
+    token = environ.get(TOKEN_VAR, "")
+    if token:
+        try:
+            check_token(token)
+            url = check_host(environ.get(HOST_VAR) or DEFAULT_HOST) + "/batch/"
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        forwarder_settings(environ)
+        return f"forwarding accepted events to PostHog at {url}"
+    path = output or environ.get(OUTPUT_VAR) or None
+    where = "standard output" if path is None else check_output(path)
+    return f"{TOKEN_VAR} is not set: not forwarding; appending accepted events to {where}"
 
 
 def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) -> tuple[Callable, str]:
     """(the deliver callable, a one-line description of where events go)."""
+    where = check_env(environ, output)
     token = environ.get(TOKEN_VAR, "")
     if token:
-        from zomg.receiver.posthog import DEFAULT_HOST, PostHogForwarder
+        from zomg.receiver.forwarder import Forwarder
+        from zomg.receiver.posthog import DEFAULT_HOST, PostHogClient
 
-        try:
-            forwarder = PostHogForwarder(token, environ.get(HOST_VAR) or DEFAULT_HOST)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        return forwarder, f"forwarding accepted events to PostHog at {forwarder.url}"
+        client = PostHogClient(token, environ.get(HOST_VAR) or DEFAULT_HOST)
+        return Forwarder(client, **forwarder_settings(environ)), where
     from zomg.receiver.record import LineRecorder
 
-    recorder = LineRecorder(output or environ.get(OUTPUT_VAR) or None)
-    return recorder, f"{TOKEN_VAR} is not set: not forwarding; appending accepted events to {recorder.describe()}"
+    return LineRecorder(output or environ.get(OUTPUT_VAR) or None), where
 
 
 def app_from_env(

@@ -1,27 +1,38 @@
-"""Forward validated batches to PostHog as personless events.
+"""PostHog's side of forwarding: the event mapping, the ``/batch/`` body, one POST.
 
-One ``POST {host}/batch/`` per accepted batch. Each event is rebuilt from the
-schema's field list: the installation id becomes ``distinct_id``, the event id
-``uuid`` (so PostHog drops a retried duplicate), the timestamp ``timestamp``,
-and every other field a property. Nothing of the client's request is sent: no
-header (PostHog would take the client's address from a forwarded-for header),
-no ``$ip``, no ``sent_at``, no library details beyond a fixed ``$lib``.
+Each event is rebuilt from the schema's field list: the installation id
+becomes ``distinct_id``, the event id ``uuid`` (so PostHog drops a retried
+duplicate), the timestamp ``timestamp``, and every other field a property.
+Nothing of the client's request is sent: no header (PostHog would take the
+client's address from a forwarded-for header), no ``sent_at``, no library
+details beyond a fixed ``$lib``. ``$ip`` is a fixed placeholder that is no
+one's address: PostHog fills an empty ``$ip`` with the address the request
+came from, which would be the receiver's (docs/receiver.md).
+
+``PostHogClient.post`` makes one attempt and says what came of it; when and
+how often to try is the forwarder's business (zomg/receiver/forwarder.py).
 """
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable
+import json
+import threading
+from collections.abc import Iterable
 
 from zomg import __version__
-from zomg.receiver.app import DeliveryError, encode_json
+from zomg.receiver.app import encode_json
 from zomg.telemetry import schema
 
 DEFAULT_HOST = "https://us.i.posthog.com"
-DEFAULT_TIMEOUT = 3.0
-DEFAULT_ATTEMPTS = 2
+# Nothing waits on a call but the forwarder's thread: a slow PostHog is waited
+# for (a timeout would only send the same events again), a hung one is not.
+DEFAULT_TIMEOUT = 10.0  # each network step: connect, send, each read
+DEFAULT_DEADLINE = 15.0  # a whole attempt, however the answer trickles
 LIB = "zomg-receiver"
 USER_AGENT = f"{LIB}/{__version__}"
+# Truthy, so PostHog's normalisation keeps it instead of the sender's address;
+# the unspecified address, so it locates and identifies no one.
+NO_ADDRESS = "0.0.0.0"
+MAX_TOKEN_CHARS = 64
 
 # Which schema field fills which PostHog event field; the rest become properties.
 # distinct_id is each event type's own random id: the installation for CLI
@@ -30,11 +41,7 @@ DISTINCT_ID_FIELDS = ("installation_id", "deployment_id")
 UUID_FIELD = "event_id"
 TIMESTAMP_FIELD = "timestamp"
 NAME_FIELD = "event"
-PERSONLESS = {"$process_person_profile": False, "$geoip_disable": True, "$lib": LIB}
-
-# Answers worth one more try soon: PostHog is busy or briefly down.
-_RETRYABLE_STATUS = frozenset((408, 429, 500, 502, 503, 504))
-_BACKOFF_SECONDS = 0.25
+PERSONLESS = {"$process_person_profile": False, "$geoip_disable": True, "$lib": LIB, "$ip": NO_ADDRESS}
 
 _plans: dict = {}
 
@@ -64,27 +71,78 @@ def to_posthog(event: dict) -> dict:
     }
 
 
-def batch_body(api_key: str, events: list) -> bytes:
-    """The exact body of the ``/batch/`` request for ``events``."""
+def batch_body(api_key: str, events: Iterable) -> bytes:
+    """The exact body of the ``/batch/`` request for validated ``events``."""
     payload = {"api_key": api_key, "batch": [to_posthog(event) for event in events]}
     return encode_json(payload)
+
+
+def body_from_lines(api_key: str, lines: list) -> bytes:
+    """The ``/batch/`` body for events given as the schema's JSON lines (validated already)."""
+    # One parse of all the lines as a JSON array: a fraction of a parse per line.
+    return batch_body(api_key, json.loads(b"[" + b",".join(lines) + b"]"))
+
+
+def batch_shape(lines: list) -> str:
+    """What a batch holds, without a single value: counts per event type and their field names."""
+    counts: dict = {}
+    for line in lines:
+        event = json.loads(line)
+        key = (event[NAME_FIELD], ",".join(event))
+        counts[key] = counts.get(key, 0) + 1
+    return "; ".join(f"{count} x {name} [{fields}]" for (name, fields), count in sorted(counts.items()))
 
 
 def check_host(host: str) -> str:
     """``host`` without a trailing slash; ValueError unless it is an http(s) URL."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    try:
+        parts = urlsplit(host)
+        good = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
+        _ = parts.port  # raises ValueError for a port that is not a number (or out of range)
+    except ValueError:
+        good = False
+    if not good:
         raise ValueError(f"POSTHOG_HOST must be an http:// or https:// URL, not {host!r}")
     return host.rstrip("/")
+
+
+def check_token(token: str) -> str:
+    """``token``, or ValueError when PostHog's capture would refuse it (personal key, too long, not ASCII)."""
+    if token.startswith("phx_"):
+        raise ValueError("POSTHOG_PROJECT_API_KEY is a personal API key (phx_...); use the project token (phc_...)")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise ValueError(f"POSTHOG_PROJECT_API_KEY is {len(token)} characters; a project token has at most 64")
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise ValueError("POSTHOG_PROJECT_API_KEY holds spaces or characters a project token never has")
+    return token
 
 
 # Only these headers go to PostHog (http.client adds Host, Content-Length and
 # Accept-Encoding); nothing of the client's request is ever among them.
 HEADERS = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
 _MAX_RESPONSE = 65536
-_MAX_IDLE = 8  # idle connections kept per process
+
+
+class Outcome:
+    """What one POST came to: ``status`` (None: no HTTP answer), Retry-After seconds, a description."""
+
+    __slots__ = ("status", "retry_after", "problem")
+
+    def __init__(self, status: int | None, retry_after: float | None = None, problem: str = "") -> None:
+        self.status = status
+        self.retry_after = retry_after
+        self.problem = problem or f"HTTP {status}"
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def _retry_after(value: str | None) -> float | None:
+    text = (value or "").strip()
+    return float(text) if text.isascii() and text.isdigit() and len(text) < 7 else None
 
 
 def _proxy_for(url: str) -> str | None:
@@ -110,65 +168,47 @@ def _proxy_opener() -> object:
     return urllib.request.build_opener(NoRedirect)
 
 
-class PostHogForwarder:
-    """``deliver`` for make_app: POST a batch to PostHog, or raise DeliveryError.
+class PostHogClient:
+    """One keep-alive connection to PostHog ``/batch/``, used by one thread (the forwarder's).
 
-    Connections to PostHog stay open between batches (a few idle ones per
-    process, shared by its threads), so a batch costs one round trip instead of
-    a TCP and TLS handshake each time. Through a proxy from the environment it
-    goes by urllib instead, a connection per batch.
+    Through a proxy from the environment it goes by urllib instead, a
+    connection per batch. An attempt is bounded per network step (``timeout``)
+    and as a whole (``deadline``): a PostHog that trickles its answer has the
+    connection closed under it.
     """
 
-    def __init__(
-        self,
-        api_key: str,
-        host: str = DEFAULT_HOST,
-        timeout: float = DEFAULT_TIMEOUT,
-        attempts: int = DEFAULT_ATTEMPTS,
-        log: Callable[[str], None] | None = None,
-    ) -> None:
-        import threading
+    def __init__(self, api_key: str, host: str = DEFAULT_HOST, timeout: float = DEFAULT_TIMEOUT,
+                 deadline: float = DEFAULT_DEADLINE) -> None:
         from urllib.parse import urlsplit
 
-        self.api_key = api_key
+        self.api_key = check_token(api_key)
         self.url = check_host(host) + "/batch/"
         self.timeout = timeout
-        self.attempts = max(1, attempts)
-        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.deadline = deadline
         self._proxied = _proxy_for(self.url) is not None
         self._open = _proxy_opener().open if self._proxied else None
         parts = urlsplit(self.url)
         self._target = (parts.scheme, parts.hostname, parts.port, parts.path)
-        self._idle: list = []
-        self._idle_lock = threading.Lock()
+        self._connection: object = None
 
-    def __call__(self, events: list) -> None:
-        body = batch_body(self.api_key, events)
-        for attempt in range(1, self.attempts + 1):
-            problem, retry = self._post(body)
-            if problem is None:
-                return
-            self.log(f"zomg-receiver: PostHog batch of {len(events)} not accepted (try {attempt}): {problem}")
-            if not retry:
-                break
-            if attempt < self.attempts:
-                time.sleep(_BACKOFF_SECONDS * attempt)
-        raise DeliveryError("upstream: PostHog did not accept the batch; keep the events and retry later")
-
-    def _post(self, body: bytes) -> tuple[str | None, bool]:
-        """(None, _) when PostHog accepted; else (what went wrong, whether a retry may help)."""
+    def post(self, body: bytes) -> Outcome:
         import http.client
 
         try:
-            status = self._post_by_proxy(body) if self._proxied else self._post_direct(body)
+            if self._proxied:
+                return self._post_by_proxy(body)
+            return self._post_direct(body, reused=self._connection is not None)
         except (OSError, http.client.HTTPException) as exc:
-            # Refused, reset, unresolvable, timed out (URLError is an OSError).
-            return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", True
-        if 200 <= status < 300:
-            return None, False
-        return f"HTTP {status}", status in _RETRYABLE_STATUS
+            # Refused, reset, unresolvable, timed out, cut off (URLError is an OSError).
+            self.close()
+            return Outcome(None, None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
 
-    def _connection(self) -> object:
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _new_connection(self) -> object:
         import http.client
 
         scheme, host, port, _ = self._target
@@ -178,45 +218,50 @@ class PostHogForwarder:
             return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=ssl.create_default_context())
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
-    def _take(self) -> object:
-        with self._idle_lock:
-            return self._idle.pop() if self._idle else None
-
-    def _give(self, connection: object) -> None:
-        with self._idle_lock:
-            if len(self._idle) < _MAX_IDLE:
-                self._idle.append(connection)
-                return
-        connection.close()
-
-    def _post_direct(self, body: bytes) -> int:
+    def _post_direct(self, body: bytes, reused: bool) -> Outcome:
         import http.client
 
-        connection = self._take()
-        reused = connection is not None
-        if not reused:
-            connection = self._connection()
+        if self._connection is None:
+            self._connection = self._new_connection()
+        connection = self._connection
+        # Per-step timeouts cannot stop an answer that trickles a byte at a time:
+        # past the deadline the socket is shut under the blocked read.
+        cut = threading.Event()
+        watchdog = threading.Timer(self.deadline, self._cut, (connection, cut))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             connection.request("POST", self._target[3], body=body, headers=HEADERS)
             response = connection.getresponse()
             unread = len(response.read(_MAX_RESPONSE + 1)) > _MAX_RESPONSE
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected):
-            connection.close()
-            if not reused:
-                raise
-            # PostHog (or a proxy in front of it) had closed the idle connection:
-            # that is no failed try; send once more on a new connection.
-            return self._post_direct(body)
-        except BaseException:
-            connection.close()
+        except BaseException as exc:
+            self.close()
+            if cut.is_set():
+                raise TimeoutError(f"no whole answer within {self.deadline:g} s") from None
+            if reused and isinstance(exc, (ConnectionError, http.client.RemoteDisconnected)):
+                # PostHog (or a proxy in front of it) had closed the idle connection:
+                # that is no failed try; send once more on a new connection.
+                return self._post_direct(body, reused=False)
             raise
+        finally:
+            watchdog.cancel()
         if unread or response.will_close:
-            connection.close()
-        else:
-            self._give(connection)
-        return response.status
+            self.close()
+        return Outcome(response.status, _retry_after(response.getheader("Retry-After")))
 
-    def _post_by_proxy(self, body: bytes) -> int:
+    @staticmethod
+    def _cut(connection: object, cut: threading.Event) -> None:
+        import socket
+
+        cut.set()
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _post_by_proxy(self, body: bytes) -> Outcome:
         import urllib.error
         import urllib.request
 
@@ -224,7 +269,7 @@ class PostHogForwarder:
         try:
             with self._open(request, timeout=self.timeout) as response:
                 response.read(_MAX_RESPONSE)
-                return response.status
+                return Outcome(response.status)
         except urllib.error.HTTPError as exc:
             exc.close()
-            return exc.code
+            return Outcome(exc.code, _retry_after(exc.headers.get("Retry-After")))
