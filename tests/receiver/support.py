@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from hypothesis import strategies as st
 
-from zomg.errors import ERROR_CLASSES
+from zomg.receiver.fastpath import encode_event
 from zomg.telemetry import schema
+from zomg.telemetry.schema import ERROR_CLASSES
 
 TOKEN = "phc_test_project_token"
 
@@ -104,7 +105,7 @@ class Deliveries:
 
 
 class LineDeliveries(Deliveries):
-    """Like the line recorder: also takes canonical texts, and says which way each batch came."""
+    """Like the local sink: also takes canonical texts, and says which way each batch came."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,7 +115,7 @@ class LineDeliveries(Deliveries):
     def __call__(self, events: list) -> None:
         super().__call__(events)
         self.ways.append("decoded")
-        self.lines.append([schema.encode_event(event) for event in events])
+        self.lines.append([encode_event(event) for event in events])
 
     def record_lines(self, lines: bytes) -> None:
         if self.failure is not None:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.receiver.support import TrackingInput, call_app, new_event
 from zomg.receiver import make_app
-from zomg.receiver.app import MAX_BODY_BYTES, DeliveryError
+from zomg.receiver.wsgi import MAX_BODY_BYTES, DeliveryError
 from zomg.telemetry import schema
 
 

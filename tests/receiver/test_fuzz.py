@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from tests.receiver.support import Deliveries, LineDeliveries, call_app, quick_cli_events
 from zomg.receiver import make_app
-from zomg.receiver.app import DeliveryError
+from zomg.receiver.fastpath import encode_event
+from zomg.receiver.wsgi import DeliveryError
 from zomg.telemetry import schema
 
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,7 +80,7 @@ def check_one_request(body: bytes, upstream_down: bool) -> None:
         assert payload == {"accepted": len(events)}
         assert deliveries.batches == [events]
         if isinstance(deliveries, LineDeliveries):
-            assert deliveries.lines == [[schema.encode_event(event) for event in events]]
+            assert deliveries.lines == [[encode_event(event) for event in events]]
 
 
 @FUZZ

@@ -5,14 +5,16 @@
 time it is asked for (a gunicorn worker's boot), not when this package is
 imported, so importing stays free of side effects. ``make_app`` builds one
 with an explicit ``deliver``.
+
+Layout: ``wsgi`` (the application), ``fastpath`` (the schema compiled for
+speed), ``forwarder`` and ``posthog`` (delivery to PostHog), ``local_sink``
+(delivery to a local file), ``settings`` (the environment), ``gunicorn_conf``
+and ``gunicorn_parts`` (production serving), ``__main__`` (the dev server). It
+depends on ``zomg.telemetry.schema`` and the standard library, nothing else of zomg.
 """
 from __future__ import annotations
 
-from zomg.receiver.app import make_app
-
-# Importing the submodule bound the name `app` here to it; drop that, so the
-# name means the WSGI application and reaches __getattr__ below.
-globals().pop("app", None)
+from zomg.receiver.wsgi import make_app
 
 __all__ = ["app", "make_app"]
 
@@ -22,7 +24,7 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import os
 
-    from zomg.receiver.config import app_from_env
+    from zomg.receiver.settings import app_from_env
 
     application = app_from_env(os.environ)
     globals()["app"] = application

@@ -16,8 +16,8 @@ import socketserver
 import sys
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from zomg.errors import EXIT_ERROR, EXIT_OK, ZomgError
-
+EXIT_OK = 0
+EXIT_ERROR = 1  # cannot listen; a bad setting exits with settings.EXIT_BAD_SETTING
 # A client that stops sending mid-request frees its thread after this long.
 REQUEST_TIMEOUT_SECONDS = 30
 # At exit, queued events get this long to reach PostHog (as gunicorn's graceful timeout).
@@ -64,13 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from zomg.receiver.config import app_from_env
+    from zomg.receiver.settings import SettingsError, app_from_env, refuse_to_start
 
     try:
         application = app_from_env(os.environ, output=args.output)
-    except ZomgError as exc:
-        print(f"zomg-receiver: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except SettingsError as exc:
+        return refuse_to_start(exc)
     server_class = ThreadingWSGIServer6 if ":" in args.host else ThreadingWSGIServer
     try:
         server = make_server(args.host, args.port, application, server_class, QuietHandler)

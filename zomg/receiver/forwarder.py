@@ -35,9 +35,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from zomg.receiver.app import DeliveryError
+from zomg.receiver.fastpath import encode_event
 from zomg.receiver.posthog import batch_shape, body_from_lines
-from zomg.telemetry.schema_compiled import encode_event
+from zomg.receiver.wsgi import DeliveryError
 
 BATCH_EVENTS = 2000
 INTERVAL_SECONDS = 0.2

@@ -79,14 +79,12 @@ def workers_chosen(environ: dict, argv: list) -> bool:
 
 def on_starting(server: object) -> None:
     """Check every setting before a socket is opened or a worker started: one line and exit 1 on a bad one."""
-    from zomg.errors import ZomgError
-    from zomg.receiver.config import check_env
+    from zomg.receiver.settings import SettingsError, check_env, refuse_to_start
 
     try:
         check_env(os.environ)
-    except ZomgError as exc:
-        print(f"zomg-receiver: error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(exc.exit_code)
+    except SettingsError as exc:
+        sys.exit(refuse_to_start(exc))
     if not workers_chosen(os.environ, sys.argv[1:]):
         server.cfg.set("workers", default_workers())
         server.num_workers = server.cfg.workers

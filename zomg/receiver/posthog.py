@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable
 
 from zomg import __version__
-from zomg.receiver.app import encode_json
+from zomg.receiver.wsgi import encode_json
 from zomg.telemetry import schema
 
 DEFAULT_HOST = "https://us.i.posthog.com"

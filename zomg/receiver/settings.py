@@ -1,10 +1,15 @@
-"""Build the receiver from its environment: forward to PostHog, or record locally.
+"""The receiver's settings: read and check its environment, and build the application from it.
+
+Forward to PostHog, or keep accepted events locally.
 
 Read when the application is created (the dev server's start, a gunicorn
 worker's boot) and checked once before anything is served (the dev server's
 start, gunicorn's master in ``on_starting``), never at import. A setting that
 cannot work stops the receiver there with one line, instead of failing every
 request. The start-up line says where accepted events go.
+
+The receiver is its own program: its errors and exit status are decided here,
+not by the CLI's ``zomg.errors``.
 """
 from __future__ import annotations
 
@@ -13,8 +18,23 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from zomg.errors import ConfigError
-from zomg.receiver.app import make_app
+from zomg.receiver.wsgi import make_app
+
+# The exit status of a receiver stopped at start by a setting (docs/receiver.md).
+EXIT_BAD_SETTING = 1
+
+
+class SettingsError(ValueError):
+    """A setting the receiver cannot work with; the message is the one line it stops with."""
+
+    exit_code = EXIT_BAD_SETTING
+
+
+def refuse_to_start(error: SettingsError) -> int:
+    """Say on stderr, in one line, why the receiver does not start; the exit status to stop with."""
+    print(f"zomg-receiver: error: {error}", file=sys.stderr, flush=True)
+    return error.exit_code
+
 
 TOKEN_VAR = "POSTHOG_PROJECT_API_KEY"
 HOST_VAR = "POSTHOG_HOST"
@@ -30,7 +50,7 @@ FORWARDER_VARS = (
 
 
 def forwarder_settings(environ: Mapping[str, str]) -> dict:
-    """The Forwarder keywords the environment sets; ConfigError for a value that is not a number in range."""
+    """The Forwarder keywords the environment sets; SettingsError for a value that is not a number in range."""
     settings = {}
     for var, keyword, kind, smallest in FORWARDER_VARS:
         text = environ.get(var, "").strip()
@@ -42,22 +62,22 @@ def forwarder_settings(environ: Mapping[str, str]) -> dict:
             value = None
         if value is None or value != value or value in (float("inf"),) or value < smallest:
             noun = "a whole number" if kind is int else "a number of seconds"
-            raise ConfigError(f"{var} must be {noun} of at least {smallest}, not {text!r}")
+            raise SettingsError(f"{var} must be {noun} of at least {smallest}, not {text!r}")
         settings[keyword] = value
     return settings
 
 
 def check_output(path: str) -> str:
-    """``path`` when its directory exists and it can be appended to; ConfigError otherwise."""
+    """``path`` when its directory exists and it can be appended to; SettingsError otherwise."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise ConfigError(f"output: directory {directory} does not exist")
+        raise SettingsError(f"output: directory {directory} does not exist")
     if os.path.isdir(path):
-        raise ConfigError(f"output: {path} is a directory")
+        raise SettingsError(f"output: {path} is a directory")
     if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise ConfigError(f"output: {path} cannot be written")
+        raise SettingsError(f"output: {path} cannot be written")
     if not os.path.exists(path) and not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigError(f"output: directory {directory} cannot be written")
+        raise SettingsError(f"output: directory {directory} cannot be written")
     return path
 
 
@@ -71,7 +91,7 @@ def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
             check_token(token)
             url = check_host(environ.get(HOST_VAR) or DEFAULT_HOST) + "/batch/"
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            raise SettingsError(str(exc)) from None
         forwarder_settings(environ)
         return f"forwarding accepted events to PostHog at {url}"
     path = output or environ.get(OUTPUT_VAR) or None
@@ -89,9 +109,9 @@ def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) ->
 
         client = PostHogClient(token, environ.get(HOST_VAR) or DEFAULT_HOST)
         return Forwarder(client, **forwarder_settings(environ)), where
-    from zomg.receiver.record import LineRecorder
+    from zomg.receiver.local_sink import LocalSink
 
-    return LineRecorder(output or environ.get(OUTPUT_VAR) or None), where
+    return LocalSink(output or environ.get(OUTPUT_VAR) or None), where
 
 
 def app_from_env(

@@ -1,17 +1,15 @@
-"""The schema's generated fast paths and its published JSON Schema say what its rules say."""
+"""The receiver's fast paths, generated from the schema's rules, say what the rules say."""
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.receiver.support import new_event, quick_cli_events, valid_events_of
-from zomg.telemetry import schema, schema_compiled
+from zomg.receiver import fastpath
+from zomg.telemetry import schema
 
 FIELDS = schema.EVENT_TYPES[schema.CLI_COMMAND][0]
 
@@ -24,24 +22,9 @@ values = st.recursive(
 )
 
 
-def test_checking_and_encoding_one_event_does_not_load_the_generator():
-    # The CLI validates one event before sending it; the receiver's code generator is not its cost.
-    code = (
-        "import json, sys; from zomg.telemetry import schema;"
-        "event = json.loads(sys.argv[1]); schema.validate_event(event); schema.encode_batch([event]);"
-        "print('zomg.telemetry.schema_compiled' in sys.modules);"
-        "from zomg.telemetry import schema_compiled;"
-        "print(schema.encode_event is schema_compiled.encode_event,"
-        " schema.canonical_event_lines is schema_compiled.canonical_event_lines)"
-    )
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(new_event())], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.split() == ["False", "True", "True"]
-
-
 def compiled_rule(rule):
     env: dict = {}
-    source = f"def ok(v):\n    return {schema_compiled._code(rule).expression('v', env)}\n"
+    source = f"def ok(v):\n    return {fastpath._code(rule).expression('v', env)}\n"
     exec(source, env)
     return env["ok"]
 
@@ -66,7 +49,7 @@ def test_the_compiled_event_check_agrees_with_validate_event(field, value, drop)
         reference = True
     except schema.SchemaError:
         reference = False
-    assert schema_compiled.compiled_for("validator", schema.CLI_COMMAND)(event) is reference
+    assert fastpath.compiled_for("validator", schema.CLI_COMMAND)(event) is reference
 
 
 def test_the_timestamp_rule_knows_the_calendar():
@@ -96,7 +79,7 @@ def test_the_timestamp_rule_knows_the_calendar():
 def test_validate_batch_reports_the_same_reason_as_validate_event():
     bad = new_event(flags=["--b", "--a"])
     with pytest.raises(schema.SchemaError) as batch_error:
-        schema.validate_batch({"events": [new_event(), bad]})
+        fastpath.validate_batch({"events": [new_event(), bad]})
     with pytest.raises(schema.SchemaError) as event_error:
         schema.validate_event(bad, 1)
     assert str(batch_error.value) == str(event_error.value) == "events[1].flags: must be sorted and unique"
@@ -105,55 +88,9 @@ def test_validate_batch_reports_the_same_reason_as_validate_event():
 def test_an_event_type_registered_later_is_compiled_too(monkeypatch):
     fields = (("event", schema._Const("test.only"), ""), ("n", lambda v: None if v == 1 else "must be 1", ""))
     monkeypatch.setitem(schema.EVENT_TYPES, "test.only", (fields, None))
-    assert schema.validate_batch({"events": [{"event": "test.only", "n": 1}]})
+    assert fastpath.validate_batch({"events": [{"event": "test.only", "n": 1}]})
     with pytest.raises(schema.SchemaError, match=r"events\[0\]\.n: must be 1"):
-        schema.validate_batch({"events": [{"event": "test.only", "n": 2}]})
-
-
-# --- the JSON Schema generated from the module ---------------------------------
-
-def test_the_json_schema_lists_exactly_the_modules_fields():
-    published = schema.json_schema()
-    definition = published["definitions"][schema.CLI_COMMAND]
-    assert definition["required"] == list(schema.field_names(schema.CLI_COMMAND))
-    assert list(definition["properties"]) == list(schema.field_names(schema.CLI_COMMAND))
-    assert definition["additionalProperties"] is False
-    assert published["additionalProperties"] is False
-    events = published["properties"]["events"]
-    assert (events["minItems"], events["maxItems"]) == (1, schema.MAX_BATCH)
-    properties = definition["properties"]
-    assert properties["os"]["enum"] == list(schema.OS_VALUES)
-    assert properties["error_class"]["enum"][-1] is None
-    assert properties["schema_version"]["const"] == schema.SCHEMA_VERSION
-    assert properties["flags"]["maxItems"] == schema.MAX_FLAGS
-    for name, _, description in FIELDS:
-        assert properties[name]["description"] == description
-
-
-PATTERN_FIELDS = [(name, rule) for name, rule, _ in FIELDS if name in ("event_id", "cli_version", "command",
-                                                                        "timestamp")]
-
-
-@pytest.mark.parametrize("name,rule", PATTERN_FIELDS, ids=[n for n, _ in PATTERN_FIELDS])
-@settings(max_examples=200, deadline=None)
-@given(text=st.text(alphabet="0123456789abcdefABZT:-.+!_ \u0660", max_size=40))
-def test_published_patterns_accept_what_the_rules_accept(name, rule, text):
-    pattern = schema.json_schema()["definitions"][schema.CLI_COMMAND]["properties"][name]["pattern"]
-    matches = re.search(pattern, text) is not None
-    if name == "timestamp":
-        # The calendar (30 February) is left to "format": "date-time".
-        assert matches == (rule.match_exact(text) is not None)
-    else:
-        assert matches == (rule(text) is None)
-
-
-def test_published_patterns_accept_valid_values():
-    properties = schema.json_schema()["definitions"][schema.CLI_COMMAND]["properties"]
-    event = new_event(flags=["--all", "-f"])
-    for name in ("event_id", "installation_id", "timestamp", "cli_version", "command", "subcommand"):
-        assert re.search(properties[name]["pattern"], event[name]), name
-    for flag in event["flags"]:
-        assert re.search(properties["flags"]["items"]["pattern"], flag)
+        fastpath.validate_batch({"events": [{"event": "test.only", "n": 2}]})
 
 
 # --- the compiled encoder and the canonical-form check ---------------------------
@@ -167,7 +104,7 @@ EVENT_NAMES = sorted(schema.EVENT_TYPES)
 def test_encode_event_is_compact_json_in_schema_order(event_name, data):
     event = data.draw(valid_events_of(event_name))
     shuffled = dict(reversed(list(event.items())))
-    text = schema_compiled.encode_event(shuffled)
+    text = fastpath.encode_event(shuffled)
     assert text == json.dumps(event, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -176,8 +113,8 @@ def test_encode_event_is_compact_json_in_schema_order(event_name, data):
 @given(data=st.data())
 def test_a_canonical_body_of_valid_events_takes_the_fast_path(event_name, data):
     events = data.draw(st.lists(valid_events_of(event_name), min_size=1, max_size=5))
-    lines = "".join(schema_compiled.encode_event(event) + "\n" for event in events)
-    assert schema_compiled.canonical_event_lines(schema.encode_batch(events)) == lines.encode("ascii")
+    lines = "".join(fastpath.encode_event(event) + "\n" for event in events)
+    assert fastpath.canonical_event_lines(schema.encode_batch(events)) == lines.encode("ascii")
 
 
 def canonical_mutations():
@@ -206,17 +143,17 @@ def canonical_mutations():
 @settings(max_examples=1000, deadline=None)
 @given(canonical_mutations())
 def test_the_fast_path_accepts_only_what_decoding_and_validating_accepts(text):
-    lines = schema_compiled.canonical_event_lines(text.encode("utf-8", "surrogatepass"))
+    lines = fastpath.canonical_event_lines(text.encode("utf-8", "surrogatepass"))
     if lines is None:
         return
     events = schema.validate_batch(json.loads(text))
-    assert lines.decode("ascii") == "".join(schema_compiled.encode_event(event) + "\n" for event in events)
+    assert lines.decode("ascii") == "".join(fastpath.encode_event(event) + "\n" for event in events)
 
 
 def test_the_fast_path_leaves_other_forms_to_the_full_check():
     events = [new_event(), new_event(flags=[])]
     compact = schema.encode_batch(events).decode()
-    assert schema_compiled.canonical_event_lines(compact.encode()) is not None
+    assert fastpath.canonical_event_lines(compact.encode()) is not None
     for other in (
         json.dumps({"events": events}),  # spaces
         json.dumps({"events": [dict(reversed(list(e.items()))) for e in events]}, separators=(",", ":")),
@@ -228,18 +165,18 @@ def test_the_fast_path_leaves_other_forms_to_the_full_check():
         schema.encode_batch([new_event() for _ in range(schema.MAX_BATCH + 1)]).decode(),
         '{"events":[]}',
     ):
-        assert schema_compiled.canonical_event_lines(other.encode()) is None, other[:80]
+        assert fastpath.canonical_event_lines(other.encode()) is None, other[:80]
 
 
 @pytest.mark.parametrize("body", [schema._UUID4, schema._TIMESTAMP_EXACT, schema._VERSION, schema._NAME,
                                   schema._FLAG])
 def test_the_schemas_patterns_are_plain(body):
-    assert schema_compiled._plain(body)
+    assert fastpath._plain(body)
 
 
 @pytest.mark.parametrize("body", [".*", "[^a]", '[a"]', "[!-z]", r"\d", "a.b", "[a-z\\\\]", "(a)", '"'])
 def test_patterns_that_could_match_escaped_text_are_not_plain(body):
-    assert not schema_compiled._plain(body)
+    assert not fastpath._plain(body)
 
 
 def test_a_batch_mixing_event_types_is_left_to_the_full_check(monkeypatch):
@@ -248,7 +185,7 @@ def test_a_batch_mixing_event_types_is_left_to_the_full_check(monkeypatch):
     monkeypatch.setitem(schema.EVENT_TYPES, "test.other", (fields, None))
     other = {"event": "test.other", "event_id": new_event()["event_id"], "size": "large"}
     alone = schema.encode_batch([other, other])
-    assert schema_compiled.canonical_event_lines(alone) == 2 * (schema_compiled.encode_event(other) + "\n").encode()
+    assert fastpath.canonical_event_lines(alone) == 2 * (fastpath.encode_event(other) + "\n").encode()
     mixed = schema.encode_batch([new_event(), other])
-    assert schema_compiled.canonical_event_lines(mixed) is None
-    assert len(schema.validate_batch(json.loads(mixed))) == 2
+    assert fastpath.canonical_event_lines(mixed) is None
+    assert len(fastpath.validate_batch(json.loads(mixed))) == 2

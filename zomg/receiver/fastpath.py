@@ -1,10 +1,11 @@
-"""The receiver's fast paths, generated from the rules in ``zomg.telemetry.schema``.
+"""The receiver's fast paths: the rules of ``zomg.telemetry.schema`` compiled into code.
 
-validate_event is the reference and writes the reasons; validate_batch first
-asks one generated function per event type, with every rule inlined, and goes
-to validate_event only for an event that function does not pass. encode_event
-is generated the same way, and so is one pattern that checks a whole batch in
-the canonical form the CLI sends. Each is compiled on first use; the CLI, which
+The schema module is the reference: validate_event checks one rule at a time
+and writes the reasons. Here the same rules are generated into one function per
+event type with every rule inlined (validate_batch asks it first and goes to
+validate_event only for an event it does not pass), into encode_event, and
+into one pattern that checks a whole batch in the canonical form the CLI sends
+(canonical_event_lines). Each is compiled on first use; the CLI, which
 handles one event per run, never imports this module. The source is made only
 from the rules, never from input.
 """
@@ -30,6 +31,8 @@ from zomg.telemetry.schema import (
     _Pattern,
     _SetExactlyWhen,
     _Timestamp,
+    batch_events,
+    validate_event,
 )
 
 _CANONICAL_START = '{"' + BATCH_KEY + '":['
@@ -379,3 +382,18 @@ def canonical_event_lines(body: bytes) -> bytes | None:
         # No value of a canonical event holds a brace, so "},{" only ever joins two events.
         return body[len(_CANONICAL_START_BYTES):-2].replace(b"},{", b"}\n{") + b"\n"
     return None
+
+
+def validate_batch(body: object) -> list:
+    """Validate a decoded request body; return its events or raise SchemaError.
+
+    The same verdicts and reasons as schema.validate_batch: the generated
+    function answers for the valid events, validate_event runs only for the
+    others, to name the field and reason.
+    """
+    events = batch_events(body)
+    for index, event in enumerate(events):
+        valid = compiled_for("validator", event.get("event")) if type(event) is dict else None
+        if valid is None or not valid(event):
+            validate_event(event, index)
+    return events

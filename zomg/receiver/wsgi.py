@@ -1,4 +1,4 @@
-"""The receiver's WSGI application: validate a batch whole, hand it to a sink.
+"""The receiver's WSGI application (``make_app``): route, read, validate a batch whole, hand it to a sink.
 
 The application reads exactly four keys of the WSGI environ: REQUEST_METHOD,
 PATH_INFO, CONTENT_LENGTH and wsgi.input, and from wsgi.input exactly
@@ -7,7 +7,7 @@ address, so it cannot pass them on. A test hands it an environ that records
 every key read.
 
 Where accepted events go is a ``deliver(events)`` callable given to
-``make_app``: the PostHog forwarder's queue or the local line recorder. Both
+``make_app``: the PostHog forwarder's queue or the local sink. Both
 take the canonical fast path's lines, so one validation path serves both. It
 raises DeliveryError when the events could not be kept, and the client is told
 to retry later (with Retry-After when the sink says when).
@@ -18,8 +18,8 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 
+from zomg.receiver.fastpath import canonical_event_lines, validate_batch
 from zomg.telemetry import schema
-from zomg.telemetry.schema_compiled import canonical_event_lines
 
 EVENTS_PATH = "/v1/events"
 HEALTH_PATH = "/healthz"
@@ -162,7 +162,7 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
         lines = canonical_event_lines(body) if record_lines is not None else None
         if lines is None:
             try:
-                events = schema.validate_batch(parse_json(decode_text(body)))
+                events = validate_batch(parse_json(decode_text(body)))
             except schema.SchemaError as exc:
                 raise _Reject(400, str(exc)) from None
         try:

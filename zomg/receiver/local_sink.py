@@ -1,4 +1,4 @@
-"""Keep accepted events locally: one JSON line per event, on stdout or appended to a file.
+"""The local sink (``LocalSink``): accepted events kept as one JSON line each, on stdout or appended to a file.
 
 The receiver does this when it has no PostHog token: a person trying it out
 sees what arrives, and an organisation without internet access keeps its own
@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import threading
 
-from zomg.receiver.app import DeliveryError
-from zomg.telemetry.schema_compiled import encode_event
+from zomg.receiver.fastpath import encode_event
+from zomg.receiver.wsgi import DeliveryError
 
 STDOUT_FD = 1
 
@@ -27,7 +27,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-class LineRecorder:
+class LocalSink:
     """``deliver`` for make_app: append each event as a line to ``path``, or to stdout when None."""
 
     def __init__(self, path: str | None = None) -> None:
