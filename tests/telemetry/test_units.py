@@ -109,6 +109,14 @@ def test_unknown_names_from_the_recorder_are_dropped():
         "box", None, "error", "internal")
 
 
+def test_without_the_declared_names_no_recorded_name_is_kept():
+    """The CLI hands over what the parser declares; a caller that does not gets no names through."""
+    built = event.build({"command": "box", "subcommand": "list", "flags": ["--json"], "duration_s": 0,
+                         "result": "success", "error_class": None}, config.uuid4(), 0)
+    assert (built["command"], built["subcommand"], built["flags"]) == (None, None, [])
+    schema.validate_event(built)
+
+
 def test_uuid4_matches_the_schema():
     made = {config.uuid4() for _ in range(2000)}
     assert len(made) == 2000
