@@ -5,14 +5,15 @@ command, raising ``UsageError`` for bad input. While it parses, a ``Recorder``
 notes what the parser matched by the parser's own names: the commands and the
 canonical names of the options it consumed, never a value; ``declared`` gives
 the names the matched commands declare, the contract telemetry checks against.
-argparse's private API is used only through ``zomg.argparse_private``.
+argparse's private API is used only through ``zomg.argparse_private``; this
+module is imported only to parse (``zomg --version`` alone never needs it).
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from zomg import commands
+from zomg import argparse_private, commands
 
 _HELP_OPTIONS = ("-h", "--help")
 # Options argparse itself adds: --help on every parser, --version on the top one.
@@ -50,7 +51,99 @@ def _canonical(option_strings: list[str]) -> str:
     return long[0] if long else option_strings[0]
 
 
-def _build_parser(recorder: Recorder, words: list[str] | None):
+def _recording(base):
+    """``base``, an argparse action class, noting what it matched in its parser's ``Recorder``."""
+
+    class Recording(base):
+        def __call__(self, parser, namespace, values, option_string=None):
+            if argparse_private.is_subcommands(self):
+                if values and values[0] in self.choices:
+                    parser.recorder.path.append(values[0])
+            elif option_string is not None:
+                parser.recorder.flags.add(_canonical(self.option_strings))
+            super().__call__(parser, namespace, values, option_string)
+
+    return Recording
+
+
+_RECORDING = {name: _recording(cls) for name, cls in argparse_private.ACTION_CLASSES.items()}
+
+
+class _Formatter(argparse_private.WidthFormatter):
+    @staticmethod
+    def width_of_terminal() -> int:
+        return _terminal_width()
+
+
+class _Parser(argparse_private.ChoiceCheckingParser):
+    """A parser (or subparser) whose actions record into ``recorder`` and whose errors are UsageErrors."""
+
+    def __init__(self, *args, recorder: Recorder, **kwargs) -> None:
+        kwargs["allow_abbrev"] = False
+        kwargs["formatter_class"] = _Formatter
+        # -h is added here, after the recording actions are registered, so it is recorded too.
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self.recorder = recorder
+        argparse_private.register_actions(self, _RECORDING)
+        self.add_argument("-h", "--help", action="help", help=commands.HELP_ARG.help)
+
+    def error(self, message: str):
+        raise _usage_error(self.prog, message)
+
+    def invalid_choice(self, action, value) -> None:
+        # Says which word was wrong and what was meant; a command is not "a choice".
+        choices = action.choices
+        if argparse_private.is_subcommands(action):
+            what = f"unknown command '{value}'{_suggestion(value, choices)}; commands: "
+        else:
+            label = action.option_strings[0] if action.option_strings else action.metavar
+            what = f"invalid {label} '{value}'{_suggestion(value, choices)}; choose from "
+        raise _usage_error(self.prog, what + ", ".join(choices))
+
+
+def _fill(parser: _Parser, spec, words: list[str] | None) -> None:
+    """Add ``spec``'s arguments and subcommands to ``parser`` (``words``: as in ``_build_parser``)."""
+    for arg in spec.args:
+        if arg.kind == commands.REST:
+            continue
+        kwargs = {"help": arg.help}
+        if arg.kind == commands.FLAG:
+            kwargs["action"] = "store_true"
+        elif arg.kind == commands.MULTI:
+            kwargs.update(action="append", default=[])
+        if arg.metavar and arg.kind != commands.FLAG:
+            kwargs["metavar"] = arg.metavar
+        if arg.choices:
+            kwargs["choices"] = arg.choices
+        if arg.is_option:
+            kwargs["dest"] = arg.dest
+        parser.add_argument(*arg.names, **kwargs)
+    if spec.subcommands:
+        _add_commands(parser, [(c.name, (lambda c=c: c)) for c in spec.subcommands], words)
+    else:
+        parser.set_defaults(_spec=spec)
+
+
+def _add_commands(parser: _Parser, entries, words: list[str] | None) -> None:
+    # Only the command about to run gets a parser; the others are added (unfilled)
+    # only when none was named, for the help text and the "unknown command" error.
+    full = words is None
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=_Parser,
+                                prog=parser.prog)
+    wanted = words[0] if words and words[0] in {name for name, _ in entries} else None
+    for name, load in entries:
+        if not (full or wanted is None or name == wanted):
+            continue
+        spec = load()
+        path = (*parser.prog.split()[1:], name)
+        child = sub.add_parser(name, help=spec.help, description=commands.describe(spec),
+                               usage=commands.synopsis(path, spec), recorder=parser.recorder)
+        if full or name == wanted:
+            _fill(child, spec, None if full else words[1:] if name == wanted else [])
+
+
+def _build_parser(recorder: Recorder, words: list[str] | None) -> _Parser:
     """The parser tree for a command line whose command words are ``words``.
 
     Only the commands named by ``words`` are filled in; ``None`` fills in every
@@ -58,91 +151,13 @@ def _build_parser(recorder: Recorder, words: list[str] | None):
     """
     from functools import partial
 
-    from zomg import __version__, argparse_private
+    from zomg import __version__
 
-    full = words is None
-
-    def recording(base):
-        class Recording(base):
-            def __call__(self, parser, namespace, values, option_string=None):
-                if argparse_private.is_subcommands(self):
-                    if values and values[0] in self.choices:
-                        recorder.path.append(values[0])
-                elif option_string is not None:
-                    recorder.flags.add(_canonical(self.option_strings))
-                super().__call__(parser, namespace, values, option_string)
-
-        return Recording
-
-    registry = {name: recording(cls) for name, cls in argparse_private.ACTION_CLASSES.items()}
-
-    class Formatter(argparse_private.WidthFormatter):
-        width_of_terminal = staticmethod(_terminal_width)
-
-    class Parser(argparse_private.ChoiceCheckingParser):
-        def __init__(self, *args, **kwargs) -> None:
-            kwargs["allow_abbrev"] = False
-            kwargs["formatter_class"] = Formatter
-            # -h is added here, after the recording actions are registered, so it is recorded too.
-            kwargs["add_help"] = False
-            super().__init__(*args, **kwargs)
-            argparse_private.register_actions(self, registry)
-            self.add_argument("-h", "--help", action="help", help=commands.HELP_ARG.help)
-
-        def error(self, message: str):
-            raise _usage_error(self.prog, message)
-
-        def invalid_choice(self, action, value) -> None:
-            # Says which word was wrong and what was meant; a command is not "a choice".
-            choices = action.choices
-            if argparse_private.is_subcommands(action):
-                what = f"unknown command '{value}'{_suggestion(value, choices)}; commands: "
-            else:
-                label = action.option_strings[0] if action.option_strings else action.metavar
-                what = f"invalid {label} '{value}'{_suggestion(value, choices)}; choose from "
-            raise _usage_error(self.prog, what + ", ".join(choices))
-
-    def fill(parser, spec, words: list[str]) -> None:
-        for arg in spec.args:
-            if arg.kind == commands.REST:
-                continue
-            kwargs = {"help": arg.help}
-            if arg.kind == commands.FLAG:
-                kwargs["action"] = "store_true"
-            elif arg.kind == commands.MULTI:
-                kwargs.update(action="append", default=[])
-            if arg.metavar and arg.kind != commands.FLAG:
-                kwargs["metavar"] = arg.metavar
-            if arg.choices:
-                kwargs["choices"] = arg.choices
-            if arg.is_option:
-                kwargs["dest"] = arg.dest
-            parser.add_argument(*arg.names, **kwargs)
-        if spec.subcommands:
-            add_commands(parser, [(c.name, (lambda c=c: c)) for c in spec.subcommands], words)
-        else:
-            parser.set_defaults(_spec=spec)
-
-    def add_commands(parser, entries, words: list[str]) -> None:
-        # Only the command about to run gets a parser; the others are added (unfilled)
-        # only when none was named, for the help text and the "unknown command" error.
-        sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=Parser,
-                                    prog=parser.prog)
-        wanted = words[0] if words and words[0] in {name for name, _ in entries} else None
-        for name, load in entries:
-            if not (full or wanted is None or name == wanted):
-                continue
-            spec = load()
-            path = (*parser.prog.split()[1:], name)
-            child = sub.add_parser(name, help=spec.help, description=commands.describe(spec),
-                                   usage=commands.synopsis(path, spec))
-            if full or name == wanted:
-                fill(child, spec, words[1:] if name == wanted else [])
-
-    parser = Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.",
-                    usage=commands.ROOT_SYNOPSIS)
+    parser = _Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.",
+                     usage=commands.ROOT_SYNOPSIS, recorder=recorder)
     parser.add_argument("--version", action="version", version=f"zomg {__version__}", help=commands.VERSION_ARG.help)
-    add_commands(parser, [(name, partial(commands.load, name)) for name in commands.TOP_LEVEL], words or [])
+    entries = [(name, partial(commands.load, name)) for name in commands.TOP_LEVEL]
+    _add_commands(parser, entries, words)
     return parser
 
 
@@ -227,8 +242,6 @@ def _command_words(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str], recorder: Recorder):
     """Return a zero-argument callable that runs the command, or None after --help."""
-    from zomg import argparse_private
-
     _check_group_options(argv)
     words = _command_words(argv)
     only = words[0] if words and words[0] in commands.TOP_LEVEL else None
