@@ -87,11 +87,9 @@ def _finish_telemetry(session, recorder: Recorder, started: float, result: str, 
     import time
 
     try:
-        from zomg import parser
-
         session.finish(
             {
-                "declared": parser.declared(recorder.path),
+                "declared": recorder.declared(),
                 "command": recorder.path[0] if recorder.path else None,
                 "subcommand": recorder.path[1] if len(recorder.path) > 1 else None,
                 "flags": sorted(recorder.flags),

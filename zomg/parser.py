@@ -27,6 +27,10 @@ class Recorder:
         self.path: list[str] = []
         self.flags: set[str] = set()
 
+    def declared(self) -> dict:
+        """The names telemetry may keep for what was matched (see ``declared``)."""
+        return declared(self.path)
+
 
 def declared(path: list[str]) -> dict:
     """The names a command line matching ``path`` may record: {"command", "subcommand", "flags"}.
