@@ -48,9 +48,9 @@ FILES = (
 )
 
 ENVIRONMENT = (
-    ("XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_DATA_HOME, XDG_CACHE_HOME",
-     "where zomg keeps its files; unset, empty or relative values mean ~/.config, ~/.local/state, "
-     "~/.local/share and ~/.cache (on macOS ~/Library/Application Support and ~/Library/Caches; "
+    ("XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_DATA_HOME",
+     "where zomg keeps its files; unset, empty or relative values mean ~/.config, ~/.local/state "
+     "and ~/.local/share (on macOS ~/Library/Application Support; "
      "on Windows %APPDATA% and %LOCALAPPDATA%)"),
     ("XDG_CONFIG_DIRS", "where system-wide defaults are looked up (default /etc/xdg)"),
     ("ZOMG_TELEMETRY", "off, on or log: overrides the telemetry setting (see docs/telemetry.md)"),

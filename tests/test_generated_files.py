@@ -34,7 +34,7 @@ def test_completion_command_prints_the_committed_scripts(zomg):
 
 
 def test_every_command_and_option_is_in_the_man_page():
-    from zomg.cli import build_full_parser
+    from zomg.parser import build_full_parser
 
     with open(os.path.join(ROOT, "docs", "zomg.1"), encoding="utf-8") as f:
         man = f.read().replace("\\-", "-")

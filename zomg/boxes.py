@@ -1,4 +1,4 @@
-"""The local box backend: boxes as directories under ``paths.boxes_dir()``.
+"""The local box backend: boxes as directories under ``root()``.
 
 A box is ``<boxes>/<name>/`` holding ``box.json`` (its metadata) and
 ``workspace/`` (where its commands run). A box comes into existence by one
@@ -97,8 +97,17 @@ def _damaged(name: str, what: str) -> ConfigError:
     return ConfigError(f"box '{name}' is damaged ({what}); remove it with: zomg box rm --force {name}")
 
 
+def root() -> str:
+    """Where the local backend keeps boxes: as chosen in `zomg setup`, else under the data dir."""
+    if not os.path.exists(paths.setup_file()):
+        return paths.default_boxes_dir()  # no setup yet: nothing more to read or import
+    from zomg import setup_config
+
+    return setup_config.load().boxes_dir or paths.default_boxes_dir()
+
+
 def _box_path(name: str) -> str:
-    return os.path.join(paths.boxes_dir(), check_name(name))
+    return os.path.join(root(), check_name(name))
 
 
 def _load(name: str, path: str) -> Box:
@@ -170,19 +179,19 @@ def create(name: str, project: str | None = None, env: dict[str, str] | None = N
 
 def list_boxes(project: str | None = None) -> tuple[list[Box], list[str]]:
     """Every readable box (sorted by name), and one problem line per unreadable one."""
-    root = paths.boxes_dir()
+    where = root()
     try:
-        names = sorted(os.listdir(root))
+        names = sorted(os.listdir(where))
     except FileNotFoundError:
         return [], []
     except OSError as exc:
-        raise from_os_error(exc, f"cannot list boxes in {root}") from None
+        raise from_os_error(exc, f"cannot list boxes in {where}") from None
     boxes, problems = [], []
     for name in names:
         if name.startswith(".") or not _valid_name(name):
             continue  # a create or remove in progress, or something not ours
         try:
-            box = _load(name, os.path.join(root, name))
+            box = _load(name, os.path.join(where, name))
         except ConfigError as exc:
             problems.append(exc.message)
             continue

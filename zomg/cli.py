@@ -1,281 +1,26 @@
-"""zomg's entry point: parse, dispatch, turn failures into exit codes, time the run.
+"""zomg's entry point: run one invocation, turn failures into exit codes, time it for telemetry.
 
-This is the only module that knows argparse, exit codes and when telemetry
-runs. Commands are plain functions declared in ``zomg.commands``; they never
-see telemetry and never exit the process.
+``zomg.parser`` turns the command line into a call; this module runs it,
+reports failures in one line, and is the only place that decides when
+telemetry runs. Commands are plain functions declared in ``zomg.commands``;
+they never see telemetry and never exit the process.
 
 Telemetry is handed only what the parser itself recorded while parsing: the
 names of the commands it matched and the canonical names of the options it
-consumed (see ``_Recorder``). Values never pass through it.
+consumed (see ``zomg.parser.Recorder``), with the names those commands
+declare. Values never pass through it.
 """
 from __future__ import annotations
 
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: startup cost
+    from zomg.parser import Recorder
+
 # Exit code of a process whose reader went away (128 + SIGPIPE), as git and the shell report it.
 _EXIT_BROKEN_PIPE = 141
-
-
-class _Recorder:
-    """What the parser matched, by the parser's own names, filled in as it parses."""
-
-    def __init__(self) -> None:
-        self.path: list[str] = []
-        self.flags: set[str] = set()
-
-
-def _canonical(option_strings: list[str]) -> str:
-    long = [s for s in option_strings if s.startswith("--")]
-    return long[0] if long else option_strings[0]
-
-
-def _build_parser(recorder: _Recorder, words: list[str] | None):
-    """The parser tree for a command line whose command words are ``words``.
-
-    Only the commands named by ``words`` are filled in; ``None`` fills in every
-    command (for documentation and tests).
-    """
-    import argparse
-    from functools import partial
-
-    full = words is None
-
-    from zomg import __version__, commands
-
-    def recording(base):
-        class Recording(base):
-            def __call__(self, parser, namespace, values, option_string=None):
-                if isinstance(self, argparse._SubParsersAction):
-                    if values and values[0] in self.choices:
-                        recorder.path.append(values[0])
-                elif option_string is not None:
-                    recorder.flags.add(_canonical(self.option_strings))
-                super().__call__(parser, namespace, values, option_string)
-
-        return Recording
-
-    registry = {
-        name: recording(getattr(argparse, cls))
-        for name, cls in (
-            ("store", "_StoreAction"),
-            ("store_true", "_StoreTrueAction"),
-            ("append", "_AppendAction"),
-            ("help", "_HelpAction"),
-            ("version", "_VersionAction"),
-            ("parsers", "_SubParsersAction"),
-        )
-    }
-
-    class Formatter(argparse.HelpFormatter):
-        # argparse's default asks shutil for the width, and importing shutil costs
-        # more than the rest of a `zomg box list`; the width is read the same way here.
-        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width=None) -> None:
-            super().__init__(prog, indent_increment, max_help_position, width or _terminal_width() - 2)
-
-    class Parser(argparse.ArgumentParser):
-        def __init__(self, *args, **kwargs) -> None:
-            kwargs["allow_abbrev"] = False
-            kwargs["formatter_class"] = Formatter
-            # -h is added here, after the recording actions are registered, so it is recorded too.
-            kwargs["add_help"] = False
-            super().__init__(*args, **kwargs)
-            for name, cls in registry.items():
-                self.register("action", name, cls)
-            self.register("action", None, registry["store"])
-            self.add_argument("-h", "--help", action="help", help=commands.HELP_ARG.help)
-
-        def error(self, message: str):
-            raise _usage_error(self.prog, message)
-
-        def _check_value(self, action, value) -> None:
-            # argparse's own "invalid choice" names no close match (before Python 3.14) and
-            # calls a command a choice; this one says which word was wrong and what was meant.
-            choices = action.choices
-            if choices is not None and value not in choices:
-                if isinstance(action, argparse._SubParsersAction):
-                    what = f"unknown command '{value}'{_suggestion(value, choices)}; commands: "
-                else:
-                    label = action.option_strings[0] if action.option_strings else action.metavar
-                    what = f"invalid {label} '{value}'{_suggestion(value, choices)}; choose from "
-                raise _usage_error(self.prog, what + ", ".join(choices))
-            super()._check_value(action, value)
-
-    def fill(parser, spec, words: list[str]) -> None:
-        for arg in spec.args:
-            if arg.kind == commands.REST:
-                continue
-            kwargs = {"help": arg.help}
-            if arg.kind == commands.FLAG:
-                kwargs["action"] = "store_true"
-            elif arg.kind == commands.MULTI:
-                kwargs.update(action="append", default=[])
-            if arg.metavar and arg.kind != commands.FLAG:
-                kwargs["metavar"] = arg.metavar
-            if arg.choices:
-                kwargs["choices"] = arg.choices
-            if arg.is_option:
-                kwargs["dest"] = arg.dest
-            parser.add_argument(*arg.names, **kwargs)
-        if spec.subcommands:
-            add_commands(parser, [(c.name, (lambda c=c: c)) for c in spec.subcommands], words)
-        else:
-            parser.set_defaults(_spec=spec)
-
-    def add_commands(parser, entries, words: list[str]) -> None:
-        # Only the command about to run gets a parser; the others are added (unfilled)
-        # only when none was named, for the help text and the "unknown command" error.
-        sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=Parser,
-                                    prog=parser.prog)
-        wanted = words[0] if words and words[0] in {name for name, _ in entries} else None
-        for name, load in entries:
-            if not (full or wanted is None or name == wanted):
-                continue
-            spec = load()
-            path = (*parser.prog.split()[1:], name)
-            child = sub.add_parser(name, help=spec.help, description=commands.describe(spec),
-                                   usage=commands.synopsis(path, spec))
-            if full or name == wanted:
-                fill(child, spec, words[1:] if name == wanted else [])
-
-    parser = Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.",
-                    usage=commands.ROOT_SYNOPSIS)
-    parser.add_argument("--version", action="version", version=f"zomg {__version__}", help=commands.VERSION_ARG.help)
-    add_commands(parser, [(name, partial(commands.load, name)) for name in commands.TOP_LEVEL], words or [])
-    return parser
-
-
-def _suggestion(word: str, choices) -> str:
-    """`` (did you mean 'list'?)`` when one of ``choices`` is close to ``word``, else ''."""
-    import difflib  # only on this error path: it costs start-up time every run otherwise
-
-    close = difflib.get_close_matches(word.partition("=")[0], list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _usage_error(prog: str, message: str):
-    from zomg.errors import UsageError
-
-    where = prog.partition(" ")[2]
-    return UsageError(f"{where + ': ' if where else ''}{message} (see '{prog} --help')")
-
-
-def _unrecognized(path: list[str], extra: list[str], known, hint: str = ""):
-    """The usage error for ``extra`` given to ``zomg PATH``, which accepts only ``known`` options."""
-    options = [token for token in extra if token.startswith("-")]
-    suggestion = _suggestion(options[0], known) if options else ""
-    return _usage_error(" ".join(["zomg", *path]), f"unrecognized arguments: {' '.join(extra)}{suggestion}{hint}")
-
-
-_HELP_OPTIONS = ("-h", "--help")
-
-
-def _options_of(spec) -> tuple[str, ...]:
-    return (*_HELP_OPTIONS, *(name for arg in spec.args if arg.is_option for name in arg.names))
-
-
-def _check_group_options(argv: list[str]) -> None:
-    """Name an unknown option given before the command that runs, at the level where it was given.
-
-    Left to argparse, `zomg --bogus` would complain that no command was given and
-    `zomg --bogus box list` would blame `box list`.
-    """
-    from zomg import commands
-
-    path: list[str] = []
-    known = (*_HELP_OPTIONS, "--version")
-    children = {name: None for name in commands.TOP_LEVEL}
-    for token in argv:
-        if token == "--":
-            return
-        if token.startswith("-") and token != "-":
-            if token.partition("=")[0] not in known:
-                raise _unrecognized(path, [token], known)
-            continue
-        if token not in children:
-            return  # argparse names the unknown command
-        spec = children[token] or commands.load(token)
-        if not spec.subcommands:
-            return  # the command that runs: its parser names its own unknown options
-        path.append(token)
-        known = _options_of(spec)
-        children = {child.name: child for child in spec.subcommands}
-
-
-def _terminal_width() -> int:
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
-def build_full_parser():
-    """The whole parser, every command filled in (for documentation and tests)."""
-    return _build_parser(_Recorder(), None)
-
-
-def _command_words(argv: list[str]) -> list[str]:
-    # Command groups take no option with a value, so their words are the non-option tokens.
-    words = []
-    for token in argv:
-        if token == "--":
-            break
-        if not token.startswith("-"):
-            words.append(token)
-    return words
-
-
-def _same(message: str) -> str:
-    return message
-
-
-def _singular_or_plural(singular: str, plural: str, n: int) -> str:
-    return singular if n == 1 else plural
-
-
-def _parse(argv: list[str], recorder: _Recorder):
-    """Return a zero-argument callable that runs the command, or None after --help."""
-    from zomg import commands
-
-    _check_group_options(argv)
-    words = _command_words(argv)
-    only = words[0] if words and words[0] in commands.TOP_LEVEL else None
-    rest: list[str] | None = None
-    takes_rest = only is not None and any(a.kind == commands.REST for a in commands.load(only).args)
-    if takes_rest:
-        # Whatever follows `--` belongs to the box's command: the parser never sees it.
-        if "--" in argv:
-            cut = argv.index("--")
-            argv, rest = argv[:cut], argv[cut + 1 :]
-    import argparse
-
-    # zomg speaks English; argparse's own words stay English too, so no line is
-    # half-translated, and gettext's catalogue search (a dozen file-system
-    # look-ups per phrase) stays out of start-up. Restored right after parsing.
-    saved = argparse._, argparse.ngettext
-    argparse._ = _same
-    argparse.ngettext = _singular_or_plural
-    try:
-        namespace, extra = _build_parser(recorder, words).parse_known_args(argv)
-    except SystemExit as exc:  # --help and --version print, then exit 0
-        if exc.code in (0, None):
-            return None
-        raise
-    finally:
-        argparse._, argparse.ngettext = saved
-    spec = namespace._spec
-    if extra:
-        hint = " (the command to run goes after '--')" if takes_rest and rest is None else ""
-        known = _options_of(spec)
-        raise _unrecognized(recorder.path, extra, known, hint)
-    kwargs = {}
-    for arg in spec.args:
-        kwargs[arg.dest] = (rest or []) if arg.kind == commands.REST else getattr(namespace, arg.dest)
-    return lambda: spec.run(**kwargs)
 
 
 def _outcome(exc: BaseException) -> tuple[int, str, str | None]:
@@ -327,7 +72,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def _start_telemetry(recorder: _Recorder):
+def _start_telemetry(recorder: Recorder):
     try:
         from zomg import telemetry
 
@@ -336,7 +81,7 @@ def _start_telemetry(recorder: _Recorder):
         return None
 
 
-def _finish_telemetry(session, recorder: _Recorder, started: float, result: str, error_class: str | None) -> None:
+def _finish_telemetry(session, recorder: Recorder, started: float, result: str, error_class: str | None) -> None:
     if session is None:
         return
     import time
@@ -344,6 +89,7 @@ def _finish_telemetry(session, recorder: _Recorder, started: float, result: str,
     try:
         session.finish(
             {
+                "declared": recorder.declared(),
                 "command": recorder.path[0] if recorder.path else None,
                 "subcommand": recorder.path[1] if len(recorder.path) > 1 else None,
                 "flags": sorted(recorder.flags),
@@ -368,12 +114,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import time
 
+    from zomg import parser
+
     started = time.monotonic()
-    recorder = _Recorder()
+    recorder = parser.Recorder()
     session = None
     try:
         try:
-            action = _parse(args, recorder)
+            action = parser.parse(args, recorder)
         finally:
             session = _start_telemetry(recorder)
         code = action() if action is not None else 0

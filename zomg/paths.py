@@ -1,4 +1,4 @@
-"""The one place where zomg's directories are resolved.
+"""The one place where zomg's directories and file locations are resolved.
 
 Linux and other Unix: the XDG Base Directory spec. macOS and Windows use their
 platform conventions unless the XDG variable is set. Everything is read from
@@ -26,8 +26,6 @@ def _xdg(var: str) -> str | None:
 def _platform_base(kind: str) -> str:
     home = _home()
     if sys.platform == "darwin":
-        if kind == "cache":
-            return os.path.join(home, "Library", "Caches")
         return os.path.join(home, "Library", "Application Support")
     if sys.platform == "win32":
         roaming = os.environ.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
@@ -37,16 +35,12 @@ def _platform_base(kind: str) -> str:
         "config": (".config",),
         "state": (".local", "state"),
         "data": (".local", "share"),
-        "cache": (".cache",),
     }
     return os.path.join(home, *defaults[kind])
 
 
 def _resolve(var: str, kind: str) -> str:
-    base = _xdg(var) or _platform_base(kind)
-    if sys.platform == "win32" and kind == "cache" and not _xdg(var):
-        return os.path.join(base, APP, "Cache")
-    return os.path.join(base, APP)
+    return os.path.join(_xdg(var) or _platform_base(kind), APP)
 
 
 def config_dir() -> str:
@@ -64,11 +58,6 @@ def data_dir() -> str:
     return _resolve("XDG_DATA_HOME", "data")
 
 
-def cache_dir() -> str:
-    """Anything safe to delete at any time."""
-    return _resolve("XDG_CACHE_HOME", "cache")
-
-
 def system_config_dirs() -> list[str]:
     """Where packagers and admins put system-wide defaults, most important first."""
     raw = os.environ.get("XDG_CONFIG_DIRS", "")
@@ -79,18 +68,10 @@ def system_config_dirs() -> list[str]:
 
 
 def setup_file() -> str:
-    """The answers given to `zomg setup` (see zomg.setup_config)."""
+    """The answers given to `zomg setup` (read and written by zomg.setup_config)."""
     return os.path.join(config_dir(), "setup.json")
 
 
 def default_boxes_dir() -> str:
+    """Where boxes live unless `zomg setup` chose another place (see zomg.boxes.root)."""
     return os.path.join(data_dir(), "boxes")
-
-
-def boxes_dir() -> str:
-    """Where the local backend keeps boxes: as chosen in `zomg setup`, else under the data dir."""
-    if not os.path.exists(setup_file()):
-        return default_boxes_dir()  # no setup yet: nothing more to read or import
-    from zomg import setup_config
-
-    return setup_config.load().boxes_dir or default_boxes_dir()

@@ -50,7 +50,7 @@ def test_invalid_names_are_usage_errors(zomg, name):
     r = zomg("box", "create", "--", name)
     assert r.code == 2
     assert r.err.startswith("zomg: error: invalid box name")
-    assert not os.path.exists(paths.boxes_dir()) or os.listdir(paths.boxes_dir()) == []
+    assert not os.path.exists(boxes.root()) or os.listdir(boxes.root()) == []
 
 
 @pytest.mark.parametrize("assignment", ["NOEQUALS", "=v", "1A=v", "A-B=v"])
@@ -83,7 +83,7 @@ def test_rm_refuses_a_box_with_files_unless_forced(zomg):
     assert os.path.exists(os.path.join(workspace, "notes.txt"))
     assert zomg("box", "rm", "-f", "x").code == 0
     assert not os.path.exists(workspace)
-    assert os.listdir(paths.boxes_dir()) == []
+    assert os.listdir(boxes.root()) == []
 
 
 @pytest.mark.parametrize("content", [
@@ -94,7 +94,7 @@ def test_rm_refuses_a_box_with_files_unless_forced(zomg):
 def test_corrupt_metadata_is_one_line_and_never_rewritten(zomg, content):
     zomg("box", "create", "x")
     zomg("box", "create", "y")
-    meta = os.path.join(paths.boxes_dir(), "x", "box.json")
+    meta = os.path.join(boxes.root(), "x", "box.json")
     with open(meta, "wb") as f:
         f.write(content)
     shown = zomg("box", "show", "x")
@@ -110,7 +110,7 @@ def test_corrupt_metadata_is_one_line_and_never_rewritten(zomg, content):
 
 
 def _damage(name, how):
-    meta = os.path.join(paths.boxes_dir(), name, "box.json")
+    meta = os.path.join(boxes.root(), name, "box.json")
     if how == "missing":
         os.remove(meta)
     else:
@@ -132,10 +132,10 @@ def test_a_damaged_box_names_the_fix_everywhere_and_rm_force_removes_it(zomg, ho
         r = zomg(*argv)
         assert r.code == 1, argv
         assert "damaged" in r.err and r.err.rstrip().endswith(fix), (argv, r.err)
-    assert os.path.isdir(os.path.join(paths.boxes_dir(), "broken")), "without --force nothing is removed"
+    assert os.path.isdir(os.path.join(boxes.root(), "broken")), "without --force nothing is removed"
     r = zomg("box", "rm", "--force", "broken")
     assert (r.code, r.err) == (0, "removed box 'broken'\n")
-    assert sorted(os.listdir(paths.boxes_dir())) == ["fine"]
+    assert sorted(os.listdir(boxes.root())) == ["fine"]
     assert zomg("box", "create", "broken").code == 0
 
 
@@ -145,17 +145,17 @@ def test_rm_force_never_follows_a_symlink_out_of_the_boxes_dir(zomg, tmp_path):
     (outside / "workspace").mkdir(parents=True)
     (outside / "workspace" / "precious").write_text("keep")
     (outside / "box.json").write_text("{damaged")
-    os.symlink(outside, os.path.join(paths.boxes_dir(), "linked"))
+    os.symlink(outside, os.path.join(boxes.root(), "linked"))
     r = zomg("box", "rm", "--force", "linked")
     assert r.code == 1 and "not a box directory" in r.err and r.err.count("\n") == 1
     assert (outside / "workspace" / "precious").read_text() == "keep"
-    assert os.path.islink(os.path.join(paths.boxes_dir(), "linked"))
+    assert os.path.islink(os.path.join(boxes.root(), "linked"))
 
 
 @pytest.mark.parametrize("entries", [[], ["src"], ["box.json", "other-stuff"]])
 def test_rm_force_never_removes_a_directory_that_is_not_a_box(zomg, entries):
     zomg("box", "create", "fine")
-    stranger = os.path.join(paths.boxes_dir(), "stranger")
+    stranger = os.path.join(boxes.root(), "stranger")
     os.mkdir(stranger)
     for entry in entries:
         with open(os.path.join(stranger, entry), "w") as f:
@@ -167,10 +167,10 @@ def test_rm_force_never_removes_a_directory_that_is_not_a_box(zomg, entries):
 
 def test_metadata_is_json_written_whole(zomg):
     zomg("box", "create", "x", "--project", "p")
-    with open(os.path.join(paths.boxes_dir(), "x", "box.json")) as f:
+    with open(os.path.join(boxes.root(), "x", "box.json")) as f:
         data = json.load(f)
     assert data["name"] == "x" and data["project"] == "p" and data["format"] == 1
-    leftovers = [n for n in os.listdir(paths.boxes_dir()) if n.startswith(".")]
+    leftovers = [n for n in os.listdir(boxes.root()) if n.startswith(".")]
     assert leftovers == []
 
 
@@ -199,12 +199,12 @@ def test_unwritable_data_dir_is_a_permission_error(zomg, monkeypatch):
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores directory permissions")
 def test_read_only_data_dir_for_real(zomg):
-    os.makedirs(paths.boxes_dir())
-    os.chmod(paths.boxes_dir(), 0o500)
+    os.makedirs(boxes.root())
+    os.chmod(boxes.root(), 0o500)
     try:
         r = zomg("box", "create", "x")
     finally:
-        os.chmod(paths.boxes_dir(), 0o700)
+        os.chmod(boxes.root(), 0o700)
     assert r.code == 1 and "Permission denied" in r.err
 
 
@@ -223,5 +223,5 @@ def test_two_processes_creating_the_same_box_give_one_box_and_one_conflict(tmp_p
         assert all("already exists" in err for code, err in results if code == 1)
         box = boxes.get("race")
         assert box.env["WHO"] in {"0", "1", "2", "3"}
-        assert sorted(os.listdir(paths.boxes_dir())) == ["race"]
+        assert sorted(os.listdir(boxes.root())) == ["race"]
         boxes.remove("race")

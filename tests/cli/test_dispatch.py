@@ -104,7 +104,7 @@ def test_python_dash_m_works():
 
 
 def test_every_parser_refuses_abbreviations():
-    from zomg.cli import build_full_parser
+    from zomg.parser import build_full_parser
 
     def walk(parser):
         yield parser

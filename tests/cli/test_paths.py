@@ -8,7 +8,7 @@ from zomg import paths
 
 @pytest.mark.parametrize(
     "func,var", [(paths.config_dir, "XDG_CONFIG_HOME"), (paths.state_dir, "XDG_STATE_HOME"),
-                 (paths.data_dir, "XDG_DATA_HOME"), (paths.cache_dir, "XDG_CACHE_HOME")]
+                 (paths.data_dir, "XDG_DATA_HOME")]
 )
 def test_xdg_variables_are_read_at_call_time(func, var, monkeypatch, tmp_path):
     monkeypatch.setenv(var, str(tmp_path / "one"))
@@ -21,7 +21,7 @@ def test_xdg_variables_are_read_at_call_time(func, var, monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "func,var,default",
     [(paths.config_dir, "XDG_CONFIG_HOME", ".config"), (paths.state_dir, "XDG_STATE_HOME", ".local/state"),
-     (paths.data_dir, "XDG_DATA_HOME", ".local/share"), (paths.cache_dir, "XDG_CACHE_HOME", ".cache")],
+     (paths.data_dir, "XDG_DATA_HOME", ".local/share")],
 )
 @pytest.mark.parametrize("value", [None, "", "relative/dir"])
 def test_unset_empty_or_relative_xdg_falls_back_to_home(func, var, default, value, monkeypatch, isolated_home):
@@ -33,17 +33,15 @@ def test_unset_empty_or_relative_xdg_falls_back_to_home(func, var, default, valu
 
 
 def test_macos_and_windows_conventions(monkeypatch, isolated_home):
-    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
         monkeypatch.delenv(var)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert paths.config_dir() == os.path.join(str(isolated_home), "Library", "Application Support", "zomg")
-    assert paths.cache_dir() == os.path.join(str(isolated_home), "Library", "Caches", "zomg")
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setenv("APPDATA", "/appdata")
     monkeypatch.setenv("LOCALAPPDATA", "/local")
     assert paths.config_dir() == os.path.join("/appdata", "zomg")
     assert paths.data_dir() == os.path.join("/local", "zomg")
-    assert paths.cache_dir() == os.path.join("/local", "zomg", "Cache")
 
 
 def test_system_config_dirs(monkeypatch):

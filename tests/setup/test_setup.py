@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from zomg import paths, setup_config
+from zomg import boxes, paths, setup_config
 from zomg.telemetry import deployment, metrics, schema
 
 
@@ -34,7 +34,7 @@ def test_flags_set_answers_and_metrics_need_the_explicit_flag(zomg, tmp_path):
     assert answers["deployment_metrics"] is False
     assert zomg("box", "create", "x").code == 0
     assert os.path.isdir(tmp_path / "b" / "x" / "workspace"), "boxes live where setup said"
-    assert paths.boxes_dir() == str(tmp_path / "b")
+    assert boxes.root() == str(tmp_path / "b")
 
 
 def test_opting_in_creates_a_deployment_id_and_opting_out_deletes_it(zomg):

@@ -59,7 +59,7 @@ def _grammar(parser: argparse.ArgumentParser):
 
 @st.composite
 def command_lines(draw):
-    from zomg.cli import build_full_parser
+    from zomg.parser import build_full_parser
 
     parser = build_full_parser()
     argv: list[str] = []

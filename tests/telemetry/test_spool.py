@@ -19,10 +19,12 @@ ID = "6f1c2a4e-9b3d-4c5e-8f7a-1b2c3d4e5f60"
 
 
 def event(installation_id: str = ID, **overrides) -> dict:
+    from zomg.parser import declared
     from zomg.telemetry import event as build
 
-    built = build.build({"command": "box", "subcommand": "list", "flags": [], "duration_s": 0.1,
-                         "result": "success", "error_class": None}, installation_id, NOW)
+    built = build.build({"declared": declared(["box", "list"]), "command": "box", "subcommand": "list",
+                         "flags": [], "duration_s": 0.1, "result": "success", "error_class": None},
+                        installation_id, NOW)
     built.update(overrides)
     return built
 

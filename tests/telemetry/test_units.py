@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from zomg.parser import declared
 from zomg.telemetry import config, event, schema
 from zomg.telemetry.spool import MAX_GRACE, Tuning
 
@@ -87,7 +88,8 @@ def test_the_builder_speaks_the_schemas_names():
     assert (event.EVENT, event.SCHEMA_VERSION) == (schema.CLI_COMMAND, schema.SCHEMA_VERSION)
     for result in schema.RESULTS:
         for error_class in (None, "usage", "weird"):
-            built = event.build({"command": "box", "subcommand": "rm", "flags": ["--force", "--bogus", "-f"],
+            built = event.build({"declared": declared(["box", "rm"]),
+                                 "command": "box", "subcommand": "rm", "flags": ["--force", "--bogus", "-f"],
                                  "duration_s": 12.0, "result": result, "error_class": error_class},
                                 config.uuid4(), 1_800_000_000)
             schema.validate_event(built)
@@ -96,13 +98,23 @@ def test_the_builder_speaks_the_schemas_names():
 
 
 def test_unknown_names_from_the_recorder_are_dropped():
-    built = event.build({"command": "secret-token", "subcommand": "x", "flags": ["--password"],
+    built = event.build({"declared": declared(["secret-token", "x"]),
+                         "command": "secret-token", "subcommand": "x", "flags": ["--password"],
                          "duration_s": 0, "result": "error", "error_class": "usage"}, config.uuid4(), 0)
     assert (built["command"], built["subcommand"], built["flags"]) == (None, None, [])
-    built = event.build({"command": "box", "subcommand": "hunter2", "flags": [], "duration_s": 0,
+    built = event.build({"declared": declared(["box", "hunter2"]),
+                         "command": "box", "subcommand": "hunter2", "flags": [], "duration_s": 0,
                          "result": "weird", "error_class": None}, config.uuid4(), 0)
     assert (built["command"], built["subcommand"], built["result"], built["error_class"]) == (
         "box", None, "error", "internal")
+
+
+def test_without_the_declared_names_no_recorded_name_is_kept():
+    """The CLI hands over what the parser declares; a caller that does not gets no names through."""
+    built = event.build({"command": "box", "subcommand": "list", "flags": ["--json"], "duration_s": 0,
+                         "result": "success", "error_class": None}, config.uuid4(), 0)
+    assert (built["command"], built["subcommand"], built["flags"]) == (None, None, [])
+    schema.validate_event(built)
 
 
 def test_uuid4_matches_the_schema():

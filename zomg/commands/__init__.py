@@ -1,7 +1,7 @@
 """The command table: what each command accepts, declared as data.
 
 Each command module exposes ``SPEC``, a ``Command`` tree whose leaves name a
-plain function to run. ``zomg.cli`` turns these declarations into the argparse
+plain function to run. ``zomg.parser`` turns these declarations into the argparse
 parser; completions and the man page are generated from the same declarations,
 so none of them can drift from what the parser accepts. A command module is
 imported only when its command runs (or when every command must be described).

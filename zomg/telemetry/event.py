@@ -1,11 +1,12 @@
 """Building a ``cli.command`` event from what the parser recorded.
 
 Every value comes from a definition, never from the user's input: the
-command and subcommand must be names the command table declares, each flag
-must be an option one of the matched commands declares (in its canonical,
-long form), and everything else is a bucket, a coarse name or a random id.
-A name that is not declared is dropped, so even a recorder bug cannot leak
-what was typed.
+command and subcommand must be names the parser declares, each flag must be
+an option one of the matched commands declares (in its canonical, long form),
+and everything else is a bucket, a coarse name or a random id. The CLI hands
+the declared names over with the recorded ones (see ``build``); a name that
+is not declared is dropped, so even a recorder bug cannot leak what was typed.
+This module never imports the command table: telemetry sits below commands.
 
 Building does not import ``zomg.telemetry.schema``: that module costs more
 to import than a command like ``zomg box list`` can afford on every run. The
@@ -30,8 +31,6 @@ SCHEMA_VERSION = 1
 # (upper bound in seconds, label), as schema.DURATION_BUCKETS.
 _DURATIONS = ((1, "<1s"), (10, "1s-10s"), (60, "10s-1m"), (600, "1m-10m"), (float("inf"), ">10m"))
 RESULTS = ("success", "error", "interrupted")
-# Options argparse itself adds: --help on every parser, --version on the top one.
-_BUILTIN_FLAGS = ("--help", "--version")
 
 _ARCH = {
     "x86_64": "x86_64",
@@ -213,28 +212,28 @@ def timestamp(now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
-def _declared(command: str | None, subcommand: str | None) -> tuple[str | None, str | None, set[str]]:
-    """The command path as declared (unknown parts become None) and the options it declares."""
-    from zomg import commands
-
-    flags = set(_BUILTIN_FLAGS)
-    if command not in commands.TOP_LEVEL:
+def _declared(invocation: Mapping) -> tuple[str | None, str | None, set[str]]:
+    """The recorded command path, kept only where declared (else None), and the options declared for it."""
+    names = invocation.get("declared") or {}
+    command, subcommand = invocation.get("command"), invocation.get("subcommand")
+    flags = set(names.get("flags", ()))
+    if command not in names.get("command", ()):
         return None, None, flags
-    spec = commands.load(command)
-    flags.update(arg.canonical for arg in spec.args if arg.is_option)
-    child = next((c for c in spec.subcommands if c.name == subcommand), None)
-    if child is None:
-        return command, None, flags
-    flags.update(arg.canonical for arg in child.args if arg.is_option)
-    return command, subcommand, flags
+    return command, subcommand if subcommand in names.get("subcommand", ()) else None, flags
 
 
 def build(invocation: dict, installation_id: str, now: float, env=None) -> dict:
-    """The event for one finished invocation (see ``zomg.cli._finish_telemetry``)."""
+    """The event for one finished invocation (see ``zomg.cli._finish_telemetry``).
+
+    ``invocation["declared"]`` holds the names the parser defines for the
+    matched command (``zomg.parser.declared``): {"command": [...],
+    "subcommand": [...], "flags": [...]}. A recorded name not among them is
+    dropped; without them, no command, subcommand or flag is kept.
+    """
     from zomg import __version__
     from zomg.errors import ERROR_CLASSES
 
-    command, subcommand, defined = _declared(invocation.get("command"), invocation.get("subcommand"))
+    command, subcommand, defined = _declared(invocation)
     result = invocation.get("result")
     if result not in RESULTS:
         result = "error"

@@ -103,10 +103,10 @@ def disk_usage(directory: str, limit: int = WALK_LIMIT) -> int | None:
 
 def measure(now: float) -> dict:
     """The metrics fields of a deployment.metrics event, measured now."""
-    from zomg import boxes, paths
+    from zomg import boxes
     from zomg.telemetry import event
 
-    root = paths.boxes_dir()
+    root = boxes.root()
     found, _ = boxes.list_boxes()
     active = sum(1 for box in found if (box.last_used() or 0) >= now - ACTIVE_WINDOW)
     return {
