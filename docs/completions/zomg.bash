@@ -21,6 +21,7 @@ _zomg() {
             "telemetry|off") path="telemetry off"; continue ;;
             "telemetry|log") path="telemetry log"; continue ;;
             "telemetry|explain") path="telemetry explain"; continue ;;
+            "telemetry|flush") path="telemetry flush"; continue ;;
         esac
         [[ $w != -* ]] && case "$prev" in
             --boxes-dir|--deployment-metrics|--deployment-name|--env|--project|--shell|--workdir) ;;
@@ -42,12 +43,13 @@ _zomg() {
         "exec") words="--help -h --env --workdir"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
         "console") words="--help -h --shell"; [[ $npos -eq 0 && $cur != -* ]] && words="$words $(env ZOMG_TELEMETRY=off zomg box list 2>/dev/null | tail -n +2 | cut -d" " -f1)" ;;
         "setup") words="--help -h --boxes-dir --deployment-name --deployment-metrics --no-input --show" ;;
-        "telemetry") words="status on off log explain --help -h" ;;
+        "telemetry") words="status on off log explain flush --help -h" ;;
         "telemetry status") words="--help -h --json" ;;
         "telemetry on") words="--help -h" ;;
         "telemetry off") words="--help -h" ;;
         "telemetry log") words="--help -h" ;;
         "telemetry explain") words="--help -h" ;;
+        "telemetry flush") words="--help -h" ;;
         "completion") words="--help -h"; [[ $npos -eq 0 ]] && words="$words bash zsh fish" ;;
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))

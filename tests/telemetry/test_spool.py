@@ -32,26 +32,34 @@ def encoded(e: dict) -> bytes:
 
 
 def ids(batch) -> list[str]:
+    if isinstance(batch, tuple):  # claim's (batch, tries before)
+        batch = batch[0]
     return [e["event_id"] for _, e in batch]
+
+
+def answer(outcome: str, status: int | None = None):
+    return sender.Answer(outcome, status, "test")
 
 
 def make(**tuning) -> Spool:
     return Spool(tuning=Tuning(**tuning))
 
 
-def test_append_then_claim_returns_events_in_order_and_records_an_attempt():
+def test_append_then_claim_returns_events_in_order_and_marks_them_tried():
     spool = make(batch_size=3)
     events = [event() for _ in range(3)]
     for e in events[:2]:
         spool.append(encoded(e), NOW)
     assert spool.count() == 2 and not spool.due(NOW)
-    assert sender.claim(spool, NOW, ID) == []
+    assert sender.claim(spool, NOW, ID) == ([], 0)
     spool.append(encoded(events[2]), NOW)
     assert spool.due(NOW)
-    batch = sender.claim(spool, NOW, ID)
-    assert ids(batch) == [e["event_id"] for e in events]
-    assert spool.backoff() == (1, NOW + 5)  # pessimistic: a process killed mid-send still backs off
-    sender.settle(spool, [line for line, _ in batch], True, NOW)
+    batch, tries = sender.claim(spool, NOW, ID)
+    assert ids(batch) == [e["event_id"] for e in events] and tries == 0
+    # A process that exits now (the grace ran out) leaves them marked: not an endpoint failure, no backoff,
+    # and they no longer make a send due by themselves.
+    assert spool.backoff() == (0, 0.0) and not spool.due(NOW)
+    sender.settle(spool, [line for line, _ in batch], answer(sender.SENT, 200), NOW)
     assert spool.count() == 0 and spool.backoff() == (0, 0.0)
 
 
@@ -65,11 +73,12 @@ def test_an_old_event_makes_a_send_due():
 def test_backoff_holds_a_due_send_until_it_expires():
     spool = make(batch_size=1)
     spool.append(encoded(event()), NOW)
-    batch = sender.claim(spool, NOW, ID)
-    sender.settle(spool, [line for line, _ in batch], False, NOW)
-    assert not spool.due(NOW + 4.9) and sender.claim(spool, NOW + 4.9, ID) == []
+    batch, _ = sender.claim(spool, NOW, ID)
+    sender.settle(spool, [line for line, _ in batch], answer(sender.FAILED, 503), NOW)
+    assert not spool.due(NOW + 4.9) and sender.claim(spool, NOW + 4.9, ID) == ([], 0)
     assert spool.due(NOW + 5)
-    sender.claim(spool, NOW + 5, ID)
+    batch, _ = sender.claim(spool, NOW + 5, ID)
+    sender.settle(spool, [line for line, _ in batch], answer(sender.FAILED, 503), NOW + 5)
     assert spool.backoff() == (2, NOW + 5 + 10)
 
 
@@ -118,11 +127,11 @@ def test_settle_removes_exactly_the_sent_events_even_after_the_spool_changed():
     first, second = event(), event()
     spool.append(encoded(first), NOW)
     spool.append(encoded(second), NOW)
-    batch = sender.claim(spool, NOW, ID)
+    batch, _ = sender.claim(spool, NOW, ID)
     later = [event() for _ in range(2)]
     for e in later:  # meanwhile: appends push `first` out of the bound
         spool.append(encoded(e), NOW + 1)
-    sender.settle(spool, [line for line, _ in batch], True, NOW + 2)
+    sender.settle(spool, [line for line, _ in batch], answer(sender.SENT, 200), NOW + 2)
     remaining = ids(sender.claim(spool, NOW + 2, ID, force=True))
     assert first["event_id"] not in remaining and second["event_id"] not in remaining
     assert set(remaining) <= {e["event_id"] for e in later}
@@ -143,7 +152,8 @@ def test_one_sender_at_a_time():
     assert first.acquire(0)
     try:
         assert not second.acquire(0)
-        assert sender.deliver(spool, "http://127.0.0.1:9/", ID, force=True) == 0
+        result = sender.deliver(spool, "http://127.0.0.1:9/", ID, force=True)
+        assert (result.delivered, result.busy, result.answer) == (0, True, None)
     finally:
         first.release()
     assert second.acquire(0)
@@ -166,7 +176,7 @@ def test_concurrent_writers_lose_and_corrupt_nothing():
     spool = make()
     with open(spool.path, "rb") as f:
         lines = f.read().splitlines()
-    records = [json.loads(line.split(b" ", 1)[1]) for line in lines]
+    records = [json.loads(line.split(b" ", 3)[3]) for line in lines]
     assert len(records) == 900
     for n in range(6):
         assert [r["i"] for r in records if r["writer"] == str(n)] == list(range(150))
@@ -204,7 +214,7 @@ def test_a_spooled_event_is_valid_on_the_wire():
     schema.validate_event(e)
     spool = make()
     spool.append(encoded(e), NOW)
-    [(line, claimed)] = sender.claim(spool, NOW, ID, force=True)
+    [(line, claimed)], _ = sender.claim(spool, NOW, ID, force=True)
     assert claimed == e and schema.encode_batch([claimed]) == schema.encode_batch([e])
 
 
