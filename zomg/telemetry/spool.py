@@ -219,6 +219,7 @@ def default_dir() -> str:
 
 
 _DEFAULT = DEFAULT_ENDPOINT.encode("ascii")
+_MAX_GAP = 86400.0  # the most one gap between events (or to now) adds to their age
 _LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
 
 
@@ -344,14 +345,23 @@ class Spool:
     def bounded(self, lines: list[bytes], now: float) -> list[bytes]:
         """Damaged lines dropped; then oldest first: nothing older than the age bound, at most the count bound.
 
-        Ages count from the newest event not dated after now, never from the
-        clock alone: a run whose clock is ahead does not age the spool, and an
-        event dated in the future (recorded while the clock was ahead) is kept.
+        An event's age is the sum of the gaps between it and each later event,
+        and from the newest to now, each gap counted as at most ``_MAX_GAP``
+        (and never below zero): a spool in use through a month-long outage
+        ages a month, but a clock that jumps a year ahead (or back) adds at
+        most a day, so it never drops an event as too old.
         """
         parsed = [(line, parse(line)) for line in lines]
-        stamps = [p[0] for _, p in parsed if p is not None and p[0] <= now]
-        oldest = (max(stamps) if stamps else now) - self.tuning.max_event_age
-        kept = [line for line, p in parsed if p is not None and p[0] >= oldest]
+        parsed = [(line, p[0]) for line, p in parsed if p is not None]
+        kept = []
+        age, later = 0.0, now
+        for line, stamp in reversed(parsed):
+            age += min(max(later - stamp, 0.0), _MAX_GAP)
+            later = stamp
+            if age > self.tuning.max_event_age:
+                break  # every earlier line is older still
+            kept.append(line)
+        kept.reverse()
         return kept[-self.tuning.max_events:] if self.tuning.max_events > 0 else []
 
     def transform(self, change) -> None:
