@@ -194,9 +194,10 @@ def explain(env=None) -> str:
         "",
         example_batch(user.installation_id, env).decode("ascii"),
         "",
-        "When: events wait in a small spool and are sent in one batch once there are 10 or the oldest "
+        "When: events wait in a small spool and are sent in one batch once there are 50 or the oldest "
         "is an hour old, from a background thread that never delays a command by more than half a "
-        "second. After a failure zomg waits (from seconds, doubling, up to an hour) before trying again.",
+        "second. After a failure zomg waits (from seconds, doubling, up to an hour) before trying again. "
+        "Send now: zomg telemetry flush.",
         "",
         "How the current mode was decided (first match wins):",
         "",

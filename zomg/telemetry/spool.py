@@ -189,7 +189,7 @@ class Tuning:
 
     def __init__(
         self,
-        batch_size: int = 10,
+        batch_size: int = 50,
         max_age: float = 3600.0,
         backoff_base: float = 5.0,
         backoff_cap: float = 3600.0,
