@@ -57,7 +57,7 @@ def test_the_published_answer_table_is_what_the_sender_does():
     seen = set()
     for row in rows:
         answers, _, effect = row.strip("|").split("|")
-        outcome = expected[effect.split(":")[0].split(";")[0].strip()]
+        outcome = expected[effect.split()[0].rstrip(":;")]
         for code in re.findall(r"`(\d)(\d\d|xx)`", answers):
             statuses = [int(code[0] + code[1])] if code[1] != "xx" else [int(code[0]) * 100 + n for n in (0, 1, 99)]
             for status in statuses:
