@@ -55,12 +55,14 @@ def test_the_published_answer_table_is_what_the_sender_does():
     rows = [line for line in _section("**Answers, by whose fault they are:**").splitlines() if line.startswith("| `")]
     expected = {"delivered": sender.SENT, "dropped": sender.REJECTED, "kept": sender.FAILED}
     seen = set()
+    # "other `4xx`": the codes a row names one by one are not part of another row's range.
+    named = {int(a + b) for row in rows for a, b in re.findall(r"`(\d)(\d\d)`", row)}
     for row in rows:
         answers, _, effect = row.strip("|").split("|")
         outcome = expected[effect.split()[0].rstrip(":;")]
         for code in re.findall(r"`(\d)(\d\d|xx)`", answers):
             statuses = [int(code[0] + code[1])] if code[1] != "xx" else [int(code[0]) * 100 + n for n in (0, 1, 99)]
-            for status in statuses:
+            for status in statuses if code[1] != "xx" else [n for n in statuses if n not in named]:
                 assert sender.classify(status)[0] == outcome, (status, row)
                 seen.add(status)
     assert {400, 404, 413, 422, 429, 500, 301} <= seen
