@@ -440,3 +440,21 @@ def test_a_notice_version_that_is_not_an_integer_shows_the_notice_again(cli, mon
     assert "zomg collects pseudonymous usage telemetry" in r.err
     cli("box", "list")
     assert len(spooled()) == 1  # recording works again
+
+
+def test_a_temporary_file_left_by_a_process_that_exited_mid_write_is_removed_by_the_next_send():
+    spool = Spool(tuning=Tuning(batch_size=1))
+    spool.append(b'{"n":0}', 1_800_000_000)
+    stale = os.path.join(spool.dir, ".spool.jsonl.999999999.0a0b0c0d.tmp")  # no such process
+    fresh = os.path.join(spool.dir, ".backoff.json.999999998.0a0b0c0d.tmp")  # another process, writing now
+    for path in (stale, fresh):
+        with open(path, "wb") as f:
+            f.write(b"half")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    lock = spool.send_lock()
+    assert lock.acquire(0)
+    try:
+        sender.claim(spool, 1_800_000_000, None)
+    finally:
+        lock.release()
+    assert not os.path.exists(stale) and os.path.exists(fresh)

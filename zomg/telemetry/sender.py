@@ -163,7 +163,7 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
     """
     from zomg.telemetry.spool import parse
 
-    spool.remove_stale_temporaries(now)
+    spool.remove_stale_temporaries()
     found = _candidates(spool, now, installation_id, kinds)
     with spool.lock():
         present = {}
