@@ -253,8 +253,7 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
                  "endpoint": policy.masked(url), "reason": None, "status": None}
         report.append(entry)
         if mode != "on":
-            entry["reason"] = f"telemetry is {mode}: {reason}" if mode == "off" else (
-                "log mode prints events instead of sending them")
+            entry["reason"] = f"off ({reason})" if mode == "off" else "log mode prints events instead of sending them"
             continue
         spool = Spool(tuning=tuning, url=url)
         waiting = _waiting(spool, kind)
