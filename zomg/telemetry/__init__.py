@@ -284,10 +284,11 @@ MAX_WAIT_FOR_ANOTHER_SENDER = 1.0
 
 def _waiting(spool, kind: str) -> int:
     """How many events of type ``kind`` wait for the spool's endpoint."""
-    from zomg.telemetry.spool import _event_name, parse
+    from zomg.telemetry.spool import parse
+    from zomg.telemetry.spool_edit import event_type
 
     return sum(1 for line in spool.read()
-               if (parse(line) or (0, 0, b""))[2] == spool.url and _event_name(line) == kind)
+               if (parse(line) or (0, 0, b""))[2] == spool.url and event_type(line) == kind)
 
 
 __all__ = ["LOG_PREFIX", "NOTICE_VERSION", "Session", "flush", "flush_report", "notice_due", "start"]

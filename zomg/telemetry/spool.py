@@ -243,18 +243,16 @@ def _enqueued(line: bytes) -> int | None:
     return None if parsed is None else parsed[0]
 
 
-def _event_name(line: bytes) -> str | None:
-    """The event type of a spool line; None for a line that cannot be read (it could never be sent)."""
-    parsed = parse(line)
-    try:
-        name = json.loads(parsed[3]).get("event")
-    except (TypeError, ValueError, RecursionError, AttributeError):
-        return None
-    return name if isinstance(name, str) else None
-
-
 def _lines(data: bytes) -> list[bytes]:
     return [line for line in data.split(b"\n") if line]
+
+
+def _edit():
+    # Changing the spool beyond an append (rewrites, marks, bounds, dropping) is needed by the
+    # sender thread and the telemetry commands, never on a command's own path: loaded on first use.
+    from zomg.telemetry import spool_edit
+
+    return spool_edit
 
 
 class Spool:
@@ -289,14 +287,7 @@ class Spool:
 
     def counts(self) -> tuple[int, int]:
         """(events waiting for this spool's endpoint, events waiting for another one)."""
-        mine = other = 0
-        for parsed in map(parse, self.read()):
-            if parsed is not None:
-                if parsed[2] == self.url:
-                    mine += 1
-                else:
-                    other += 1
-        return mine, other
+        return _edit().counts(self)
 
     def backoff(self, now: float | None = None) -> tuple[int, float]:
         """(consecutive failures, earliest time of the next attempt); a damaged file is reset.
@@ -326,15 +317,7 @@ class Spool:
             pass
 
     def due_for(self, lines: list[bytes], now: float) -> bool:
-        """The due rule alone (the caller checks the backoff): enough fresh events, or an old one.
-
-        Only this endpoint's events that no send has reached yet count: a batch
-        sent by a run that exited before the answer waits for the next send.
-        """
-        stamps = [p[0] for p in map(parse, lines) if p is not None and p[1] == 0 and p[2] == self.url]
-        if len(stamps) >= self.tuning.batch_size:
-            return True
-        return bool(stamps) and now - min(stamps) >= self.tuning.max_age
+        return _edit().due_for(self, lines, now)
 
     def due(self, now: float) -> bool:
         """Whether a send should start: enough events, or an old one, and no backoff running."""
@@ -353,63 +336,10 @@ class Spool:
         return stamp.isdigit() and len(stamp) <= 12 and now - int(stamp) >= self.tuning.max_age
 
     def bounded(self, lines: list[bytes], now: float) -> list[bytes]:
-        """Damaged lines dropped; then oldest first: nothing older than the age bound, at most the count bound.
-
-        An event's age is the sum of the gaps between it and each later event,
-        and from the newest to now, each gap counted as at most ``_MAX_GAP``
-        (and never below zero): a spool in use through a month-long outage
-        ages a month, but a clock that jumps a year ahead (or back) adds at
-        most a day, so it never drops an event as too old.
-        """
-        parsed = [(line, parse(line)) for line in lines]
-        parsed = [(line, p[0]) for line, p in parsed if p is not None]
-        kept = []
-        age, later = 0.0, now
-        for line, stamp in reversed(parsed):
-            age += min(max(later - stamp, 0.0), _MAX_GAP)
-            later = stamp
-            if age > self.tuning.max_event_age:
-                break  # every earlier line is older still
-            kept.append(line)
-        kept.reverse()
-        return kept[-self.tuning.max_events:] if self.tuning.max_events > 0 else []
+        return _edit().bounded(self, lines, now)
 
     def transform(self, change) -> None:
-        """Replace the lines with ``change(lines)`` (None: leave them), appends made meanwhile kept.
-
-        The new file is written and fsynced without the lock; under it, the
-        replace happens only if the file has merely grown since it was read
-        (its new lines are carried over); otherwise ``change`` runs again.
-        """
-        from zomg.fsutil import discard, prepare, replace
-
-        for _ in range(3):
-            with self.lock():
-                before = self._raw()
-            new = change(_lines(before))
-            if new is None:
-                return
-            body = b"".join(line + b"\n" for line in new)
-            tmp = prepare(self.path, body, 0o600) if body else None
-            with self.lock():
-                current = self._raw()
-                if current.startswith(before):
-                    appended = _lines(current[len(before):])
-                    if appended and tmp is None:
-                        tmp = prepare(self.path, b"".join(line + b"\n" for line in appended), 0o600, sync=False)
-                    elif appended:
-                        with open(tmp, "ab") as f:
-                            f.write(b"".join(line + b"\n" for line in appended))
-                    if tmp is not None:
-                        if os.path.isdir(self.path):
-                            clear_path(self.path)
-                        replace(tmp, self.path)
-                    else:
-                        self._forget(self.path)
-                    return
-            if tmp is not None:
-                discard(tmp)
-        raise TimeoutError("the telemetry spool keeps changing")
+        _edit().transform(self, change)
 
     def rewrite(self, lines: list[bytes]) -> None:
         self.transform(lambda _: lines)
@@ -459,37 +389,13 @@ class Spool:
             self.set_tries_locked(tries)
 
     def set_tries_locked(self, tries: dict[bytes, int]) -> None:
-        """``set_tries`` for a caller that holds the spool lock."""
-        try:
-            fd = os.open(self.path, os.O_RDWR)
-        except OSError:
-            return
-        try:
-            data, offset = b"", 0
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-            for line in data.split(b"\n"):
-                parts = line.split(b" ", 3)
-                if len(parts) == 4 and parts[3] in tries and len(parts[1]) == 1:
-                    os.lseek(fd, offset + len(parts[0]) + 1, os.SEEK_SET)
-                    os.write(fd, b"%d" % min(9, tries[parts[3]]))
-                offset += len(line) + 1
-        finally:
-            os.close(fd)
+        _edit().set_tries_locked(self, tries)
 
     def write_backoff(self, failures: int, retry_at: float) -> None:
         self._write_state(self.backoff_path, {"failures": failures, "retry_at": retry_at})
 
     def _write_state(self, path: str, state: dict) -> None:
-        from zomg.fsutil import write_atomic
-
-        if os.path.isdir(path):
-            clear_path(path)
-        # Not fsynced: losing it to a crash costs one early or late attempt, never an event.
-        write_atomic(path, json.dumps(state).encode("ascii"), mode=0o600, sync=False)
+        _edit().write_state(self, path, state)
 
     def clear_backoff(self) -> None:
         self._forget(self.backoff_path)
@@ -504,52 +410,11 @@ class Spool:
 
     def drop_events(self, event_name: str) -> int:
         """Delete the unsent events of one type; return how many. With none left, the files go too."""
-        if not os.path.isdir(self.dir):
-            return 0
-        dropped = []
-
-        def without(lines: list[bytes]) -> list[bytes] | None:
-            kept = [line for line in lines if _event_name(line) not in (event_name, None)]
-            dropped[:] = [len(lines) - len(kept)]
-            return kept if len(kept) != len(lines) else None
-
-        self.transform(without)
-        if not self.read():
-            self.clear()
-        return dropped[0] if dropped else 0
+        return _edit().drop_events(self, event_name)
 
     def clear(self) -> int:
         """Delete every unsent event and the spool's files; return how many events there were."""
-        if not os.path.isdir(self.dir):
-            return 0
-        with self.lock():
-            dropped = self.count()
-            for name in (SPOOL, BACKOFF, LAST):
-                self._forget(os.path.join(self.dir, name))
-        for name in (LOCK, SEND_LOCK):
-            try:
-                os.unlink(os.path.join(self.dir, name))
-            except OSError:
-                pass
-        try:
-            os.rmdir(self.dir)
-        except OSError:
-            pass
-        return dropped
+        return _edit().clear(self)
 
     def remove_stale_temporaries(self) -> None:
-        """Temporary files left by another process that exited mid-write (a slow disk at exit)."""
-        try:
-            names = os.listdir(self.dir)
-        except OSError:
-            return
-        now = time.time()  # the file system's clock, not an injected one
-        mine = f".{os.getpid()}."
-        for name in names:
-            if name.startswith(".") and name.endswith(".tmp") and mine not in name:
-                path = os.path.join(self.dir, name)
-                try:
-                    if now - os.stat(path).st_mtime > _STALE_AFTER:
-                        os.unlink(path)
-                except OSError:
-                    pass
+        _edit().remove_stale_temporaries(self)
