@@ -458,3 +458,16 @@ def test_a_temporary_file_left_by_a_process_that_exited_mid_write_is_removed_by_
     finally:
         lock.release()
     assert not os.path.exists(stale) and os.path.exists(fresh)
+
+
+def test_a_setup_file_too_deep_to_parse_does_not_silence_cli_telemetry(cli, monkeypatch):
+    from zomg import paths
+
+    notice_seen()
+    os.makedirs(os.path.dirname(paths.setup_file()), exist_ok=True)
+    with open(paths.setup_file(), "wb") as f:
+        f.write(b"[" * 100_000 + b"]" * 100_000)
+    cli.tuning.batch_size = 1000
+    cli("telemetry", "status")
+    cli("box", "list")
+    assert len(spooled()) == 1

@@ -147,7 +147,10 @@ def _start(telemetry_command: bool, env: Mapping[str, str] | None, tuning: Tunin
     session, notice_shown = _cli_session(decision, env, tuning)
     if notice_shown:
         return None  # the run that shows the notice records and sends nothing at all
-    session = _add_deployment_metrics(session, decision, env, tuning)
+    try:
+        session = _add_deployment_metrics(session, decision, env, tuning)
+    except Exception:  # a damaged setup file must not silence CLI telemetry too
+        pass
     if session is not None:
         session.start_send_if_due()
     return session
