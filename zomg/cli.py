@@ -135,5 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
     except (OSError, ValueError):
         pass
-    _finish_telemetry(session, recorder, started, result, error_class)
+    try:
+        _finish_telemetry(session, recorder, started, result, error_class)
+    except KeyboardInterrupt:  # Ctrl-C while waiting the exit grace for a send: the user wants out
+        from zomg.errors import EXIT_INTERRUPTED
+
+        return EXIT_INTERRUPTED
     return code

@@ -32,7 +32,7 @@ function __zomg_at
                 continue
         end
         set -l deeper (string trim -- "$path $t")
-        if test $npos = 0; and contains -- $deeper 'box' 'box create' 'box list' 'box show' 'box rm' 'exec' 'console' 'setup' 'telemetry' 'telemetry status' 'telemetry on' 'telemetry off' 'telemetry log' 'telemetry explain' 'completion'
+        if test $npos = 0; and contains -- $deeper 'box' 'box create' 'box list' 'box show' 'box rm' 'exec' 'console' 'setup' 'telemetry' 'telemetry status' 'telemetry on' 'telemetry off' 'telemetry log' 'telemetry explain' 'telemetry flush' 'completion'
             set path $deeper
             continue
         end
@@ -96,6 +96,7 @@ complete -c zomg -n '__zomg_at "telemetry" 0' -a on -d 'turn telemetry on'
 complete -c zomg -n '__zomg_at "telemetry" 0' -a off -d 'turn telemetry off and delete the installation id and unsent events'
 complete -c zomg -n '__zomg_at "telemetry" 0' -a log -d 'print each event to stderr instead of sending it'
 complete -c zomg -n '__zomg_at "telemetry" 0' -a explain -d 'what is collected, an example payload, and how the mode is decided'
+complete -c zomg -n '__zomg_at "telemetry" 0' -a flush -d 'send every unsent event now, for each data set that is on'
 complete -c zomg -n '__zomg_at "telemetry" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "telemetry status" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "telemetry status" any' -l json -d 'print one JSON object'
@@ -103,5 +104,6 @@ complete -c zomg -n '__zomg_at "telemetry on" any' -l help -s h -d 'show this he
 complete -c zomg -n '__zomg_at "telemetry off" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "telemetry log" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "telemetry explain" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "telemetry flush" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "completion" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "completion" 0' -a 'bash zsh fish'

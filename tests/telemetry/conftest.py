@@ -65,5 +65,8 @@ def cli(monkeypatch, zomg, clock):
         return session
 
     monkeypatch.setattr(telemetry, "start", start)
+    real_flush_report = telemetry.flush_report  # what `zomg telemetry flush` runs: the same tuning and clock
+    monkeypatch.setattr(telemetry, "flush_report",
+                        lambda env=None, tuning=None: real_flush_report(env, tuning or runner.tuning))
     yield runner
     runner.drain()

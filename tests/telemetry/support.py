@@ -137,9 +137,11 @@ def state_dir() -> str:
 
 def spooled() -> list[dict]:
     """The events waiting in the spool."""
+    from zomg.telemetry.spool import parse
+
     try:
         with open(os.path.join(state_dir(), "spool.jsonl"), "rb") as f:
-            return [json.loads(line.split(b" ", 1)[1]) for line in f.read().splitlines() if line]
+            return [json.loads(parse(line)[3]) for line in f.read().splitlines() if line]
     except FileNotFoundError:
         return []
 

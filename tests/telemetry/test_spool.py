@@ -34,26 +34,34 @@ def encoded(e: dict) -> bytes:
 
 
 def ids(batch) -> list[str]:
+    if isinstance(batch, tuple):  # claim's (batch, tries before)
+        batch = batch[0]
     return [e["event_id"] for _, e in batch]
+
+
+def answer(outcome: str, status: int | None = None):
+    return sender.Answer(outcome, status, "test")
 
 
 def make(**tuning) -> Spool:
     return Spool(tuning=Tuning(**tuning))
 
 
-def test_append_then_claim_returns_events_in_order_and_records_an_attempt():
+def test_append_then_claim_returns_events_in_order_and_marks_them_tried():
     spool = make(batch_size=3)
     events = [event() for _ in range(3)]
     for e in events[:2]:
         spool.append(encoded(e), NOW)
     assert spool.count() == 2 and not spool.due(NOW)
-    assert sender.claim(spool, NOW, ID) == []
+    assert sender.claim(spool, NOW, ID) == ([], 0)
     spool.append(encoded(events[2]), NOW)
     assert spool.due(NOW)
-    batch = sender.claim(spool, NOW, ID)
-    assert ids(batch) == [e["event_id"] for e in events]
-    assert spool.backoff() == (1, NOW + 5)  # pessimistic: a process killed mid-send still backs off
-    sender.settle(spool, [line for line, _ in batch], True, NOW)
+    batch, tries = sender.claim(spool, NOW, ID)
+    assert ids(batch) == [e["event_id"] for e in events] and tries == 0
+    # A process that exits now (the grace ran out) leaves them marked: not an endpoint failure, no backoff,
+    # and they no longer make a send due by themselves.
+    assert spool.backoff() == (0, 0.0) and not spool.due(NOW)
+    sender.settle(spool, [line for line, _ in batch], answer(sender.SENT, 200), NOW)
     assert spool.count() == 0 and spool.backoff() == (0, 0.0)
 
 
@@ -67,11 +75,12 @@ def test_an_old_event_makes_a_send_due():
 def test_backoff_holds_a_due_send_until_it_expires():
     spool = make(batch_size=1)
     spool.append(encoded(event()), NOW)
-    batch = sender.claim(spool, NOW, ID)
-    sender.settle(spool, [line for line, _ in batch], False, NOW)
-    assert not spool.due(NOW + 4.9) and sender.claim(spool, NOW + 4.9, ID) == []
+    batch, _ = sender.claim(spool, NOW, ID)
+    sender.settle(spool, [line for line, _ in batch], answer(sender.FAILED, 503), NOW)
+    assert not spool.due(NOW + 4.9) and sender.claim(spool, NOW + 4.9, ID) == ([], 0)
     assert spool.due(NOW + 5)
-    sender.claim(spool, NOW + 5, ID)
+    batch, _ = sender.claim(spool, NOW + 5, ID)
+    sender.settle(spool, [line for line, _ in batch], answer(sender.FAILED, 503), NOW + 5)
     assert spool.backoff() == (2, NOW + 5 + 10)
 
 
@@ -93,12 +102,25 @@ def test_the_count_bound_holds_on_append_alone():
 
 
 def test_events_older_than_the_age_bound_are_dropped():
+    """A machine used every day through a long outage: what is over 30 days old goes."""
+    spool = make(max_event_age=30 * 86400, max_events=1000)
+    events = [event() for _ in range(33)]
+    for day, e in enumerate(events):
+        spool.append(encoded(e), NOW - (32 - day) * 86400)
+    assert ids(sender.claim(spool, NOW, ID, force=True)) == [e["event_id"] for e in events[2:]]
+    assert spool.count() == 31
+
+
+def test_a_clock_that_jumped_never_ages_events_past_the_bound():
     spool = make(max_event_age=30 * 86400)
-    old, fresh = event(), event()
-    spool.append(encoded(old), NOW - 31 * 86400)
-    spool.append(encoded(fresh), NOW)
-    assert ids(sender.claim(spool, NOW, ID, force=True)) == [fresh["event_id"]]
-    assert spool.count() == 1
+    real = [event() for _ in range(3)]
+    for e in real:
+        spool.append(encoded(e), NOW)
+    ahead = NOW + 365 * 86400
+    spool.append(encoded(event()), ahead)  # a run with the clock a year ahead
+    assert len(spool.bounded(spool.read(), ahead)) == 4
+    assert len(spool.bounded(spool.read(), ahead + 86400)) == 4
+    assert len(spool.bounded(spool.read(), NOW + 60)) == 4  # and once the clock is right again
 
 
 def test_torn_invalid_and_foreign_lines_never_reach_the_wire():
@@ -120,11 +142,11 @@ def test_settle_removes_exactly_the_sent_events_even_after_the_spool_changed():
     first, second = event(), event()
     spool.append(encoded(first), NOW)
     spool.append(encoded(second), NOW)
-    batch = sender.claim(spool, NOW, ID)
+    batch, _ = sender.claim(spool, NOW, ID)
     later = [event() for _ in range(2)]
     for e in later:  # meanwhile: appends push `first` out of the bound
         spool.append(encoded(e), NOW + 1)
-    sender.settle(spool, [line for line, _ in batch], True, NOW + 2)
+    sender.settle(spool, [line for line, _ in batch], answer(sender.SENT, 200), NOW + 2)
     remaining = ids(sender.claim(spool, NOW + 2, ID, force=True))
     assert first["event_id"] not in remaining and second["event_id"] not in remaining
     assert set(remaining) <= {e["event_id"] for e in later}
@@ -145,7 +167,8 @@ def test_one_sender_at_a_time():
     assert first.acquire(0)
     try:
         assert not second.acquire(0)
-        assert sender.deliver(spool, "http://127.0.0.1:9/", ID, force=True) == 0
+        result = sender.deliver(spool, "http://127.0.0.1:9/", ID, force=True)
+        assert (result.delivered, result.busy, result.answer) == (0, True, None)
     finally:
         first.release()
     assert second.acquire(0)
@@ -168,7 +191,7 @@ def test_concurrent_writers_lose_and_corrupt_nothing():
     spool = make()
     with open(spool.path, "rb") as f:
         lines = f.read().splitlines()
-    records = [json.loads(line.split(b" ", 1)[1]) for line in lines]
+    records = [json.loads(line.split(b" ", 3)[3]) for line in lines]
     assert len(records) == 900
     for n in range(6):
         assert [r["i"] for r in records if r["writer"] == str(n)] == list(range(150))
@@ -206,7 +229,7 @@ def test_a_spooled_event_is_valid_on_the_wire():
     schema.validate_event(e)
     spool = make()
     spool.append(encoded(e), NOW)
-    [(line, claimed)] = sender.claim(spool, NOW, ID, force=True)
+    [(line, claimed)], _ = sender.claim(spool, NOW, ID, force=True)
     assert claimed == e and schema.encode_batch([claimed]) == schema.encode_batch([e])
 
 

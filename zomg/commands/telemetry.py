@@ -29,6 +29,37 @@ def explain() -> int:
     return 0
 
 
+def flush() -> int:
+    from zomg.errors import NetworkError
+    from zomg.telemetry import flush_report
+
+    failed = False
+    for entry in flush_report():
+        name, n = entry["data_set"], entry["sent"]
+        events = f"{n} event{'s' if n != 1 else ''}"
+        if entry["result"] == "sent":
+            line = f"sent {events} to {entry['endpoint']}"
+            if entry["dropped"]:
+                line += f"; {entry['dropped']} refused by the receiver for their content and dropped"
+        elif entry["result"] == "nothing":
+            line = "nothing to send" + (f" ({entry['reason']})" if entry["reason"] else "")
+        elif entry["result"] == "off":
+            line = f"not sent: {entry['reason']}"
+        else:
+            failed = True
+            http = f", HTTP {entry['status']}" if entry["status"] else ""
+            kept = entry["kept"]
+            line = (f"not sent: {entry['reason']}{http} from {entry['endpoint']}; {kept} "
+                    f"event{'s' if kept != 1 else ''} kept for later")
+            if n:
+                line = f"sent {events}, then " + line
+        sys.stdout.write(f"{name}: {line}\n")
+    if failed:
+        sys.stdout.flush()
+        raise NetworkError("telemetry flush: the endpoint failed; the events not sent are kept for later")
+    return 0
+
+
 def _store(mode: str) -> None:
     from zomg.errors import ConflictError, ZomgError, from_os_error
     from zomg.telemetry import config, policy
@@ -107,5 +138,10 @@ SPEC = Command(
         Command("off", help="turn telemetry off and delete the installation id and unsent events", run=off),
         Command("log", help="print each event to stderr instead of sending it", run=log),
         Command("explain", help="what is collected, an example payload, and how the mode is decided", run=explain),
+        Command("flush", help="send every unsent event now, for each data set that is on", run=flush,
+                description="Send every unsent event now, ignoring when a send would be due and any backoff: CLI "
+                "events when telemetry is on, deployment metrics when opted in with zomg setup. Prints one "
+                "line per data set; exits 1 when the endpoint failed. Never sends when the environment turns "
+                "telemetry off."),
     ),
 )

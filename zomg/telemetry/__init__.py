@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from zomg.telemetry.spool import Spool, Tuning
 
 LOG_PREFIX = "zomg-telemetry: "
+# The event types, as zomg.telemetry.schema names them (not imported here: start-up cost).
+CLI_COMMAND = "cli.command"
+DEPLOYMENT_METRICS = "deployment.metrics"
 
 # The version of what is collected, as the first-run notice (``notice.TEXT``)
 # describes it. Raise it whenever that changes (a field added to an event
@@ -44,6 +47,7 @@ class Session:
         self.mode = mode  # None: no CLI event, only deployment metrics
         self.installation_id = installation_id
         self.url = url
+        self.kinds: set[str] = set()  # the event types this run may send (each data set's own switch)
         self.tuning = tuning
         self.env = env
         self.thread = None  # the send this invocation started, if any
@@ -56,19 +60,17 @@ class Session:
         if self._spool_cache is None:
             from zomg.telemetry.spool import Spool
 
-            self._spool_cache = Spool(tuning=self.tuning)
+            self._spool_cache = Spool(tuning=self.tuning, url=self.url)
         return self._spool_cache
 
-    def start_send_if_due(self, any_owner: bool = False) -> None:
-        # Without an installation id there are no CLI events to send, unless
-        # deployment metrics (which carry their own id) are on.
-        if self.installation_id is None and not any_owner:
+    def start_send_if_due(self) -> None:
+        if not self.kinds:
             return
         spool = self._spool()
         if spool.due(self.tuning.clock()):
             from zomg.telemetry import sender
 
-            self.thread = sender.start(spool, self.url, self.installation_id)
+            self.thread = sender.start(spool, self.url, self.installation_id, frozenset(self.kinds))
 
     def start_deployment_metrics(self, mode: str, deployment_id: str) -> None:
         """Measure in a daemon thread: walking the boxes must never delay the command."""
@@ -145,7 +147,13 @@ def _start(telemetry_command: bool, env: Mapping[str, str] | None, tuning: Tunin
     session, notice_shown = _cli_session(decision, env, tuning)
     if notice_shown:
         return None  # the run that shows the notice records and sends nothing at all
-    return _add_deployment_metrics(session, decision, env, tuning)
+    try:
+        session = _add_deployment_metrics(session, decision, env, tuning)
+    except Exception:  # a damaged setup file must not silence CLI telemetry too
+        pass
+    if session is not None:
+        session.start_send_if_due()
+    return session
 
 
 def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None) -> tuple[Session | None, bool]:
@@ -167,8 +175,8 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
         notice.show(env_decided=decision.source.startswith("env:"))
         return None, True
     session = Session(decision.mode, user.installation_id, url, tuning or Tuning(), env)
-    if decision.mode == "on":
-        session.start_send_if_due()
+    if decision.mode == "on" and user.installation_id is not None:
+        session.kinds.add(CLI_COMMAND)
     return session, False
 
 
@@ -193,8 +201,8 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
         session = Session(None, None, url, tuning or Tuning(), env)
     if deployment.due(session._spool().dir, session.tuning.clock()):
         session.start_deployment_metrics(mode, setup_config.load().deployment_id)
-    if mode == "on" and session.thread is None:
-        session.start_send_if_due(any_owner=True)
+    if mode == "on" and session.url == url:
+        session.kinds.add(DEPLOYMENT_METRICS)
     return session
 
 
@@ -209,17 +217,81 @@ def _endpoint_for(mode: str, env: Mapping[str, str] | None) -> str | None:
 def flush(env: Mapping[str, str] | None = None, tuning: Tuning | None = None) -> int:
     """Send every spooled event now, whatever the due rule and backoff say; return how many arrived.
 
-    For packagers' and receivers' end-to-end checks (``python -c "import
-    zomg.telemetry as t; print(t.flush())"``); the CLI itself never calls it.
-    Sends nothing unless the effective mode is on and the endpoint usable.
+    What `zomg telemetry flush` does, for scripts and end-to-end checks
+    (``python -c "import zomg.telemetry as t; print(t.flush())"``).
     """
-    from zomg.telemetry import config, policy, sender
-    from zomg.telemetry.spool import Spool
-
-    url = _endpoint_for("on", env)
-    if url is None or policy.decide(env).mode != "on":
-        return 0
-    return sender.deliver(Spool(tuning=tuning), url, config.read_user().installation_id, force=True)
+    return sum(entry["sent"] for entry in flush_report(env, tuning))
 
 
-__all__ = ["LOG_PREFIX", "NOTICE_VERSION", "Session", "flush", "notice_due", "start"]
+def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = None) -> list[dict]:
+    """Send every spooled event of each data set whose own switch is on; one entry per data set.
+
+    Each entry: ``data_set``, ``result`` (``sent``, ``nothing``, ``off`` or
+    ``failed``), ``sent``, ``dropped`` and ``kept`` event counts, ``endpoint``
+    (credentials masked), ``reason`` and ``status`` (the HTTP status of the
+    last answer, or None). Sends nothing when the environment or a lock turns
+    telemetry off.
+    """
+    import os
+
+    from zomg import paths
+    from zomg.telemetry import config, deployment, policy, sender
+    from zomg.telemetry.spool import Spool, Tuning
+
+    tuning = tuning or Tuning()
+    decision = policy.decide(env)
+    url = policy.endpoint(env)
+    problem = policy.endpoint_problem(url)
+    if decision.source == "env:DO_NOT_TRACK" or not os.path.exists(paths.setup_file()):
+        metrics = ("off", "not chosen in zomg setup" if decision.mode != "off" else decision.reason)
+    else:
+        metrics = deployment.decide(env, decision)
+    sets = (
+        ("cli events", CLI_COMMAND, decision.mode, decision.reason),
+        ("deployment metrics", DEPLOYMENT_METRICS) + tuple(metrics),
+    )
+    report = []
+    for name, kind, mode, reason in sets:
+        entry = {"data_set": name, "result": "off", "sent": 0, "dropped": 0, "kept": 0,
+                 "endpoint": policy.masked(url), "reason": None, "status": None}
+        report.append(entry)
+        if mode != "on":
+            entry["reason"] = f"off ({reason})" if mode == "off" else "log mode prints events instead of sending them"
+            continue
+        spool = Spool(tuning=tuning, url=url)
+        waiting = _waiting(spool, kind)
+        if problem is not None:
+            entry.update(result="failed" if waiting else "nothing", kept=waiting,
+                         reason=f"the endpoint is not usable: {problem}")
+            continue
+        installation_id = config.read_user().installation_id if kind == CLI_COMMAND else None
+        result = sender.deliver(spool, url, installation_id, force=True, kinds=frozenset((kind,)),
+                                wait=tuning.timeout + MAX_WAIT_FOR_ANOTHER_SENDER)
+        entry.update(sent=result.delivered, dropped=result.dropped, kept=_waiting(spool, kind))
+        if result.busy:
+            entry.update(result="failed", reason="another zomg is sending; try again")
+        elif result.answer is not None and result.answer.outcome == sender.FAILED:
+            entry.update(result="failed", reason=result.answer.reason, status=result.answer.status)
+        elif result.answer is None and entry["kept"]:
+            entry.update(result="failed", reason="the events could not be read from the spool")
+        else:
+            entry["result"] = "sent" if result.delivered or result.dropped else "nothing"
+            if result.answer is not None:
+                entry["status"] = result.answer.status
+    return report
+
+
+# How long `zomg telemetry flush` waits, beyond a send's own timeout, for another process's send.
+MAX_WAIT_FOR_ANOTHER_SENDER = 1.0
+
+
+def _waiting(spool, kind: str) -> int:
+    """How many events of type ``kind`` wait for the spool's endpoint."""
+    from zomg.telemetry.spool import parse
+    from zomg.telemetry.spool_edit import event_type
+
+    return sum(1 for line in spool.read()
+               if (parse(line) or (0, 0, b""))[2] == spool.url and event_type(line) == kind)
+
+
+__all__ = ["LOG_PREFIX", "NOTICE_VERSION", "Session", "flush", "flush_report", "notice_due", "start"]

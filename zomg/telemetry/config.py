@@ -16,6 +16,7 @@ import json
 import os
 
 from zomg import paths
+from zomg.telemetry.files import whole
 
 FILE_NAME = "telemetry.json"
 MODES = ("on", "off", "log")
@@ -79,24 +80,18 @@ def user_path() -> str:
 
 
 def _load(path: str) -> tuple[object, str | None, bool]:
-    """(parsed JSON, problem, exists)."""
-    try:
-        # Not fsutil.read_json_file: that module is not otherwise loaded on a command's path.
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8")), None, True
-    except (FileNotFoundError, NotADirectoryError):
-        return None, None, False
-    except OSError as exc:
-        return None, f"cannot be read: {exc.strerror or exc}", True
-    except ValueError:
-        return None, "is not valid JSON", True
+    """(parsed JSON, problem, exists); never raises, whatever the file holds."""
+    from zomg.telemetry.files import read_json
+
+    return read_json(path)
 
 
 def _mode_of(data: dict) -> tuple[str | None, str | None]:
     mode = data.get("mode")
     if mode is None or mode in MODES:
         return mode, None
-    return None, f"has an unknown mode {str(mode)[:20]!r} (expected on, off or log)"
+    shown = repr(mode[:20]) if isinstance(mode, str) else f"of type {type(mode).__name__}"
+    return None, f"has an unknown mode {shown} (expected on, off or log)"
 
 
 def read_user() -> UserConfig:
@@ -111,8 +106,8 @@ def read_user() -> UserConfig:
     config.mode, config.problem = _mode_of(data)
     if is_uuid4(data.get("installation_id")):
         config.installation_id = data["installation_id"]
-    version = data.get("notice_version")
-    config.notice_version = version if isinstance(version, int) and not isinstance(version, bool) else 0
+    # true and 1.0 equal 1 in Python but are not a version zomg wrote: the notice is due.
+    config.notice_version = whole(data.get("notice_version"), 0, 1 << 31) or 0
     return config
 
 
@@ -163,6 +158,10 @@ def update(change) -> UserConfig:
         config = read_user()
         data = dict(config.data)
         if change(data):
+            if os.path.isdir(config.path):  # damaged state: a directory where the file belongs
+                from zomg.telemetry.files import clear_path
+
+                clear_path(config.path)
             body = json.dumps(data, indent=2, sort_keys=True) + "\n"
             write_atomic(config.path, body.encode("utf-8"), mode=0o600)
             # write_atomic's mode is filtered by the umask; the id file is private regardless.

@@ -53,13 +53,12 @@ def _state_path(spool_dir: str) -> str:
 
 
 def last_recorded(spool_dir: str) -> float:
-    import json
+    """When the last event was recorded; 0 when unknown or damaged (then one is due)."""
+    from zomg.telemetry.files import number, read_json
 
-    try:
-        with open(_state_path(spool_dir), "rb") as f:
-            return float(json.loads(f.read())["recorded_at"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+    data, _, _ = read_json(_state_path(spool_dir))
+    recorded = number(data.get("recorded_at"), 0, 1e11) if isinstance(data, dict) else None
+    return recorded or 0.0
 
 
 def due(spool_dir: str, now: float) -> bool:
@@ -82,7 +81,12 @@ def record(mode: str, deployment_id: str, spool, now: float) -> bytes | None:
     with spool.lock():
         if not due(spool.dir, now):
             return None
-        write_atomic(_state_path(spool.dir), json.dumps({"recorded_at": now}).encode(), mode=0o600)
+        if os.path.isdir(_state_path(spool.dir)):
+            from zomg.telemetry.files import clear_path
+
+            clear_path(_state_path(spool.dir))
+        # Not fsynced (the spool lock is held): a lost cadence costs one early measurement.
+        write_atomic(_state_path(spool.dir), json.dumps({"recorded_at": now}).encode(), mode=0o600, sync=False)
     from zomg.telemetry import metrics, schema
 
     built = metrics.build(deployment_id, now)

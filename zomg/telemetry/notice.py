@@ -41,7 +41,7 @@ def show(env_decided: bool) -> bool:
     marked = []
 
     def mark(data: dict) -> bool:
-        if data.get("notice_version") == _telemetry.NOTICE_VERSION:
+        if config.whole(data.get("notice_version"), 0, 1 << 31) == _telemetry.NOTICE_VERSION:
             return False  # another zomg showed it a moment ago
         if not env_decided and data.get("mode") not in (None, "on"):
             return False

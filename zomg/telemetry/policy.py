@@ -33,6 +33,7 @@ LOG_WORDS = ("log",)
 SOURCES = ("env:DO_NOT_TRACK", "env:ZOMG_TELEMETRY", "config", "system", "default")
 DEFAULT_ENDPOINT = "https://telemetry.zomg.ai/v1/events"
 ENDPOINT_ENV = "ZOMG_TELEMETRY_ENDPOINT"
+EVENTS_PATH = "/v1/events"
 
 
 class Decision:
@@ -132,9 +133,32 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
 
 
 def endpoint(env: Mapping[str, str] | None = None) -> str:
-    """The endpoint in effect: ``ZOMG_TELEMETRY_ENDPOINT`` if set and not empty, else the default."""
+    """The endpoint in effect: ``ZOMG_TELEMETRY_ENDPOINT`` if set and not empty, else the default.
+
+    A URL whose path is empty or ``/`` names the receiver's origin, and the
+    receiver answers at ``/v1/events`` (as OpenTelemetry exporters treat a base
+    endpoint); any other path is used as given.
+    """
     env = os.environ if env is None else env
-    return env.get(ENDPOINT_ENV, "").strip() or DEFAULT_ENDPOINT
+    url = env.get(ENDPOINT_ENV, "").strip() or DEFAULT_ENDPOINT
+    scheme, sep, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if not sep or scheme.lower() not in ("http", "https") or not authority:
+        return url  # not an address zomg sends to: shown as given, with why it is not used
+    if tail.startswith("/") and not tail.startswith("/?") and not tail.startswith("/#") and tail != "/":
+        return url
+    tail = tail[1:] if tail.startswith("/") else tail
+    return f"{scheme}://{authority}{EVENTS_PATH}{tail}"
+
+
+def masked(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, for showing it."""
+    scheme, sep, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if not sep or "@" not in rest[:cut]:
+        return url
+    return f"{scheme}://***@{rest[:cut].rpartition('@')[2]}{rest[cut:]}"
 
 
 def _is_loopback(host: str) -> bool:

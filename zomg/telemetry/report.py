@@ -40,6 +40,8 @@ def status(env=None) -> dict:
         inactive = "the endpoint is not usable, so nothing is recorded or sent"
     elif decision.mode != "off" and not writable:
         inactive = "the config dir is not writable, so telemetry is off for every run until it is"
+    spool = Spool(url=url)
+    mine, other = spool.counts()
     return {
         "mode": decision.mode,
         "source": decision.source,
@@ -47,7 +49,7 @@ def status(env=None) -> dict:
         "decided_by": decision.path,
         "active": decision.mode != "off" and inactive is None,
         "inactive_reason": inactive,
-        "endpoint": url,
+        "endpoint": policy.masked(url),
         "endpoint_usable": problem is None,
         "endpoint_problem": problem,
         "installation_id": user.installation_id,
@@ -57,9 +59,59 @@ def status(env=None) -> dict:
         "stored_mode": user.mode,
         "system_path": system.path,
         "system_locked": system.locks_off,
-        "unsent_events": Spool().count(),
+        "unsent_events": mine,
+        "unsent_events_other_endpoints": other,
+        **delivery_story(spool, mine),
         "deployment_metrics": _deployment_status(env, decision),
     }
+
+
+HINTS = {
+    404: "is the path right? the receiver answers at /v1/events",
+    410: "is the path right? the receiver answers at /v1/events",
+    401: "the endpoint asks for credentials; zomg sends none",
+    403: "the endpoint refuses zomg; is it the right receiver?",
+}
+
+
+def delivery_story(spool, waiting: int) -> dict:
+    """The last attempt, when the next may happen, and a hint when the last answer points at a misconfiguration."""
+    import time
+
+    from zomg.telemetry.event import timestamp
+    from zomg.telemetry.files import number, whole
+
+    now = time.time()
+    last = spool.last()
+    attempt = None
+    if last is not None:
+        at, events = number(last.get("at"), 0, 1e11), whole(last.get("events"), 0, 10**6)
+        outcome, status, reason = last.get("outcome"), whole(last.get("status"), 100, 999), last.get("reason")
+        if at is not None and events is not None and outcome in ("delivered", "kept", "dropped"):
+            attempt = {"at": timestamp(at), "outcome": outcome, "events": events, "status": status,
+                       "reason": reason if isinstance(reason, str) else None,
+                       "endpoint": policy.masked(str(last.get("endpoint", "")))[:200]}
+    failures, retry_at = spool.backoff(now)
+    next_at = None
+    if waiting:
+        next_at = timestamp(max(now, retry_at))
+    hint = None
+    if attempt is not None and attempt["outcome"] == "kept":
+        hint = HINTS.get(attempt["status"])
+        if hint is None and attempt["status"] is not None and 300 <= attempt["status"] < 400:
+            hint = "the endpoint redirects; set ZOMG_TELEMETRY_ENDPOINT to the address it points at"
+    return {"last_attempt": attempt, "next_attempt": next_at, "backoff_failures": failures, "hint": hint}
+
+
+def _attempt_line(attempt: dict | None) -> str:
+    if attempt is None:
+        return "none recorded"
+    n = attempt["events"]
+    what = f"{attempt['outcome']} {n} event{'s' if n != 1 else ''}"
+    if attempt["outcome"] != "delivered":
+        http = f", HTTP {attempt['status']}" if attempt["status"] else ""
+        what += f" ({attempt['reason']}{http})"
+    return f"{attempt['at']}: {what} [{attempt['endpoint']}]"
 
 
 def _deployment_status(env, decision) -> dict:
@@ -95,9 +147,17 @@ def status_lines(info: dict) -> list[tuple[str, str]]:
         ("notice shown:", "yes" if info["notice_shown"] else "no"),
         ("config file:", info["config_path"] + ("" if info["config_writable"] else " (not writable)")),
         ("system file:", (info["system_path"] or "none") + (" (locks telemetry off)" if info["system_locked"] else "")),
-        ("unsent events:", str(info["unsent_events"])),
+        ("unsent events:", str(info["unsent_events"]) + (
+            f" (and {info['unsent_events_other_endpoints']} recorded for another endpoint, kept for it)"
+            if info["unsent_events_other_endpoints"] else "")),
+        ("last attempt:", _attempt_line(info["last_attempt"])),
+        ("next attempt:", "none due (nothing waiting)" if info["next_attempt"] is None else
+         f"not before {info['next_attempt']}" + (f" (backing off after {info['backoff_failures']} failed "
+                                                 f"attempt{'s' if info['backoff_failures'] != 1 else ''})"
+                                                 if info["backoff_failures"] else
+                                                 ", once a send is due (or now: zomg telemetry flush)")),
         ("deployment metrics:", f"{info['deployment_metrics']['mode']} ({info['deployment_metrics']['reason']})"),
-    ]
+    ] + ([("hint:", info["hint"])] if info["hint"] else [])
 
 
 def example_batch(installation_id: str | None, env=None) -> bytes:
@@ -127,16 +187,17 @@ def explain(env=None) -> str:
     out += [
         "",
         f"Example: the request body for `zomg box list --json` on this machine, exactly as POSTed to "
-        f"{policy.endpoint(env)}",
+        f"{policy.masked(policy.endpoint(env))}",
         "(Content-Type: application/json, User-Agent: zomg-telemetry, no cookies; "
         + ("your installation id" if user.installation_id else "a random example installation id")
         + ", a new event_id per event):",
         "",
         example_batch(user.installation_id, env).decode("ascii"),
         "",
-        "When: events wait in a small spool and are sent in one batch once there are 10 or the oldest "
+        "When: events wait in a small spool and are sent in one batch once there are 50 or the oldest "
         "is an hour old, from a background thread that never delays a command by more than half a "
-        "second. After a failure zomg waits (from seconds, doubling, up to an hour) before trying again.",
+        "second. After a failure zomg waits (from seconds, doubling, up to an hour) before trying again. "
+        "Send now: zomg telemetry flush.",
         "",
         "How the current mode was decided (first match wins):",
         "",

@@ -5,11 +5,16 @@ loads urllib (and with it http.client, email and ssl). Every failure is
 silent; what was not confirmed stays spooled for a later invocation.
 
 The protocol: holding ``send.lock`` (so two processes never send the same
-events at once), ``claim`` a batch under the spool lock, POST it without any
-lock, then ``settle``: a delivered (or refused for good) batch is removed
-from the spool by identity, whatever was appended or trimmed meanwhile. A
-process that dies mid-send leaves its events spooled for a later one; the
-receiver drops duplicates by ``event_id``.
+events at once), ``claim`` a batch of the endpoint's own events, marking
+them as tried once more; POST it without any lock; then ``settle`` by whose
+fault the answer is (see ``classify``): a delivered batch, or one whose
+content the receiver refuses, is removed from the spool by identity, whatever
+was appended or trimmed meanwhile; the endpoint's failure keeps it and backs
+off. A process that exits mid-send (the exit grace ran out) leaves its batch
+spooled and marked: the next send takes fresh events first, so a link slower
+than the grace still sees every event, and a run that lives longer (or
+`zomg telemetry flush`) confirms the rest. The receiver drops duplicates by
+``event_id``.
 """
 from __future__ import annotations
 
@@ -20,33 +25,69 @@ from zomg.telemetry import schema
 from zomg.telemetry.spool import Spool
 
 USER_AGENT = "zomg-telemetry"
-SENT = "sent"  # 2xx: delivered
-REJECTED = "rejected"  # a 4xx other than 408/429: it will never be accepted, drop it
-FAILED = "failed"  # network error, 408, 429, 5xx, anything else: keep and back off
-_MAX_ROUNDS = 10  # batches one invocation sends at most
+SENT = "delivered"  # 2xx
+REJECTED = "dropped"  # 400, 413, 422: the receiver refuses this batch's content; it never will accept it
+FAILED = "kept"  # anything else: the endpoint's problem; keep the events and back off
+_MAX_ROUNDS = 10  # batches one invocation sends at most (flush: until the spool is empty)
+_REFUSED_CONTENT = (400, 413, 422)
 
 
-def classify(status: int) -> str:
+class Answer:
+    """What one POST gave: the outcome, the HTTP status (None without one), a reason class, Retry-After."""
+
+    __slots__ = ("outcome", "status", "reason", "retry_after")
+
+    def __init__(self, outcome: str, status: int | None, reason: str, retry_after: float | None = None) -> None:
+        self.outcome = outcome
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def classify(status: int) -> tuple[str, str]:
+    """(outcome, reason class) of an HTTP status: whose fault it is decides what happens to the batch."""
     if 200 <= status < 300:
-        return SENT
-    if 400 <= status < 500 and status not in (408, 429):
-        return REJECTED
-    return FAILED
+        return SENT, "delivered"
+    if status in _REFUSED_CONTENT:
+        return REJECTED, "refused content"
+    if 300 <= status < 400:
+        return FAILED, "redirect"
+    if status in (401, 403):
+        return FAILED, "not authorised"
+    if status in (404, 410):
+        return FAILED, "not found"
+    if status in (408, 429):
+        return FAILED, "throttled"
+    if 500 <= status < 600:
+        return FAILED, "server error"
+    if 400 <= status < 500:
+        return FAILED, "client error"
+    return FAILED, "unexpected answer"
 
 
-def _retry_after(headers) -> float | None:
+def _retry_after(headers, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date."""
     value = (headers.get("Retry-After") or "").strip() if headers is not None else ""
-    return float(value) if value.isdigit() else None
+    if value.isdigit():
+        return float(value[:12])
+    if value:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return None
 
 
-def post(url: str, body: bytes, timeout: float) -> tuple[str, float | None]:
-    """POST ``body`` to ``url``; return (outcome, Retry-After seconds or None). Never raises."""
+def post(url: str, body: bytes, timeout: float, now: float = 0.0) -> Answer:
+    """POST ``body`` to ``url``. Never raises."""
     try:
         import urllib.error
         import urllib.request
 
         class _NoRedirects(urllib.request.HTTPRedirectHandler):
-            # A redirect could lead anywhere (plain http, another host): treat it as a failure.
+            # A redirect could lead anywhere (plain http, another host): the endpoint's problem.
             def redirect_request(self, *args, **kwargs):
                 return None
 
@@ -60,101 +101,178 @@ def post(url: str, body: bytes, timeout: float) -> tuple[str, float | None]:
         )
         try:
             with opener.open(request, timeout=timeout) as response:
-                return classify(response.status), None
+                return _answer(response.status, None)
         except urllib.error.HTTPError as exc:
-            outcome, retry = classify(exc.code), _retry_after(exc.headers)
+            answer = _answer(exc.code, _retry_after(exc.headers, now))
             exc.close()
-            return outcome, retry
-    except Exception:  # refused, DNS, TLS, timeout, garbage: all the same to the user
-        return FAILED, None
+            return answer
+    except TimeoutError:
+        return Answer(FAILED, None, "timeout")
+    except Exception as exc:  # refused, DNS, TLS, garbage: the endpoint's problem
+        reason = getattr(exc, "reason", None)
+        return Answer(FAILED, None, "timeout" if isinstance(reason, TimeoutError) else "network error")
 
 
-def claim(spool: Spool, now: float, installation_id: str | None, force: bool = False) -> list[tuple[bytes, dict]]:
-    """Under the spool lock: enforce the bound, drop what can never be sent, pick the next batch.
+def _answer(status: int, retry_after: float | None) -> Answer:
+    outcome, reason = classify(status)
+    return Answer(outcome, status, reason, retry_after)
 
-    Records a failed attempt before returning, so a process that dies
-    mid-send still backs off; ``settle`` clears it on success. Returns
-    [] when nothing is due (``force`` ignores the due rule and backoff).
-    Call only while holding ``spool.send_lock()``.
-    """
-    with spool.lock():
-        lines = spool.read()
+
+def _candidates(spool: Spool, now: float, installation_id: str | None, kinds) -> list[tuple[bytes, dict]]:
+    """Clean the spool (damaged, too old, legacy and orphaned lines) and return this endpoint's sendable events."""
+    from zomg.telemetry.spool import parse
+
+    found: list[tuple[bytes, dict]] = []
+
+    def clean(lines: list[bytes]) -> list[bytes] | None:
         kept: list[bytes] = []
-        events: list[dict] = []
+        found.clear()
         for line in spool.bounded(lines, now):
+            stamp, tries, url, body = parse(line)
+            if url != spool.url:
+                kept.append(line)  # recorded for another endpoint: it waits for that one
+                continue
             try:
-                event = json.loads(line.split(b" ", 1)[1])
+                event = json.loads(body)
                 schema.validate_event(event)
-            except (IndexError, ValueError):
-                continue  # torn or unreadable: it would make the whole batch fail
+            except Exception:
+                continue  # damaged: it would make the whole batch fail
             owner = event.get("installation_id")
             if installation_id is not None and owner is not None and owner != installation_id:
                 continue  # made under an id since deleted by `zomg telemetry off`
+            line = b"%d %d %s %s" % (stamp, tries, url, body)  # lines of the old format get a tries digit
             kept.append(line)
-            events.append(event)
-        if kept != lines:
-            spool.rewrite(kept)
-        failures, retry_at = spool.backoff()
-        if not kept or not (force or (now >= retry_at and spool.due_for(kept, now))):
-            return []
-        spool.write_backoff(failures + 1, now + spool.tuning.backoff(failures + 1))
-        return list(zip(kept[: schema.MAX_BATCH], events[: schema.MAX_BATCH]))
+            if kinds is None or event.get("event") in kinds:
+                found.append((line, event))
+        return kept if kept != lines else None
+
+    spool.transform(clean)
+    return found
 
 
-def settle(spool: Spool, batch: list[bytes], delivered: bool, now: float, retry_after: float | None = None) -> None:
-    """After a send: drop ``batch`` if it was delivered (or refused for good), else keep backing off."""
+def claim(spool: Spool, now: float, installation_id: str | None, force: bool = False,
+          kinds=None) -> tuple[list[tuple[bytes, dict]], int]:
+    """Pick the next batch of this endpoint's events and mark it as tried once more.
+
+    Fresh events go first; events a send already reached without an answer go
+    after them (in a batch of their own). Returns (batch, how many times its
+    events were tried before); the batch is the events' JSON and the events,
+    and empty when nothing is due
+    (``force`` ignores the due rule and backoff). Call only while holding
+    ``spool.send_lock()``.
+    """
+    from zomg.telemetry.spool import parse
+
+    spool.remove_stale_temporaries()
+    found = _candidates(spool, now, installation_id, kinds)
     with spool.lock():
-        if delivered:
-            sent = set(batch)
-            lines = spool.read()
-            remaining = [line for line in lines if line not in sent]
-            if len(remaining) != len(lines):
-                spool.rewrite(remaining)
-            spool.clear_backoff()
-        elif retry_after:
-            failures, retry_at = spool.backoff()
-            wanted = now + min(retry_after, spool.tuning.backoff_cap)
-            if wanted > retry_at:
-                spool.write_backoff(max(failures, 1), wanted)
+        present = {}
+        for line in spool.read():
+            parsed = parse(line)
+            if parsed is not None:
+                present[parsed[3]] = parsed[1]
+        tries = {}
+        for line, event in found:
+            body = parse(line)[3]
+            if body in present:
+                tries[body] = (present[body], event, line)
+        if not tries:
+            return [], 0
+        if not force:
+            if now < spool.backoff(now)[1]:
+                return [], 0
+            if not spool.due_for([line for _, _, line in tries.values()], now):
+                return [], 0
+        level = min(t for t, _, _ in tries.values())
+        batch = [(body, event) for body, (t, event, _) in tries.items() if t == level][: schema.MAX_BATCH]
+        spool.set_tries_locked({body: level + 1 for body, _ in batch})
+    return batch, level
 
 
-def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = False) -> int:
-    """Send what is due (everything, with ``force``); return how many events were delivered.
+def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: int = 0) -> None:
+    """After an answer: drop ``batch`` (event JSON of each line) if delivered or refused, else keep it and back off."""
+    kept = answer.outcome == FAILED
+    if kept:
+        with spool.lock():
+            failures, retry_at = spool.backoff(now)
+            failures += 1
+            wait = spool.tuning.backoff(failures)
+            if answer.retry_after:
+                wait = max(wait, min(answer.retry_after, spool.tuning.backoff_cap))
+            spool.write_backoff(failures, now + wait)
+        spool.set_tries({body: tries for body in batch})  # the endpoint's problem: as if never tried
+    else:
+        from zomg.telemetry.spool import parse
 
-    Only one process sends at a time: the others find ``send.lock`` taken
-    and leave the spool to it.
+        gone = set(batch)
+
+        def without(lines: list[bytes]) -> list[bytes] | None:
+            remaining = [line for line in lines if (parse(line) or (0, 0, b"", line))[3] not in gone]
+            return remaining if len(remaining) != len(lines) else None
+
+        spool.transform(without)
+        spool.clear_backoff()
+    spool.write_last({"at": int(now), "outcome": answer.outcome, "events": len(batch), "status": answer.status,
+                      "reason": answer.reason, "endpoint": spool.url.decode("ascii", "replace")})
+
+
+class Result:
+    """What ``deliver`` did: events delivered and dropped, and the last answer (None: nothing was sent)."""
+
+    __slots__ = ("delivered", "dropped", "answer", "busy")
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.dropped = 0
+        self.answer: Answer | None = None
+        self.busy = False  # another process held the send lock
+
+
+def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = False, kinds=None,
+            wait: float = 0.0) -> Result:
+    """Send what is due (everything, with ``force``) to ``url``, the spool's endpoint.
+
+    Only one process sends at a time: the others find ``send.lock`` taken and
+    leave the spool to it (``wait`` seconds at most). After a confirmed batch
+    the rest follows without the due rule: the link works now.
     """
     clock = spool.tuning.clock
-    delivered = 0
+    result = Result()
     lock = spool.send_lock()
     try:
-        if not lock.acquire(0):
-            return 0
+        if not lock.acquire(wait):
+            result.busy = True
+            return result
     except OSError:
-        return 0
+        return result
     try:
-        for _ in range(_MAX_ROUNDS):
-            batch = claim(spool, clock(), installation_id, force=force)
+        # flush goes on until the spool is empty (the bound holds it to 10 batches of 100).
+        for rounds in range(_MAX_ROUNDS * (10 if force else 1)):
+            batch, tries = claim(spool, clock(), installation_id, force=force or rounds > 0, kinds=kinds)
             if not batch:
                 break
             body = schema.encode_batch([event for _, event in batch])
-            outcome, retry_after = post(url, body, spool.tuning.timeout)
-            settle(spool, [line for line, _ in batch], outcome != FAILED, clock(), retry_after)
-            if outcome == FAILED:
+            answer = post(url, body, spool.tuning.timeout, clock())
+            result.answer = answer
+            settle(spool, [line for line, _ in batch], answer, clock(), tries)
+            if answer.outcome == FAILED:
                 break
-            if outcome == SENT:
-                delivered += len(batch)
+            if answer.outcome == SENT:
+                result.delivered += len(batch)
+            else:
+                result.dropped += len(batch)
     except Exception:  # a full disk or a vanished directory: try again another time
         pass
     finally:
         lock.release()
-    return delivered
+    return result
 
 
-def start(spool: Spool, url: str, installation_id: str | None) -> threading.Thread:
+def start(spool: Spool, url: str, installation_id: str | None, kinds=None) -> threading.Thread:
     """Start ``deliver`` in a daemon thread: it never keeps the process alive."""
     thread = threading.Thread(
-        target=deliver, args=(spool, url, installation_id), name="zomg-telemetry", daemon=True
+        target=deliver, args=(spool, url, installation_id), kwargs={"kinds": kinds},
+        name="zomg-telemetry", daemon=True,
     )
     thread.start()
     return thread

@@ -1,12 +1,21 @@
 """The on-disk queue of events waiting to be sent, in ``<state dir>/telemetry/``.
 
-``spool.jsonl`` holds one event a line as ``<enqueued epoch seconds> <event
-JSON>``; the prefix lets the due rule read ages without parsing events.
-Every change happens under ``spool.lock``: an append is one short locked
-``O_APPEND`` write; a rewrite (after a send, or to enforce the bound) is an
-atomic replace. ``backoff.json`` says when to try again after a failure.
-Sending (``zomg.telemetry.sender``) is serialised by ``send.lock``. The spool
-knows nothing about event types: it carries encoded events.
+``spool.jsonl`` holds one event a line as ``<enqueued epoch seconds> <tries>
+<endpoint> <event JSON>``: the prefix lets the due rule read ages without
+parsing events; ``tries`` (one digit) counts sends that were never answered
+(the process exited first), so a batch already sent once goes after fresh
+ones; the endpoint is the one in effect when the event was recorded, the only
+one it is ever sent to. Lines written before that (``<epoch> <JSON>``) belong
+to the default endpoint.
+
+Every change happens under ``spool.lock``, held only briefly: an append is one
+short ``O_APPEND`` write that starts on a fresh line; a rewrite (after a send,
+or to enforce the bound) writes and fsyncs its new file *before* taking the
+lock, then carries over whatever was appended meanwhile and renames, so no
+append ever waits for the disk. ``backoff.json`` says when to try again after
+a failure, ``last.json`` what the last attempt gave. Sending
+(``zomg.telemetry.sender``) is serialised by ``send.lock``. The spool knows
+nothing about event types: it carries encoded events.
 """
 from __future__ import annotations
 
@@ -16,9 +25,12 @@ import sys
 import time
 
 from zomg import paths
+from zomg.telemetry.files import clear_path, number, read_json, whole
+from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 SPOOL = "spool.jsonl"
 BACKOFF = "backoff.json"
+LAST = "last.json"
 LOCK = "spool.lock"
 SEND_LOCK = "send.lock"
 _LOCK_WAIT = 2.0
@@ -177,7 +189,7 @@ class Tuning:
 
     def __init__(
         self,
-        batch_size: int = 10,
+        batch_size: int = 50,
         max_age: float = 3600.0,
         backoff_base: float = 5.0,
         backoff_cap: float = 3600.0,
@@ -206,26 +218,51 @@ def default_dir() -> str:
     return os.path.join(paths.state_dir(), "telemetry")
 
 
-def _enqueued(line: bytes) -> int | None:
-    head = line.split(b" ", 1)[0]
-    return int(head) if head.isdigit() else None
+_DEFAULT = DEFAULT_ENDPOINT.encode("ascii")
+_MAX_GAP = 86400.0  # the most one gap between events (or to now) adds to their age
+_LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
 
 
-def _event_name(line: bytes) -> str | None:
-    """The event type of a spool line; None for a line that cannot be read (it could never be sent)."""
-    try:
-        name = json.loads(line.split(b" ", 1)[1]).get("event")
-    except (IndexError, ValueError, AttributeError):
+def parse(line: bytes) -> tuple[int, int, bytes, bytes] | None:
+    """(enqueued, tries, endpoint, event JSON) of a spool line; None when the line is damaged."""
+    parts = line.split(b" ", 3)
+    if len(parts) == 4:
+        stamp, tries, url, body = parts
+    elif len(parts) == 2:  # written before events were tied to an endpoint
+        (stamp, body), tries, url = parts, b"0", _DEFAULT
+    else:
         return None
-    return name if isinstance(name, str) else None
+    # 12 digits at most: int() of a 5,000-digit number raises, and no real time needs more.
+    if not (stamp.isdigit() and len(stamp) <= 12 and tries.isdigit() and len(tries) == 1 and body[:1] == b"{"):
+        return None
+    return int(stamp), int(tries), url, body
+
+
+def _enqueued(line: bytes) -> int | None:
+    parsed = parse(line)
+    return None if parsed is None else parsed[0]
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return [line for line in data.split(b"\n") if line]
+
+
+def _edit():
+    # Changing the spool beyond an append (rewrites, marks, bounds, dropping) is needed by the
+    # sender thread and the telemetry commands, never on a command's own path: loaded on first use.
+    from zomg.telemetry import spool_edit
+
+    return spool_edit
 
 
 class Spool:
-    def __init__(self, directory: str | None = None, tuning: Tuning | None = None) -> None:
+    def __init__(self, directory: str | None = None, tuning: Tuning | None = None, url: str | None = None) -> None:
         self.dir = directory or default_dir()
         self.tuning = tuning or Tuning()
+        self.url = (url or DEFAULT_ENDPOINT).encode("ascii", "replace")  # where this spool's events go
         self.path = os.path.join(self.dir, SPOOL)
         self.backoff_path = os.path.join(self.dir, BACKOFF)
+        self.last_path = os.path.join(self.dir, LAST)
 
     def lock(self) -> FileLock:
         return FileLock(os.path.join(self.dir, LOCK))
@@ -235,61 +272,81 @@ class Spool:
 
     # Reading takes no lock: a torn last line only makes a count one short.
 
-    def read(self) -> list[bytes]:
+    def _raw(self) -> bytes:
         try:
             with open(self.path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return []
-        return [line for line in data.split(b"\n") if line]
+                return f.read()
+        except OSError:  # missing, or damaged into a directory (the next append repairs it)
+            return b""
+
+    def read(self) -> list[bytes]:
+        return _lines(self._raw())
 
     def count(self) -> int:
         return len(self.read())
 
-    def backoff(self) -> tuple[int, float]:
-        """(consecutive failures, earliest time of the next attempt)."""
-        try:
-            with open(self.backoff_path, "rb") as f:
-                state = json.loads(f.read())
-            return int(state["failures"]), float(state["retry_at"])
-        except (OSError, ValueError, KeyError, TypeError):
+    def counts(self) -> tuple[int, int]:
+        """(events waiting for this spool's endpoint, events waiting for another one)."""
+        return _edit().counts(self)
+
+    def backoff(self, now: float | None = None) -> tuple[int, float]:
+        """(consecutive failures, earliest time of the next attempt); a damaged file is reset.
+
+        With ``now``, a ``retry_at`` later than now + the longest backoff (set by a
+        clock that was ahead) counts as expired.
+        """
+        data, problem, exists = read_json(self.backoff_path)
+        if not exists:
             return 0, 0.0
+        failures = retry_at = None
+        if isinstance(data, dict):
+            failures = whole(data.get("failures"), 0, 1000)
+            retry_at = number(data.get("retry_at"), 0, _LATEST)
+        if failures is None or retry_at is None:
+            self._forget(self.backoff_path)
+            return 0, 0.0
+        if now is not None and retry_at > now + self.tuning.backoff_cap:
+            retry_at = now
+        return failures, retry_at
+
+    @staticmethod
+    def _forget(path: str) -> None:
+        try:
+            clear_path(path)
+        except OSError:
+            pass
 
     def due_for(self, lines: list[bytes], now: float) -> bool:
-        """The due rule alone (the caller checks the backoff): enough events, or an old one."""
-        if not lines:
-            return False
-        if len(lines) >= self.tuning.batch_size:
-            return True
-        ages = [t for t in map(_enqueued, lines) if t is not None]
-        return bool(ages) and now - min(ages) >= self.tuning.max_age
+        return _edit().due_for(self, lines, now)
 
     def due(self, now: float) -> bool:
         """Whether a send should start: enough events, or an old one, and no backoff running."""
-        if now < self.backoff()[1]:
+        if now < self.backoff(now)[1]:
             return False
-        return self.due_for(self.read(), now)
+        # Every run asks this: one scan of the file in C for this endpoint's fresh lines
+        # (``<stamp> 0 <endpoint> ``) rather than splitting each line; ``claim`` checks properly.
+        data = self._raw()
+        marker = b" 0 " + self.url + b" "
+        if data.count(marker) >= self.tuning.batch_size:
+            return True
+        first = data.find(marker)
+        if first < 0:
+            return False
+        stamp = data[data.rfind(b"\n", 0, first) + 1:first]  # the oldest fresh line's
+        return stamp.isdigit() and len(stamp) <= 12 and now - int(stamp) >= self.tuning.max_age
 
     def bounded(self, lines: list[bytes], now: float) -> list[bytes]:
-        """Oldest dropped first: nothing older than the age bound, at most the count bound."""
-        oldest = now - self.tuning.max_event_age
-        kept = [line for line in lines if (_enqueued(line) or 0) >= oldest]
-        return kept[-self.tuning.max_events:] if self.tuning.max_events > 0 else []
+        return _edit().bounded(self, lines, now)
+
+    def transform(self, change) -> None:
+        _edit().transform(self, change)
 
     def rewrite(self, lines: list[bytes]) -> None:
-        from zomg.fsutil import write_atomic
-
-        if lines:
-            write_atomic(self.path, b"".join(line + b"\n" for line in lines), mode=0o600)
-        else:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+        self.transform(lambda _: lines)
 
     def append(self, encoded_event: bytes, now: float) -> None:
         """Queue one encoded event (compact JSON, no newline). Raises OSError if it cannot."""
-        record = b"%d %s" % (int(now), encoded_event)
+        record = b"%d 0 %s %s\n" % (max(0, int(now)), self.url, encoded_event)
         lock = self.lock()
         try:
             got = lock.acquire(_LOCK_WAIT)
@@ -299,69 +356,65 @@ class Spool:
         if not got:
             raise TimeoutError("telemetry spool lock busy")
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                if os.fstat(fd).st_size >= self.tuning.max_events * _MIN_LINE:
-                    lines = self.read()
-                    if len(lines) >= self.tuning.max_events:
-                        os.close(fd)
-                        fd = -1
-                        self.rewrite(self.bounded(lines + [record], now))
-                        return
-                os.write(fd, record + b"\n")
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            except IsADirectoryError:  # damaged state: make room and start over
+                clear_path(self.path)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    os.lseek(fd, size - 1, os.SEEK_SET)
+                    if os.read(fd, 1) != b"\n":  # a torn last line must not swallow this event
+                        record = b"\n" + record
+                os.write(fd, record)
             finally:
-                if fd >= 0:
-                    os.close(fd)
+                os.close(fd)
         finally:
             lock.release()
+        if size + len(record) >= self.tuning.max_events * _MIN_LINE:
+            limit = self.tuning.max_events
+            self.transform(lambda lines: self.bounded(lines, now) if len(lines) > limit else None)
 
     def append_event(self, event: dict, now: float) -> None:
         """Queue one event, encoded as compact ASCII JSON. Raises OSError if it cannot."""
         self.append(json.dumps(event, separators=(",", ":"), ensure_ascii=True).encode("ascii"), now)
 
-    def write_backoff(self, failures: int, retry_at: float) -> None:
-        from zomg.fsutil import write_atomic
+    def set_tries(self, tries: dict[bytes, int]) -> None:
+        """Set the tries digit of the lines whose event JSON is a key of ``tries``, in place.
 
-        body = json.dumps({"failures": failures, "retry_at": retry_at}).encode("ascii")
-        write_atomic(self.backoff_path, body, mode=0o600)
+        One byte each, written under the lock: no rewrite, nothing to fsync.
+        """
+        with self.lock():
+            self.set_tries_locked(tries)
+
+    def set_tries_locked(self, tries: dict[bytes, int]) -> None:
+        _edit().set_tries_locked(self, tries)
+
+    def write_backoff(self, failures: int, retry_at: float) -> None:
+        self._write_state(self.backoff_path, {"failures": failures, "retry_at": retry_at})
+
+    def _write_state(self, path: str, state: dict) -> None:
+        _edit().write_state(self, path, state)
 
     def clear_backoff(self) -> None:
-        try:
-            os.unlink(self.backoff_path)
-        except FileNotFoundError:
-            pass
+        self._forget(self.backoff_path)
+
+    def write_last(self, state: dict) -> None:
+        """What the last attempt gave, for `zomg telemetry status`."""
+        self._write_state(self.last_path, state)
+
+    def last(self) -> dict | None:
+        data, _, _ = read_json(self.last_path)
+        return data if isinstance(data, dict) else None
 
     def drop_events(self, event_name: str) -> int:
         """Delete the unsent events of one type; return how many. With none left, the files go too."""
-        if not os.path.isdir(self.dir):
-            return 0
-        with self.lock():
-            lines = self.read()
-            kept = [line for line in lines if _event_name(line) not in (event_name, None)]
-            if len(kept) != len(lines):
-                self.rewrite(kept)
-        if not kept:
-            self.clear()
-        return len(lines) - len(kept)
+        return _edit().drop_events(self, event_name)
 
     def clear(self) -> int:
         """Delete every unsent event and the spool's files; return how many events there were."""
-        if not os.path.isdir(self.dir):
-            return 0
-        with self.lock():
-            dropped = self.count()
-            for name in (SPOOL, BACKOFF):
-                try:
-                    os.unlink(os.path.join(self.dir, name))
-                except FileNotFoundError:
-                    pass
-        for name in (LOCK, SEND_LOCK):
-            try:
-                os.unlink(os.path.join(self.dir, name))
-            except OSError:
-                pass
-        try:
-            os.rmdir(self.dir)
-        except OSError:
-            pass
-        return dropped
+        return _edit().clear(self)
+
+    def remove_stale_temporaries(self) -> None:
+        _edit().remove_stale_temporaries(self)

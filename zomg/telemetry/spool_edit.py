@@ -1,0 +1,198 @@
+"""Changing the spool beyond an append: see ``zomg.telemetry.spool``.
+
+Rewrites that write and fsync their new file before taking the spool lock,
+in-place marks of the tries digit, the due rule and the bounds as the sender
+applies them, dropping and clearing. Loaded by the sender thread and the
+telemetry commands, never on a command's own path (start-up cost).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from zomg.telemetry.files import clear_path
+from zomg.telemetry.spool import _MAX_GAP, _STALE_AFTER, BACKOFF, LAST, LOCK, SEND_LOCK, SPOOL, Spool, _lines, parse
+
+
+def event_type(line: bytes) -> str | None:
+    """The event type of a spool line; None for a line that cannot be read (it could never be sent)."""
+    parsed = parse(line)
+    try:
+        name = json.loads(parsed[3]).get("event")
+    except (TypeError, ValueError, RecursionError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def counts(spool: Spool) -> tuple[int, int]:
+    """(events waiting for this spool's endpoint, events waiting for another one)."""
+    mine = other = 0
+    for parsed in map(parse, spool.read()):
+        if parsed is not None:
+            if parsed[2] == spool.url:
+                mine += 1
+            else:
+                other += 1
+    return mine, other
+
+
+def due_for(spool: Spool, lines: list[bytes], now: float) -> bool:
+    """The due rule alone (the caller checks the backoff): enough fresh events, or an old one.
+
+    Only this endpoint's events that no send has reached yet count: a batch
+    sent by a run that exited before the answer waits for the next send.
+    """
+    stamps = [p[0] for p in map(parse, lines) if p is not None and p[1] == 0 and p[2] == spool.url]
+    if len(stamps) >= spool.tuning.batch_size:
+        return True
+    return bool(stamps) and now - min(stamps) >= spool.tuning.max_age
+
+
+def bounded(spool: Spool, lines: list[bytes], now: float) -> list[bytes]:
+    """Damaged lines dropped; then oldest first: nothing older than the age bound, at most the count bound.
+
+    An event's age is the sum of the gaps between it and each later event,
+    and from the newest to now, each gap counted as at most ``_MAX_GAP``
+    (and never below zero): a spool in use through a month-long outage
+    ages a month, but a clock that jumps a year ahead (or back) adds at
+    most a day, so it never drops an event as too old.
+    """
+    parsed = [(line, parse(line)) for line in lines]
+    parsed = [(line, p[0]) for line, p in parsed if p is not None]
+    kept = []
+    age, later = 0.0, now
+    for line, stamp in reversed(parsed):
+        age += min(max(later - stamp, 0.0), _MAX_GAP)
+        later = stamp
+        if age > spool.tuning.max_event_age:
+            break  # every earlier line is older still
+        kept.append(line)
+    kept.reverse()
+    return kept[-spool.tuning.max_events:] if spool.tuning.max_events > 0 else []
+
+
+def transform(spool: Spool, change) -> None:
+    """Replace the lines with ``change(lines)`` (None: leave them), appends made meanwhile kept.
+
+    The new file is written and fsynced without the lock; under it, the
+    replace happens only if the file has merely grown since it was read
+    (its new lines are carried over); otherwise ``change`` runs again.
+    """
+    from zomg.fsutil import discard, prepare, replace
+
+    for _ in range(3):
+        with spool.lock():
+            before = spool._raw()
+        new = change(_lines(before))
+        if new is None:
+            return
+        body = b"".join(line + b"\n" for line in new)
+        tmp = prepare(spool.path, body, 0o600) if body else None
+        with spool.lock():
+            current = spool._raw()
+            if current.startswith(before):
+                appended = _lines(current[len(before):])
+                if appended and tmp is None:
+                    tmp = prepare(spool.path, b"".join(line + b"\n" for line in appended), 0o600, sync=False)
+                elif appended:
+                    with open(tmp, "ab") as f:
+                        f.write(b"".join(line + b"\n" for line in appended))
+                if tmp is not None:
+                    if os.path.isdir(spool.path):
+                        clear_path(spool.path)
+                    replace(tmp, spool.path)
+                else:
+                    spool._forget(spool.path)
+                return
+        if tmp is not None:
+            discard(tmp)
+    raise TimeoutError("the telemetry spool keeps changing")
+
+
+def set_tries_locked(spool: Spool, tries: dict[bytes, int]) -> None:
+    """``set_tries`` for a caller that holds the spool lock."""
+    try:
+        fd = os.open(spool.path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        data, offset = b"", 0
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+        for line in data.split(b"\n"):
+            parts = line.split(b" ", 3)
+            if len(parts) == 4 and parts[3] in tries and len(parts[1]) == 1:
+                os.lseek(fd, offset + len(parts[0]) + 1, os.SEEK_SET)
+                os.write(fd, b"%d" % min(9, tries[parts[3]]))
+            offset += len(line) + 1
+    finally:
+        os.close(fd)
+
+
+def write_state(spool: Spool, path: str, state: dict) -> None:
+    from zomg.fsutil import write_atomic
+
+    if os.path.isdir(path):
+        clear_path(path)
+    # Not fsynced: losing it to a crash costs one early or late attempt, never an event.
+    write_atomic(path, json.dumps(state).encode("ascii"), mode=0o600, sync=False)
+
+
+def drop_events(spool: Spool, event_name: str) -> int:
+    """Delete the unsent events of one type; return how many. With none left, the files go too."""
+    if not os.path.isdir(spool.dir):
+        return 0
+    dropped = []
+
+    def without(lines: list[bytes]) -> list[bytes] | None:
+        kept = [line for line in lines if event_type(line) not in (event_name, None)]
+        dropped[:] = [len(lines) - len(kept)]
+        return kept if len(kept) != len(lines) else None
+
+    spool.transform(without)
+    if not spool.read():
+        spool.clear()
+    return dropped[0] if dropped else 0
+
+
+def clear(spool: Spool) -> int:
+    """Delete every unsent event and the spool's files; return how many events there were."""
+    if not os.path.isdir(spool.dir):
+        return 0
+    with spool.lock():
+        dropped = spool.count()
+        for name in (SPOOL, BACKOFF, LAST):
+            spool._forget(os.path.join(spool.dir, name))
+    for name in (LOCK, SEND_LOCK):
+        try:
+            os.unlink(os.path.join(spool.dir, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(spool.dir)
+    except OSError:
+        pass
+    return dropped
+
+
+def remove_stale_temporaries(spool: Spool) -> None:
+    """Temporary files left by another process that exited mid-write (a slow disk at exit)."""
+    try:
+        names = os.listdir(spool.dir)
+    except OSError:
+        return
+    now = time.time()  # the file system's clock, not an injected one
+    mine = f".{os.getpid()}."
+    for name in names:
+        if name.startswith(".") and name.endswith(".tmp") and mine not in name:
+            path = os.path.join(spool.dir, name)
+            try:
+                if now - os.stat(path).st_mtime > _STALE_AFTER:
+                    os.unlink(path)
+            except OSError:
+                pass
+
