@@ -421,7 +421,7 @@ def test_flush_sends_deployment_metrics_when_opted_in_even_with_cli_telemetry_of
 
 
 def test_flush_is_declared_like_every_command():
-    from zomg.cli import build_full_parser
+    from zomg.parser import build_full_parser
 
     parser = build_full_parser()
     text = parser.format_help()
