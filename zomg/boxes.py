@@ -9,10 +9,9 @@ cause; nothing here prints.
 """
 from __future__ import annotations
 
-import json
 import os
 
-from zomg import paths
+from zomg import json_light, paths
 from zomg.errors import (
     ConfigError,
     ConflictError,
@@ -120,7 +119,7 @@ def _load(name: str, path: str) -> Box:
     except OSError as exc:
         raise from_os_error(exc, f"cannot read box '{name}' metadata {meta_path}") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json_light.loads(raw.decode("utf-8"))
         env = data["env"]
         project = data["project"]
         ok = (
@@ -130,7 +129,7 @@ def _load(name: str, path: str) -> Box:
             and isinstance(env, dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         ok = False
     if not ok:
         raise _damaged(name, f"corrupt metadata in {meta_path}")
@@ -165,6 +164,8 @@ def create(name: str, project: str | None = None, env: dict[str, str] | None = N
         raise from_os_error(exc, f"cannot create box '{name}' in {root}") from None
     try:
         os.mkdir(os.path.join(tmp, WORKSPACE))
+        import json
+
         with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
             f.write("\n")
