@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ast
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -167,6 +169,20 @@ def test_the_receiver_depends_only_on_the_shared_schema():
         if not (target in RECEIVER_MAY_IMPORT or target == RECEIVER or target.startswith(RECEIVER + "."))
     }
     assert outside == set()
+
+
+def test_the_running_receiver_loads_nothing_of_the_cli():
+    """The walk sees written imports; importing zomg.telemetry.schema also runs zomg/telemetry/__init__.py."""
+    entry_points = ("__main__", "gunicorn_conf")  # one starts a server, the other reads gunicorn's settings
+    names = sorted(n for n in _graph() if n.startswith(RECEIVER + ".") and not n.endswith(entry_points))
+    code = (
+        "import sys\n"
+        f"for name in {names!r}:\n"
+        "    __import__(name)\n"
+        f"print([m for m in sorted(sys.modules) if m.split('.')[0] == 'zomg' and not m.startswith({RECEIVER!r})])"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert ast.literal_eval(loaded) == ["zomg", "zomg.telemetry", "zomg.telemetry.schema"]
 
 
 def test_the_import_graph_has_no_circles():
