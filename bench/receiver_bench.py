@@ -61,15 +61,16 @@ import tempfile
 import timeit
 import uuid
 
+import _repo_root  # noqa: F401 (puts the repository root on sys.path, for tests.support)
+
+from tests.support.events import cli_event
+from tests.support.servers import FakePostHog, SlowClients
+from zomg.receiver import fastpath
+from zomg.telemetry import schema
+from zomg.telemetry.schema import ERROR_CLASSES
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
-
-from tests.receiver.support import FakePostHog, SlowClients  # noqa: E402
-from zomg.receiver import fastpath  # noqa: E402
-from zomg.telemetry import schema  # noqa: E402
-from zomg.telemetry.schema import ERROR_CLASSES  # noqa: E402
-
 BATCH_SIZE = 10
 
 
@@ -91,24 +92,21 @@ def sample_events(count: int, seed: int = 7) -> list:
         command, subcommand = rng.choice(commands)
         result = rng.choice(["success", "success", "success", "error", "interrupted"])
         flags = sorted(rng.sample(["--all", "--force", "--json", "--quiet", "-v"], rng.randint(0, 3)))
-        events.append({
-            "event": schema.CLI_COMMAND,
-            "schema_version": schema.SCHEMA_VERSION,
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "installation_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "timestamp": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T"
-                         f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
-            "cli_version": "0.1.0",
-            "command": command,
-            "subcommand": subcommand,
-            "flags": flags,
-            "os": rng.choice(schema.OS_VALUES),
-            "arch": rng.choice(schema.ARCH_VALUES),
-            "ci": rng.random() < 0.3,
-            "duration_bucket": rng.choice(schema.DURATION_BUCKETS),
-            "result": result,
-            "error_class": rng.choice(ERROR_CLASSES) if result == "error" else None,
-        })
+        events.append(cli_event(
+            event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            installation_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            timestamp=f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T"
+                      f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
+            command=command,
+            subcommand=subcommand,
+            flags=flags,
+            os=rng.choice(schema.OS_VALUES),
+            arch=rng.choice(schema.ARCH_VALUES),
+            ci=rng.random() < 0.3,
+            duration_bucket=rng.choice(schema.DURATION_BUCKETS),
+            result=result,
+            error_class=rng.choice(ERROR_CLASSES) if result == "error" else None,
+        ))
     return events
 
 

@@ -31,9 +31,9 @@ import sys
 import tempfile
 import time
 
-# The loopback endpoints are the telemetry tests' own.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tests.telemetry.support import Blackhole, Capture, refused_url  # noqa: E402
+import _repo_root  # noqa: F401 (puts the repository root on sys.path, for tests.support)
+
+from tests.support.servers import Blackhole, Capture, refused_url  # the tests' own loopback endpoints
 
 
 def _zomg_command() -> list[str]:

@@ -30,11 +30,16 @@ echo "built $(basename "$sdist") $(basename "$wheel")"
 
 say "sdist contents"
 tar -tzf "$sdist" > "$work/sdist.txt"
-for needed in tests/conftest.py docs/zomg.1 docs/cli.md docs/completions/zomg.bash docs/completions/_zomg \
+for needed in tests/conftest.py tests/support/__init__.py tests/support/servers.py bench/_repo_root.py \
+              docs/zomg.1 docs/cli.md docs/completions/zomg.bash docs/completions/_zomg \
               docs/completions/zomg.fish docs/packaging.md scripts/gen_docs.py setup.cfg tox.ini LICENSE; do
     grep -q "^zomg-[^/]*/$needed\$" "$work/sdist.txt" || { echo "sdist lacks $needed"; exit 1; }
 done
-echo "sdist carries tests, docs, man page and completions"
+echo "sdist carries tests, their support, docs, man page and completions"
+# The test support is test code: the wheel ships only the zomg package.
+"$python" -c 'import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist(); \
+strays = [n for n in names if not n.startswith(("zomg/", "zomg-"))]; sys.exit(f"the wheel carries {strays}" if strays else 0)' "$wheel"
+echo "the wheel carries only the zomg package"
 
 say "offline install of the wheel into a fresh venv"
 "$python" -m venv "$work/venv"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.receiver.support import new_event
+from tests.support.events import cli_event
 from zomg import errors
 from zomg.telemetry import schema
 
@@ -34,7 +34,7 @@ def test_checking_and_encoding_one_event_does_not_load_the_generator():
         "event = json.loads(sys.argv[1]); schema.validate_event(event); schema.encode_batch([event]);"
         "print('zomg.receiver.fastpath' in sys.modules, any(m.startswith('zomg.receiver') for m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(new_event())], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(cli_event())], capture_output=True, text=True,
                          check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -96,7 +96,7 @@ def test_published_patterns_accept_what_the_rules_accept(name, rule, text):
 
 def test_published_patterns_accept_valid_values():
     properties = schema.json_schema()["definitions"][schema.CLI_COMMAND]["properties"]
-    event = new_event(flags=["--all", "-f"])
+    event = cli_event(flags=["--all", "-f"])
     for name in ("event_id", "installation_id", "timestamp", "cli_version", "command", "subcommand"):
         assert re.search(properties[name]["pattern"], event[name]), name
     for flag in event["flags"]:

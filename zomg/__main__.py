@@ -1,3 +1,4 @@
+"""``python -m zomg``: the same entry point as the ``zomg`` command."""
 import sys
 
 from zomg.cli import main

@@ -1,11 +1,12 @@
-"""Fixtures for the receiver's tests; the plain helpers are in support.py."""
+"""Fixtures for the receiver's tests; the plain helpers are in tests/support/."""
 from __future__ import annotations
 
 import sys
 
 import pytest
 
-from tests.receiver.support import TOKEN, Deliveries, FakePostHog, Served, clean_env
+from tests.support.servers import FakePostHog, Served, clean_env
+from tests.support.wsgi import Deliveries, Forwarding
 
 
 @pytest.fixture
@@ -43,26 +44,6 @@ def receiver_process(serve):
         return serve([sys.executable, "-m", "zomg.receiver", "--port", "0", *args], clean_env(**env))
 
     return start
-
-
-class Forwarding:
-    """The receiver forwarding to the fake PostHog in-process, with short waits and tiny backoffs."""
-
-    def __init__(self, fake, **bounds) -> None:
-        from zomg.receiver import make_app
-        from zomg.receiver.forwarder import Forwarder
-        from zomg.receiver.posthog import PostHogClient
-
-        self.lines: list = []
-        self.client = PostHogClient(TOKEN, fake.url, timeout=bounds.pop("timeout", 2.0),
-                                    deadline=bounds.pop("deadline", 5.0))
-        settings = {"interval": 0.0, "backoff": 0.01, "backoff_cap": 0.05, "log": self.lines.append}
-        settings.update(bounds)
-        self.forwarder = Forwarder(self.client, **settings)
-        self.app = make_app(self.forwarder)
-
-    def flush(self) -> None:
-        assert self.forwarder.flush(60), f"still queued: {self.forwarder.queued}; log: {self.lines}"
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from tests.receiver.support import TrackingInput, call_app, new_event
+from tests.support.events import cli_event
+from tests.support.wsgi import TrackingInput, call_app
 from zomg.receiver import make_app
 from zomg.receiver.wsgi import MAX_BODY_BYTES, DeliveryError
 from zomg.telemetry import schema
@@ -21,7 +22,7 @@ def batch(*events: dict) -> bytes:
 
 
 def test_a_valid_batch_is_accepted_and_delivered_as_sent(app, deliveries):
-    events = [new_event(), new_event(result="error", error_class="usage", flags=[]), new_event(command=None,
+    events = [cli_event(), cli_event(result="error", error_class="usage", flags=[]), cli_event(command=None,
                                                                                                subcommand=None)]
     response = call_app(app, batch(*events))
     assert (response.status, response.json()) == (202, {"accepted": 3})
@@ -30,27 +31,27 @@ def test_a_valid_batch_is_accepted_and_delivered_as_sent(app, deliveries):
 
 
 def test_each_batch_is_delivered_in_one_call(app, deliveries):
-    call_app(app, batch(new_event(), new_event()))
-    call_app(app, batch(new_event()))
+    call_app(app, batch(cli_event(), cli_event()))
+    call_app(app, batch(cli_event()))
     assert [len(b) for b in deliveries.batches] == [2, 1]
 
 
 def test_a_full_batch_of_max_batch_events_is_accepted(app, deliveries):
-    response = call_app(app, batch(*[new_event() for _ in range(schema.MAX_BATCH)]))
+    response = call_app(app, batch(*[cli_event() for _ in range(schema.MAX_BATCH)]))
     assert (response.status, response.json()) == (202, {"accepted": schema.MAX_BATCH})
 
 
 def test_the_largest_valid_batch_fits_under_the_body_limit(app, deliveries):
     flags = sorted(f"--{i:02d}" + "x" * 30 for i in range(schema.MAX_FLAGS))
-    biggest = new_event(flags=flags, cli_version="1" + "a" * 31, command="c" * 32, subcommand="s" * 32,
+    biggest = cli_event(flags=flags, cli_version="1" + "a" * 31, command="c" * 32, subcommand="s" * 32,
                         duration_bucket="1m-10m", result="interrupted", os="freebsd")
-    body = batch(*[dict(biggest, event_id=new_event()["event_id"]) for _ in range(schema.MAX_BATCH)])
+    body = batch(*[dict(biggest, event_id=cli_event()["event_id"]) for _ in range(schema.MAX_BATCH)])
     assert len(body) < MAX_BODY_BYTES
     assert call_app(app, body).status == 202
 
 
 def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused_unread(app, deliveries):
-    body = batch(new_event())
+    body = batch(cli_event())
     padded = body + b" " * (MAX_BODY_BYTES - len(body))
     assert call_app(app, padded).status == 202
     stream = TrackingInput(padded + b" ")
@@ -69,7 +70,7 @@ def test_a_huge_content_length_is_refused_without_reading(app, deliveries):
 
 
 def _mutated(index: int, change) -> bytes:
-    events = [new_event() for _ in range(3)]
+    events = [cli_event() for _ in range(3)]
     change(events[index])
     return batch(*events)
 
@@ -115,7 +116,7 @@ EVENT_REJECTIONS = [
                          ids=[name for name, _, _ in EVENT_REJECTIONS])
 def test_one_bad_event_rejects_the_whole_batch_naming_field_and_index(app, deliveries, change, expected):
     if change is None:
-        body = json.dumps({"events": [new_event(), ["not", "an", "event"], new_event()]}).encode()
+        body = json.dumps({"events": [cli_event(), ["not", "an", "event"], cli_event()]}).encode()
     else:
         body = _mutated(1, change)
     response = call_app(app, body)
@@ -126,24 +127,24 @@ def test_one_bad_event_rejects_the_whole_batch_naming_field_and_index(app, deliv
 
 
 BODY_REJECTIONS = [
-    ("more than max batch", batch(*[new_event() for _ in range(schema.MAX_BATCH + 1)]),
+    ("more than max batch", batch(*[cli_event() for _ in range(schema.MAX_BATCH + 1)]),
      "events: must hold 1 to 100 events, not 101"),
     ("empty list", b'{"events":[]}', "events: must hold 1 to 100 events, not 0"),
-    ("extra top-level key", json.dumps({"events": [new_event()], "sent_at": "now"}).encode(),
+    ("extra top-level key", json.dumps({"events": [cli_event()], "sent_at": "now"}).encode(),
      "sent_at: unknown top-level field"),
     ("no events key", b"{}", "events: missing"),
     ("events not a list", b'{"events":{}}', "events: must be a list"),
     ("body not an object", b"[]", "body: must be a JSON object"),
     ("not JSON", b"events=1", "body: not JSON"),
-    ("truncated JSON", batch(new_event())[:-2], "body: not JSON"),
+    ("truncated JSON", batch(cli_event())[:-2], "body: not JSON"),
     ("empty body", b"", "body: not JSON"),
     ("NaN", b'{"events":[NaN]}', "body: not JSON"),
     ("repeated key, last one counts", b'{"events":[{}],"events":[]}', "events: must hold 1 to 100 events, not 0"),
     ("nested too deep", b"[" * 200000, "body: not JSON"),
     ("integer too long", b'{"events":' + b"1" * 5000 + b"}", "body: not JSON"),
     ("not UTF-8", b'{"events":["\xff"]}', "body: not UTF-8"),
-    ("UTF-16", json.dumps({"events": [new_event()]}).encode("utf-16"), "body: not UTF-8"),
-    ("UTF-8 with BOM", b"\xef\xbb\xbf" + batch(new_event()), "body: not JSON"),
+    ("UTF-16", json.dumps({"events": [cli_event()]}).encode("utf-16"), "body: not UTF-8"),
+    ("UTF-8 with BOM", b"\xef\xbb\xbf" + batch(cli_event()), "body: not JSON"),
 ]
 
 
@@ -163,13 +164,13 @@ def test_a_bad_body_is_rejected(app, deliveries, body, expected):
     ("\u00b2", 400, "Content-Length: not a number"),
 ])
 def test_content_length_must_be_a_plain_number(app, deliveries, length, status, expected):
-    response = call_app(app, batch(new_event()), content_length=length)
+    response = call_app(app, batch(cli_event()), content_length=length)
     assert (response.status, response.json()) == (status, {"error": expected})
     assert deliveries.batches == []
 
 
 def test_a_body_shorter_than_its_content_length_is_rejected(app, deliveries):
-    body = batch(new_event())
+    body = batch(cli_event())
     response = call_app(app, body, content_length=str(len(body) + 10))
     assert (response.status, response.json()) == (400, {"error": "body: shorter than Content-Length"})
     assert deliveries.batches == []
@@ -186,7 +187,7 @@ def test_a_stream_that_fails_mid_body_is_a_client_error(app, deliveries):
 
 
 def test_only_exactly_content_length_bytes_are_read(app, deliveries):
-    body = batch(new_event())
+    body = batch(cli_event())
     stream = TrackingInput(body + b"trailing bytes of the next request")
     assert call_app(app, body, stream=stream).status == 202
     assert stream.bytes_read == len(body)
@@ -195,13 +196,13 @@ def test_only_exactly_content_length_bytes_are_read(app, deliveries):
 @pytest.mark.parametrize("status", [502, 503])
 def test_a_delivery_failure_is_passed_on_so_the_client_retries(app, deliveries, status):
     deliveries.failure = DeliveryError("upstream: down", status=status)
-    response = call_app(app, batch(new_event()))
+    response = call_app(app, batch(cli_event()))
     assert (response.status, response.json()) == (status, {"error": "upstream: down"})
 
 
 def test_a_bug_in_delivery_is_a_500_with_a_json_body(app, deliveries, capsys):
     deliveries.failure = RuntimeError("bug")
-    response = call_app(app, batch(new_event()))
+    response = call_app(app, batch(cli_event()))
     assert (response.status, response.json()) == (500, {"error": "internal error"})
     assert "RuntimeError: bug" in capsys.readouterr().err
 
@@ -217,7 +218,7 @@ def test_healthz(app):
 @pytest.mark.parametrize("method,path", [("GET", "/"), ("POST", "/v1/event"), ("POST", "/v1/events/"),
                                          ("GET", "/v2/events"), ("DELETE", "/anything"), ("POST", "")])
 def test_any_other_path_is_404(app, deliveries, method, path):
-    response = call_app(app, batch(new_event()), method=method, path=path)
+    response = call_app(app, batch(cli_event()), method=method, path=path)
     assert (response.status, response.json()) == (404, {"error": "not found"})
     assert deliveries.batches == []
 
@@ -227,7 +228,7 @@ def test_any_other_path_is_404(app, deliveries, method, path):
     ("OPTIONS", "/v1/events", "POST"), ("POST", "/healthz", "GET, HEAD"), ("PATCH", "/healthz", "GET, HEAD"),
 ])
 def test_any_other_method_is_405_with_allow(app, deliveries, method, path, allow):
-    response = call_app(app, batch(new_event()), method=method, path=path)
+    response = call_app(app, batch(cli_event()), method=method, path=path)
     assert (response.status, response.json()) == (405, {"error": "method not allowed"})
     assert response.headers["Allow"] == allow
     assert deliveries.batches == []

@@ -5,30 +5,9 @@ import json
 
 import pytest
 
-from tests.receiver.support import call_app, new_event
+from tests.support.events import DEPLOYMENT_ID, cli_event, deployment_event
+from tests.support.wsgi import call_app
 from zomg.telemetry import schema
-
-DEPLOYMENT_ID = "9a8b7c6d-5e4f-4a1b-8c2d-3e4f5a6b7c8d"
-
-
-def deployment_event(**overrides: object) -> dict:
-    event = {
-        "event": schema.DEPLOYMENT_METRICS,
-        "schema_version": 1,
-        "event_id": "2b3c4d5e-6f70-4182-9a3b-4c5d6e7f8091",
-        "deployment_id": DEPLOYMENT_ID,
-        "timestamp": "2026-03-04T05:06:07Z",
-        "cli_version": "0.1.0",
-        "os": "linux",
-        "arch": "arm64",
-        "cpu_bucket": "5-8",
-        "memory_bucket": "16-64GiB",
-        "active_boxes_bucket": "2-5",
-        "storage_used_bucket": "25-50%",
-        "box_bytes_bucket": "1-10GiB",
-    }
-    event.update(overrides)
-    return event
 
 
 @pytest.fixture
@@ -37,7 +16,8 @@ def forwarded(forwarding):
 
 
 def test_a_deployment_event_is_forwarded_personless_under_the_deployment_id(forwarded, fake_posthog):
-    response = call_app(forwarded.app, schema.encode_batch([deployment_event(), new_event()]))
+    event = deployment_event(event_id="2b3c4d5e-6f70-4182-9a3b-4c5d6e7f8091")
+    response = call_app(forwarded.app, schema.encode_batch([event, cli_event()]))
     assert (response.status, response.json()) == (202, {"accepted": 2})
     forwarded.flush()
     [request] = fake_posthog.requests
@@ -63,7 +43,7 @@ def test_a_deployment_event_is_forwarded_personless_under_the_deployment_id(forw
             "$ip": "0.0.0.0",
         },
     }
-    assert cli["distinct_id"] == new_event()["installation_id"]
+    assert cli["distinct_id"] == cli_event()["installation_id"]
     assert DEPLOYMENT_ID not in json.dumps(cli), "nothing joins the two data sets"
 
 
@@ -79,7 +59,7 @@ def test_a_deployment_event_is_forwarded_personless_under_the_deployment_id(forw
     ],
 )
 def test_invalid_deployment_events_reject_the_whole_batch(forwarded, fake_posthog, change, field):
-    response = call_app(forwarded.app, schema.encode_batch([new_event(), deployment_event(**change)]))
+    response = call_app(forwarded.app, schema.encode_batch([cli_event(), deployment_event(**change)]))
     assert response.status == 400
     assert f"events[1].{field}" in response.json()["error"]
     forwarded.flush()

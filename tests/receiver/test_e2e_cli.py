@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.receiver.support import TOKEN, clean_env
+from tests.support.servers import TOKEN, clean_env
 
 pytestmark = pytest.mark.telemetry_on
 

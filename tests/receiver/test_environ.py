@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.receiver.support import TrackingInput, new_event
+from tests.support.events import cli_event
+from tests.support.wsgi import TrackingInput
 from zomg.receiver import make_app
 from zomg.telemetry import schema
 
@@ -99,8 +100,8 @@ def _start_response(status, headers, exc_info=None):
     return None
 
 
-VALID = schema.encode_batch([new_event(), new_event()])
-INVALID = schema.encode_batch([new_event(os="plan9")])
+VALID = schema.encode_batch([cli_event(), cli_event()])
+INVALID = schema.encode_batch([cli_event(os="plan9")])
 
 
 @pytest.mark.parametrize("method,path,body,expected", [

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.receiver.support import new_event, quick_cli_events, valid_events_of
+from tests.support.events import cli_event
+from tests.support.strategies import quick_cli_events, valid_events_of
 from zomg.receiver import fastpath
 from zomg.telemetry import schema
 
@@ -39,7 +40,7 @@ def test_each_rules_expression_agrees_with_its_check(name, rule, value):
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from([name for name, _, _ in FIELDS]), values, st.booleans())
 def test_the_compiled_event_check_agrees_with_validate_event(field, value, drop):
-    event = new_event()
+    event = cli_event()
     if drop:
         del event[field]
     else:
@@ -77,9 +78,9 @@ def test_the_timestamp_rule_knows_the_calendar():
 
 
 def test_validate_batch_reports_the_same_reason_as_validate_event():
-    bad = new_event(flags=["--b", "--a"])
+    bad = cli_event(flags=["--b", "--a"])
     with pytest.raises(schema.SchemaError) as batch_error:
-        fastpath.validate_batch({"events": [new_event(), bad]})
+        fastpath.validate_batch({"events": [cli_event(), bad]})
     with pytest.raises(schema.SchemaError) as event_error:
         schema.validate_event(bad, 1)
     assert str(batch_error.value) == str(event_error.value) == "events[1].flags: must be sorted and unique"
@@ -151,7 +152,7 @@ def test_the_fast_path_accepts_only_what_decoding_and_validating_accepts(text):
 
 
 def test_the_fast_path_leaves_other_forms_to_the_full_check():
-    events = [new_event(), new_event(flags=[])]
+    events = [cli_event(), cli_event(flags=[])]
     compact = schema.encode_batch(events).decode()
     assert fastpath.canonical_event_lines(compact.encode()) is not None
     for other in (
@@ -162,7 +163,7 @@ def test_the_fast_path_leaves_other_forms_to_the_full_check():
         compact.replace('"flags":["--all","--json"]', '"flags":["--json","--all"]'),  # unsorted
         compact.replace("2026-03-04T", "2026-02-30T"),  # no such day
         compact.replace('"error_class":null', '"error_class":"usage"', 1),  # class without an error
-        schema.encode_batch([new_event() for _ in range(schema.MAX_BATCH + 1)]).decode(),
+        schema.encode_batch([cli_event() for _ in range(schema.MAX_BATCH + 1)]).decode(),
         '{"events":[]}',
     ):
         assert fastpath.canonical_event_lines(other.encode()) is None, other[:80]
@@ -183,9 +184,9 @@ def test_a_batch_mixing_event_types_is_left_to_the_full_check(monkeypatch):
     fields = (("event", schema._Const("test.other"), ""), ("event_id", schema._check_uuid, ""),
               ("size", schema._Enum(("small", "large")), ""))
     monkeypatch.setitem(schema.EVENT_TYPES, "test.other", (fields, None))
-    other = {"event": "test.other", "event_id": new_event()["event_id"], "size": "large"}
+    other = {"event": "test.other", "event_id": cli_event()["event_id"], "size": "large"}
     alone = schema.encode_batch([other, other])
     assert fastpath.canonical_event_lines(alone) == 2 * (fastpath.encode_event(other) + "\n").encode()
-    mixed = schema.encode_batch([new_event(), other])
+    mixed = schema.encode_batch([cli_event(), other])
     assert fastpath.canonical_event_lines(mixed) is None
     assert len(fastpath.validate_batch(json.loads(mixed))) == 2

@@ -12,7 +12,9 @@ import threading
 
 import pytest
 
-from tests.receiver.support import call_app, new_event, wait_until
+from tests.support.events import cli_event
+from tests.support.servers import wait_until
+from tests.support.wsgi import call_app
 from zomg.telemetry import schema
 
 NEVER = 1e9  # an interval no test waits out: calls go when a batch is full, flushed or drained
@@ -30,7 +32,7 @@ class Clock:
 
 def send(forwarded, count: int = 1):
     """POST one batch of ``count`` new events; (the response, their event ids)."""
-    events = [new_event() for _ in range(count)]
+    events = [cli_event() for _ in range(count)]
     return call_app(forwarded.app, schema.encode_batch(events)), [e["event_id"] for e in events]
 
 
@@ -150,7 +152,7 @@ def test_a_full_queue_is_503_with_retry_after_and_the_resent_events_arrive(forwa
     fake_posthog.release()
     forwarded.flush()
     # The client kept the refused batch and sends it again.
-    body = schema.encode_batch([new_event(event_id=refused_ids[0])])
+    body = schema.encode_batch([cli_event(event_id=refused_ids[0])])
     assert call_app(forwarded.app, body).status == 202
     forwarded.flush()
     accepted = fake_posthog.accepted_uuids()
@@ -209,7 +211,7 @@ def test_a_wrong_host_path_keeps_the_queue_and_names_the_setting(forwarding, fak
 
 def test_a_400_isolates_the_refused_event_drops_only_it_and_logs_no_value(forwarding, fake_posthog):
     forwarded = forwarding(interval=NEVER)
-    events = [new_event() for _ in range(5)]
+    events = [cli_event() for _ in range(5)]
     bad = events[3]
     fake_posthog.refuse = bad["event_id"]
     assert call_app(forwarded.app, schema.encode_batch(events)).status == 202

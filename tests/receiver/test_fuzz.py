@@ -11,7 +11,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.receiver.support import Deliveries, LineDeliveries, call_app, quick_cli_events
+from tests.support.strategies import quick_cli_events
+from tests.support.wsgi import Deliveries, LineDeliveries, call_app
 from zomg.receiver import make_app
 from zomg.receiver.fastpath import encode_event
 from zomg.receiver.wsgi import DeliveryError

@@ -17,8 +17,9 @@ import urllib.request
 
 import pytest
 
-from tests.receiver.support import TOKEN, SlowClients, clean_env, new_event, post, wait_until
 from tests.receiver.test_servers import CANARIES, assert_no_canary
+from tests.support.events import cli_event
+from tests.support.servers import TOKEN, SlowClients, clean_env, post, wait_until
 from zomg.telemetry import schema
 
 CONF = ["-c", "python:zomg.receiver.gunicorn_conf"]
@@ -76,7 +77,7 @@ def test_slow_clients_hold_neither_other_clients_nor_healthz_and_are_cut_off(ser
     try:
         for _ in range(5):
             assert get(server.url + "/healthz") == (200, {"status": "ok"})
-            events = [new_event()]
+            events = [cli_event()]
             assert post(server.url + "/v1/events", schema.encode_batch(events), timeout=60) == (202, {"accepted": 1})
         # The slow clients are answered and let go at the request deadline, not held for ever.
         answers = [read_all(sock) for sock in slow.socks]
@@ -106,7 +107,7 @@ def test_no_client_address_header_or_request_line_reaches_any_log(serve, fake_po
         sock.close()
     sock = connect(server, CLIENT_ADDRESS)  # one that says nothing and hangs up
     sock.close()
-    body = schema.encode_batch([new_event()])
+    body = schema.encode_batch([cli_event()])
     sock = connect(server, CLIENT_ADDRESS)
     head = "".join(f"{name}: {value}\r\n" for name, value in CANARIES.items())
     sock.sendall(f"POST /v1/events?canary=1 HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
@@ -130,7 +131,7 @@ def test_stopping_drains_every_queued_event_to_posthog(serve, fake_posthog, sign
     server = shipped(serve, **env)
     sent = []
     for _ in range(8):
-        events = [new_event() for _ in range(5)]
+        events = [cli_event() for _ in range(5)]
         sent += [e["event_id"] for e in events]
         assert post(server.url + "/v1/events", schema.encode_batch(events)) == (202, {"accepted": 5})
     assert fake_posthog.count == 0
@@ -145,7 +146,7 @@ def test_reload_and_worker_recycling_lose_nothing(serve, fake_posthog):
     sent = []
     for round_ in range(3):
         for _ in range(7):  # more than --max-requests: every worker recycles at least once
-            events = [new_event() for _ in range(3)]
+            events = [cli_event() for _ in range(3)]
             sent += [e["event_id"] for e in events]
             assert post(server.url + "/v1/events", schema.encode_batch(events)) == (202, {"accepted": 3})
         if round_ == 1:
@@ -181,7 +182,7 @@ def test_web_concurrency_and_gunicorn_cmd_args_are_honoured(serve, tmp_path):
     server.stop()
     assert "".join(server.late_stderr).count("Booting worker") == 3
     server = shipped(serve, ZOMG_RECEIVER_OUTPUT=out, WEB_CONCURRENCY="3", GUNICORN_CMD_ARGS="--workers 1")
-    assert post(server.url + "/v1/events", schema.encode_batch([new_event()])) == (202, {"accepted": 1})
+    assert post(server.url + "/v1/events", schema.encode_batch([cli_event()])) == (202, {"accepted": 1})
     server.stop()
     assert "".join(server.startup + server.late_stderr).count("Booting worker") == 1
 

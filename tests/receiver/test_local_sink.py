@@ -7,7 +7,8 @@ import stat
 import subprocess
 import sys
 
-from tests.receiver.support import call_app, new_event
+from tests.support.events import cli_event
+from tests.support.wsgi import call_app
 from zomg.receiver import make_app
 from zomg.receiver.local_sink import LocalSink
 from zomg.telemetry import schema
@@ -21,7 +22,7 @@ def read_lines(path) -> list:
 def test_accepted_events_are_appended_to_the_output_file(tmp_path):
     out = tmp_path / "events.jsonl"
     app = make_app(LocalSink(str(out)))
-    first, second, third = new_event(), new_event(result="error", error_class="config"), new_event(flags=[])
+    first, second, third = cli_event(), cli_event(result="error", error_class="config"), cli_event(flags=[])
     assert call_app(app, schema.encode_batch([first, second])).status == 202
     assert call_app(app, schema.encode_batch([third])).status == 202
     assert read_lines(out) == [first, second, third]
@@ -30,7 +31,7 @@ def test_accepted_events_are_appended_to_the_output_file(tmp_path):
 
 def test_lines_hold_the_schema_fields_in_the_schema_order(tmp_path):
     out = tmp_path / "events.jsonl"
-    shuffled = dict(reversed(list(new_event().items())))
+    shuffled = dict(reversed(list(cli_event().items())))
     call_app(make_app(LocalSink(str(out))), json.dumps({"events": [shuffled]}).encode())
     line = out.read_text().splitlines()[0]
     assert list(json.loads(line)) == list(schema.field_names(schema.CLI_COMMAND))
@@ -39,26 +40,26 @@ def test_lines_hold_the_schema_fields_in_the_schema_order(tmp_path):
 def test_a_rejected_batch_records_nothing(tmp_path):
     out = tmp_path / "events.jsonl"
     app = make_app(LocalSink(str(out)))
-    assert call_app(app, schema.encode_batch([new_event(), new_event(arch="sparc")])).status == 400
+    assert call_app(app, schema.encode_batch([cli_event(), cli_event(arch="sparc")])).status == 400
     assert not out.exists()
 
 
 def test_without_a_file_the_lines_go_to_stdout(capfd):
-    event = new_event()
+    event = cli_event()
     assert call_app(make_app(LocalSink()), schema.encode_batch([event])).status == 202
     assert [json.loads(line) for line in capfd.readouterr().out.splitlines()] == [event]
 
 
 def test_an_output_that_cannot_be_written_is_503_so_the_client_retries(tmp_path):
     app = make_app(LocalSink(str(tmp_path / "missing-dir" / "events.jsonl")))
-    response = call_app(app, schema.encode_batch([new_event()]))
+    response = call_app(app, schema.encode_batch([cli_event()]))
     assert response.status == 503
     assert response.json()["error"].startswith("output: cannot record events")
 
 
 def test_appends_from_several_processes_never_mix_within_a_line(tmp_path):
     out = tmp_path / "events.jsonl"
-    event = json.dumps(new_event(flags=["--" + "x" * 32]))
+    event = json.dumps(cli_event(flags=["--" + "x" * 32]))
     writer = (
         "import json, sys, uuid\n"
         "from zomg.receiver.local_sink import LocalSink\n"
@@ -77,7 +78,7 @@ def test_appends_from_several_processes_never_mix_within_a_line(tmp_path):
 def test_a_rotated_or_deleted_output_file_is_replaced_by_a_new_one(tmp_path):
     out = tmp_path / "events.jsonl"
     app = make_app(LocalSink(str(out)))
-    first, second, third = new_event(), new_event(), new_event()
+    first, second, third = cli_event(), cli_event(), cli_event()
     call_app(app, schema.encode_batch([first]))
     os.rename(out, tmp_path / "events.jsonl.1")  # what a log rotator does
     call_app(app, schema.encode_batch([second]))

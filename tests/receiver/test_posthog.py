@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from tests.receiver.support import TOKEN, call_app, new_event
+from tests.support.events import cli_event
+from tests.support.servers import TOKEN
+from tests.support.wsgi import call_app
 from zomg import __version__
 from zomg.receiver.posthog import DISTINCT_ID_FIELDS, PostHogClient, batch_body, check_host
 from zomg.telemetry import schema
@@ -19,8 +21,8 @@ def forwarded(forwarding):
 
 def test_the_exact_body_posted_to_batch(forwarded, fake_posthog):
     app = forwarded.app
-    first = new_event(event_id="0b8c3f7e-5a1d-4e2b-8c9f-1a2b3c4d5e6f")
-    second = new_event(event_id="1c9d4a8f-6b2e-4f3c-9d0a-2b3c4d5e6f70", timestamp="2026-03-04T05:06:09Z",
+    first = cli_event(event_id="0b8c3f7e-5a1d-4e2b-8c9f-1a2b3c4d5e6f")
+    second = cli_event(event_id="1c9d4a8f-6b2e-4f3c-9d0a-2b3c4d5e6f70", timestamp="2026-03-04T05:06:09Z",
                        command="exec", subcommand=None, flags=[], ci=True, result="error",
                        error_class="subprocess", duration_bucket="1s-10s", os="darwin", arch="arm64")
     response = call_app(app, schema.encode_batch([first, second]))
@@ -83,7 +85,7 @@ def test_the_exact_body_posted_to_batch(forwarded, fake_posthog):
 
 
 def test_the_forward_request_carries_only_the_receivers_own_headers(forwarded, fake_posthog):
-    call_app(forwarded.app, schema.encode_batch([new_event()]))
+    call_app(forwarded.app, schema.encode_batch([cli_event()]))
     forwarded.flush()
     [request] = fake_posthog.requests
     headers = {k.lower(): v for k, v in request["headers"].items()}
@@ -93,7 +95,7 @@ def test_the_forward_request_carries_only_the_receivers_own_headers(forwarded, f
 
 
 def test_events_are_personless_and_carry_no_address_or_send_time(forwarded, fake_posthog):
-    call_app(forwarded.app, schema.encode_batch([new_event() for _ in range(5)]))
+    call_app(forwarded.app, schema.encode_batch([cli_event() for _ in range(5)]))
     forwarded.flush()
     body = json.loads(fake_posthog.requests[0]["body"])
     assert set(body) == {"api_key", "batch"}
@@ -107,7 +109,7 @@ def test_events_are_personless_and_carry_no_address_or_send_time(forwarded, fake
 
 
 def test_a_rejected_batch_never_reaches_posthog(forwarded, fake_posthog):
-    response = call_app(forwarded.app, schema.encode_batch([new_event(), new_event(os="plan9")]))
+    response = call_app(forwarded.app, schema.encode_batch([cli_event(), cli_event(os="plan9")]))
     assert response.status == 400
     forwarded.flush()
     assert fake_posthog.requests == []
@@ -115,7 +117,7 @@ def test_a_rejected_batch_never_reaches_posthog(forwarded, fake_posthog):
 
 def test_both_ways_into_the_queue_forward_the_same_events(forwarded, fake_posthog):
     # The canonical fast path (what the CLI sends) and a pretty-printed body that is decoded and validated.
-    events = [new_event(), new_event(command="exec", subcommand=None, flags=[])]
+    events = [cli_event(), cli_event(command="exec", subcommand=None, flags=[])]
     assert call_app(forwarded.app, schema.encode_batch(events)).status == 202
     assert call_app(forwarded.app, json.dumps({"events": events}, indent=2).encode()).status == 202
     forwarded.flush()
@@ -125,7 +127,7 @@ def test_both_ways_into_the_queue_forward_the_same_events(forwarded, fake_postho
 
 def test_the_host_may_have_a_trailing_slash_or_a_path_prefix(fake_posthog):
     client = PostHogClient(TOKEN, fake_posthog.url + "/ingest/", timeout=1)
-    assert client.post(batch_body(TOKEN, [new_event()])).accepted
+    assert client.post(batch_body(TOKEN, [cli_event()])).accepted
     assert fake_posthog.requests[0]["path"] == "/ingest/batch/"
 
 
@@ -146,7 +148,7 @@ def test_every_event_type_has_the_fields_posthog_needs():
 def test_the_connection_to_posthog_is_kept_open_between_batches(forwarded, fake_posthog):
     fake_posthog.keep_alive = True
     for _ in range(3):
-        assert call_app(forwarded.app, schema.encode_batch([new_event()])).status == 202
+        assert call_app(forwarded.app, schema.encode_batch([cli_event()])).status == 202
         forwarded.flush()
     assert (len(fake_posthog.requests), fake_posthog.connections) == (3, 1)
     assert forwarded.lines == []
@@ -155,7 +157,7 @@ def test_the_connection_to_posthog_is_kept_open_between_batches(forwarded, fake_
 def test_a_connection_posthog_closed_while_idle_is_replaced_without_a_failed_try(forwarded, fake_posthog):
     fake_posthog.keep_alive = fake_posthog.close_silently = True
     for _ in range(3):
-        assert call_app(forwarded.app, schema.encode_batch([new_event()])).status == 202
+        assert call_app(forwarded.app, schema.encode_batch([cli_event()])).status == 202
         forwarded.flush()
     assert (len(fake_posthog.requests), fake_posthog.connections) == (3, 3)
     assert forwarded.lines == []
@@ -167,7 +169,7 @@ def test_a_proxy_from_the_environment_is_used(fake_posthog, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "")
     monkeypatch.setenv("no_proxy", "")
     client = PostHogClient(TOKEN, "http://posthog.invalid", timeout=1)
-    assert client.post(batch_body(TOKEN, [new_event()])).accepted
+    assert client.post(batch_body(TOKEN, [cli_event()])).accepted
     [request] = fake_posthog.requests
     assert request["path"] == "http://posthog.invalid/batch/"
     assert json.loads(request["body"])["api_key"] == TOKEN

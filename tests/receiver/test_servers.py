@@ -9,7 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.receiver.support import TOKEN, clean_env, new_event, post
+from tests.support.events import cli_event
+from tests.support.servers import TOKEN, clean_env, post
 from zomg.telemetry import schema
 
 CANARIES = {
@@ -42,7 +43,7 @@ def test_dev_server_records_locally_without_a_token(receiver_process, tmp_path):
         f"zomg-receiver: POSTHOG_PROJECT_API_KEY is not set: not forwarding; appending accepted events to {out}"
     )
     assert get(server.url + "/healthz") == (200, {"status": "ok"})
-    events = [new_event(), new_event()]
+    events = [cli_event(), cli_event()]
     assert post(server.url + "/v1/events", schema.encode_batch(events), CANARIES) == (202, {"accepted": 2})
     assert post(server.url + "/v1/events", b'{"events":[]}')[0] == 400
     code, stdout = server.stop()
@@ -54,7 +55,7 @@ def test_dev_server_records_locally_without_a_token(receiver_process, tmp_path):
 def test_dev_server_forwards_with_a_token_and_passes_on_no_client_header(receiver_process, fake_posthog):
     server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
     assert server.startup[0] == f"zomg-receiver: forwarding accepted events to PostHog at {fake_posthog.url}/batch/"
-    events = [new_event() for _ in range(3)]
+    events = [cli_event() for _ in range(3)]
     assert post(server.url + "/v1/events", schema.encode_batch(events), CANARIES) == (202, {"accepted": 3})
     assert fake_posthog.wait_for_requests(1)
     [request] = fake_posthog.requests
@@ -67,7 +68,7 @@ def test_dev_server_forwards_with_a_token_and_passes_on_no_client_header(receive
 def test_dev_server_answers_at_once_while_posthog_is_down_and_delivers_after(receiver_process, fake_posthog):
     server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
     fake_posthog.status = 503
-    events = [new_event()]
+    events = [cli_event()]
     assert post(server.url + "/v1/events", schema.encode_batch(events)) == (202, {"accepted": 1})
     assert fake_posthog.wait_for_requests(2)  # tried, and tried again
     fake_posthog.status = 200
@@ -131,9 +132,9 @@ def test_gunicorn_serves_the_app_and_forwards(serve, fake_posthog):
     server = gunicorn(serve, POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
     assert get(server.url + "/healthz") == (200, {"status": "ok"})
     for _ in range(4):
-        events = [new_event() for _ in range(10)]
+        events = [cli_event() for _ in range(10)]
         assert post(server.url + "/v1/events", schema.encode_batch(events), CANARIES) == (202, {"accepted": 10})
-    assert post(server.url + "/v1/events", schema.encode_batch([new_event(ci="no")]))[0] == 400
+    assert post(server.url + "/v1/events", schema.encode_batch([cli_event(ci="no")]))[0] == 400
     assert post(server.url + "/v1/events", b"\xff" * 10)[0] == 400
     assert fake_posthog.wait_for(lambda: len(fake_posthog.accepted()) >= 40)
     assert len(fake_posthog.accepted()) == 40
@@ -149,7 +150,7 @@ def test_gunicorn_records_to_the_output_file_from_every_worker(serve, tmp_path):
     server = gunicorn(serve, ZOMG_RECEIVER_OUTPUT=str(out))
     sent = []
     for _ in range(6):
-        events = [new_event() for _ in range(5)]
+        events = [cli_event() for _ in range(5)]
         sent += events
         assert post(server.url + "/v1/events", schema.encode_batch(events)) == (202, {"accepted": 5})
     server.stop()
@@ -161,7 +162,7 @@ def test_dev_server_threads_share_kept_open_connections_to_posthog(receiver_proc
     fake_posthog.keep_alive = True
     server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
     for count in range(1, 5):  # one thread per request, one after another
-        assert post(server.url + "/v1/events", schema.encode_batch([new_event()])) == (202, {"accepted": 1})
+        assert post(server.url + "/v1/events", schema.encode_batch([cli_event()])) == (202, {"accepted": 1})
         assert fake_posthog.wait_for_requests(count)
     assert (len(fake_posthog.requests), fake_posthog.connections) == (4, 1)
 
@@ -170,7 +171,7 @@ def test_dev_server_drains_its_queue_to_posthog_when_stopped(receiver_process, f
     # Events wait in the queue (an interval no one waits out) until the stop drains them.
     server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url,
                               ZOMG_RECEIVER_BATCH_INTERVAL="3600", ZOMG_RECEIVER_BATCH_EVENTS="100000")
-    events = [new_event() for _ in range(6)]
+    events = [cli_event() for _ in range(6)]
     for event in events:
         assert post(server.url + "/v1/events", schema.encode_batch([event])) == (202, {"accepted": 1})
     assert fake_posthog.count == 0

@@ -6,8 +6,10 @@ import io
 import pytest
 
 import zomg.receiver
-from tests.receiver.support import TOKEN, call_app, new_event
 from tests.receiver.test_local_sink import read_lines
+from tests.support.events import cli_event
+from tests.support.servers import TOKEN
+from tests.support.wsgi import call_app
 from zomg.receiver.settings import SettingsError, app_from_env
 from zomg.telemetry import schema
 
@@ -16,8 +18,8 @@ def test_app_from_env_announces_once_where_events_go(tmp_path, monkeypatch):
     announce = io.StringIO()
     out = tmp_path / "events.jsonl"
     app = app_from_env({"ZOMG_RECEIVER_OUTPUT": str(out)}, announce=announce)
-    call_app(app, schema.encode_batch([new_event()]))
-    call_app(app, schema.encode_batch([new_event()]))
+    call_app(app, schema.encode_batch([cli_event()]))
+    call_app(app, schema.encode_batch([cli_event()]))
     assert announce.getvalue() == (
         f"zomg-receiver: POSTHOG_PROJECT_API_KEY is not set: not forwarding; appending accepted events to {out}\n"
     )
@@ -27,7 +29,7 @@ def test_app_from_env_announces_once_where_events_go(tmp_path, monkeypatch):
 def test_the_output_option_wins_over_the_environment(tmp_path):
     chosen, other = tmp_path / "chosen.jsonl", tmp_path / "other.jsonl"
     app = app_from_env({"ZOMG_RECEIVER_OUTPUT": str(other)}, output=str(chosen), announce=io.StringIO())
-    call_app(app, schema.encode_batch([new_event()]))
+    call_app(app, schema.encode_batch([cli_event()]))
     assert chosen.exists() and not other.exists()
 
 
@@ -35,7 +37,7 @@ def test_with_a_token_it_announces_forwarding(fake_posthog):
     announce = io.StringIO()
     app = app_from_env({"POSTHOG_PROJECT_API_KEY": TOKEN, "POSTHOG_HOST": fake_posthog.url}, announce=announce)
     assert announce.getvalue() == f"zomg-receiver: forwarding accepted events to PostHog at {fake_posthog.url}/batch/\n"
-    event = new_event()
+    event = cli_event()
     assert call_app(app, schema.encode_batch([event])).status == 202
     assert app.sink.flush(60)
     assert fake_posthog.accepted_uuids() == [event["event_id"]]
@@ -54,7 +56,7 @@ def test_the_package_app_is_built_from_the_environment_when_first_asked_for(tmp_
     application = zomg.receiver.app
     assert callable(application) and zomg.receiver.app is application
     assert "not forwarding" in capsys.readouterr().err
-    assert call_app(application, schema.encode_batch([new_event()])).status == 202
+    assert call_app(application, schema.encode_batch([cli_event()])).status == 202
     assert len(read_lines(out)) == 1
     from zomg.receiver import app as imported
 

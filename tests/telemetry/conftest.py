@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from .support import Capture, FakeClock, refused_url
+from tests.support.cli import FakeClock
+from tests.support.servers import Capture, refused_url
 
 
 @pytest.fixture(autouse=True)

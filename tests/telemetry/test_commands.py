@@ -7,9 +7,8 @@ import stat
 
 import pytest
 
+from tests.support.cli import notice_seen, spooled, state_dir, user_config, write_system_config
 from zomg.telemetry import schema
-
-from .support import notice_seen, spooled, state_dir, user_config, write_system_config
 
 pytestmark = pytest.mark.telemetry_on
 

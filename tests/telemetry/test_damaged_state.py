@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .support import notice_seen
+from tests.support.cli import notice_seen
 
 pytestmark = pytest.mark.telemetry_on
 

@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from .support import Blackhole, Capture, notice_seen, refused_url, run, spooled, state_dir
+from tests.support.cli import notice_seen, run, spooled, state_dir
+from tests.support.servers import Blackhole, Capture, refused_url
 
 pytestmark = pytest.mark.telemetry_on
 

@@ -6,10 +6,9 @@ import os
 
 import pytest
 
+from tests.support.cli import notice_seen, spooled, write_system_config
 from zomg import setup_config
 from zomg.telemetry import schema
-
-from .support import notice_seen, spooled, write_system_config
 
 pytestmark = pytest.mark.telemetry_on
 

@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
+from tests.support.cli import run, spooled
 from zomg.telemetry import notice, schema
-
-from .support import run, spooled
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -40,7 +39,7 @@ def test_notice_then_ten_recorded_runs_then_one_batch_of_ten(capture, monkeypatc
 
 
 def test_on_mode_hot_path_imports_no_network_module(capture, monkeypatch):
-    from .support import notice_seen
+    from tests.support.cli import notice_seen
 
     notice_seen()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)

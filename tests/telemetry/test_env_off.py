@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .support import files_under, write_system_config
+from tests.support.cli import files_under, write_system_config
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -85,7 +85,7 @@ def test_a_system_lock_touches_nothing_either(env, tmp_path, capture):
 
 
 def test_on_mode_without_a_due_send_opens_no_socket_and_imports_no_network_module(capture):
-    from .support import notice_seen
+    from tests.support.cli import notice_seen
 
     notice_seen()
     report = probe("box", "list", env={"ZOMG_TELEMETRY_ENDPOINT": capture.url})

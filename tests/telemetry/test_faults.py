@@ -12,10 +12,10 @@ import time
 
 import pytest
 
+from tests.support.cli import notice_seen, run, spooled, state_dir, write_user_config
+from tests.support.servers import Capture
 from zomg.telemetry import sender
 from zomg.telemetry.spool import Spool, Tuning
-
-from .support import Capture, notice_seen, run, spooled, state_dir, write_user_config
 
 pytestmark = pytest.mark.telemetry_on
 

@@ -5,9 +5,8 @@ import os
 
 import pytest
 
+from tests.support.cli import files_under, run, spooled, user_config, write_user_config
 from zomg import telemetry
-
-from .support import files_under, run, spooled, user_config, write_user_config
 
 pytestmark = pytest.mark.telemetry_on
 

@@ -5,9 +5,8 @@ import json
 
 import pytest
 
+from tests.support.cli import notice_seen, spooled
 from zomg.telemetry import schema
-
-from .support import notice_seen, spooled
 
 pytestmark = pytest.mark.telemetry_on
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from .support import files_under, write_system_config, write_user_config
+from tests.support.cli import files_under, write_system_config, write_user_config
 
 pytestmark = pytest.mark.telemetry_on
 

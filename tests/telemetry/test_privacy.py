@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .support import notice_seen
+from tests.support.cli import notice_seen
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -134,11 +134,10 @@ def wire(monkeypatch, tmp_path, capture, clock):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(argv=command_lines())
 def test_no_canary_reaches_a_log_line_the_spool_or_the_wire(argv, wire, capture, monkeypatch, tmp_path):
+    from tests.support.cli import spooled
     from zomg import paths
     from zomg.cli import main
     from zomg.telemetry import schema
-
-    from .support import spooled
 
     tuning, sessions = wire
     # A fresh data dir per command line: no box exists, so exec and console never start a process.

@@ -1,129 +1,116 @@
-"""Plain helpers for the receiver's tests: valid events, a WSGI caller, a fake PostHog, servers."""
+"""Loopback servers for tests and benches: a fake receiver, a fake PostHog, a black hole, slow clients."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
-import uuid
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from hypothesis import strategies as st
-
-from zomg.receiver.fastpath import encode_event
-from zomg.telemetry import schema
-from zomg.telemetry.schema import ERROR_CLASSES
 
 TOKEN = "phc_test_project_token"
 
 
-def new_event(**overrides: object) -> dict:
-    event = {
-        "event": schema.CLI_COMMAND,
-        "schema_version": schema.SCHEMA_VERSION,
-        "event_id": str(uuid.uuid4()),
-        "installation_id": "5f0c6a56-2a4e-4b8e-9d3f-2b1c0e7a9d11",
-        "timestamp": "2026-03-04T05:06:07Z",
-        "cli_version": "0.1.0",
-        "command": "box",
-        "subcommand": "list",
-        "flags": ["--all", "--json"],
-        "os": "linux",
-        "arch": "x86_64",
-        "ci": False,
-        "duration_bucket": "<1s",
-        "result": "success",
-        "error_class": None,
-    }
-    event.update(overrides)
-    return event
+class Capture:
+    """An HTTP endpoint on 127.0.0.1:0 that records every POST.
+
+    ``statuses`` is consumed one per request (then 200); ``delay`` holds each
+    response that many seconds after the body was read.
+    """
+
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, headers: dict | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.delay = delay
+        self.extra_headers = headers or {}
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                started = time.monotonic()
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with capture.lock:
+                    status = capture.statuses.pop(0) if capture.statuses else 200
+                record = {"path": self.path, "headers": dict(self.headers.items()), "body": body,
+                          "status": status, "start": started}
+                if capture.delay:
+                    time.sleep(capture.delay)
+                record["end"] = time.monotonic()
+                with capture.lock:
+                    capture.requests.append(record)
+                self.send_response(status)
+                for key, value in capture.extra_headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that gave up waiting (the grace ran out) is expected here
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/events"
+
+    def events(self, accepted_only: bool = True) -> list[dict]:
+        with self.lock:
+            requests = list(self.requests)
+        return [e for r in requests if not accepted_only or 200 <= r["status"] < 300
+                for e in json.loads(r["body"])["events"]]
+
+    def unique_ids(self) -> set[str]:
+        return {e["event_id"] for e in self.events()}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
-class Response:
-    def __init__(self, status: int, headers: dict, body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self) -> object:
-        return json.loads(self.body)
-
-    def __repr__(self) -> str:
-        return f"Response({self.status}, {self.body[:200]!r})"
-
-
-class TrackingInput:
-    """A wsgi.input that counts what the application read from it."""
-
-    def __init__(self, data: bytes) -> None:
-        self._stream = io.BytesIO(data)
-        self.bytes_read = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size)
-        self.bytes_read += len(chunk)
-        return chunk
-
-
-def call_app(app, body: bytes = b"", method: str = "POST", path: str = "/v1/events",
-             content_length: str | None = None, stream: object = None, extra: dict | None = None) -> Response:
-    """Run one request through a WSGI application in-process."""
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "CONTENT_LENGTH": str(len(body)) if content_length is None else content_length,
-        "wsgi.input": stream if stream is not None else TrackingInput(body),
-    }
-    environ.update(extra or {})
-    seen = {}
-
-    def start_response(status: str, headers: list, exc_info: object = None) -> None:
-        seen["status"] = int(status.split()[0])
-        seen["headers"] = dict(headers)
-
-    chunks = app(environ, start_response)
-    return Response(seen["status"], seen["headers"], b"".join(chunks))
-
-
-class Deliveries:
-    """A ``deliver`` that records every batch handed to it, and can be told to fail."""
+class Blackhole:
+    """Accepts connections on 127.0.0.1:0 and never answers."""
 
     def __init__(self) -> None:
-        self.batches: list = []
-        self.failure: Exception | None = None
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.held: list[socket.socket] = []
+        self.closed = False
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/events"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
 
-    def __call__(self, events: list) -> None:
-        if self.failure is not None:
-            raise self.failure
-        self.batches.append(json.loads(json.dumps(events)))
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
 
-    @property
-    def events(self) -> list:
-        return [event for batch in self.batches for event in batch]
+    def close(self) -> None:
+        self.closed = True
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
 
 
-class LineDeliveries(Deliveries):
-    """Like the local sink: also takes canonical texts, and says which way each batch came."""
+def refused_url() -> str:
+    """A loopback address where nothing listens (connection refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}/v1/events"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.ways: list = []
-        self.lines: list = []
-
-    def __call__(self, events: list) -> None:
-        super().__call__(events)
-        self.ways.append("decoded")
-        self.lines.append([encode_event(event) for event in events])
-
-    def record_lines(self, lines: bytes) -> None:
-        if self.failure is not None:
-            raise self.failure
-        texts = lines.decode("ascii").splitlines()
-        self.batches.append([json.loads(text) for text in texts])
-        self.ways.append("canonical")
-        self.lines.append(texts)
 
 
 class FakePostHog:
@@ -317,68 +304,6 @@ def post(url: str, body: bytes, headers: dict | None = None, timeout: float = 20
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, json.loads(exc.read())
-
-
-def valid_events_of(event_name: str):
-    """A hypothesis strategy for valid events of any registered type, read off its rules."""
-    fields, cross_check = schema.EVENT_TYPES[event_name]
-
-    def values(rule):
-        kind = type(rule).__name__
-        if kind == "_Const":
-            return st.just(rule.expected)
-        if kind == "_Enum":
-            return st.sampled_from(list(rule.allowed) + ([None] if rule.nullable else []))
-        if kind == "_Pattern":
-            text = st.from_regex(rule.body, fullmatch=True, alphabet=st.characters(codec="ascii"))
-            return st.none() | text if rule.nullable else text
-        if kind == "_Timestamp":
-            return st.datetimes().map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ").rjust(20, "0"))
-        if kind == "_Bool":
-            return st.booleans()
-        if kind == "_Flags":
-            flag = st.from_regex(schema._FLAG, fullmatch=True, alphabet=st.characters(codec="ascii"))
-            return st.lists(flag, max_size=4, unique=True).map(sorted)
-        raise AssertionError(f"no strategy for {kind}")
-
-    def fix(event: dict) -> dict:
-        if cross_check is not None:
-            wanted = event[cross_check.other] == cross_check.value
-            if wanted and event[cross_check.field] is None:
-                rule = dict((key, rule) for key, rule, _ in fields)[cross_check.field]
-                event[cross_check.field] = rule.allowed[0]
-            elif not wanted:
-                event[cross_check.field] = None
-        return {key: event[key] for key, _, _ in fields}  # the schema's order, as the CLI builds them
-
-    return st.fixed_dictionaries({key: values(rule) for key, rule, _ in fields}).map(fix)
-
-
-# Small pools keep generation cheap; the values cover every character class the patterns allow.
-_names = st.sampled_from(["box", "exec", "list", "create", "a", "z9", "x-y-1", "n" * 32])
-_versions = st.sampled_from(["0.1.0", "1", "2.0.0rc1", "1.2+local.7", "3!1.0", "9-a.B"])
-_flag_pool = st.sampled_from(["--all", "--json", "-f", "-9", "--force", "--x-y", "--" + "q" * 32])
-
-
-@st.composite
-def quick_cli_events(draw) -> dict:
-    """Valid cli.command events, cheaply: small pools of values instead of regex generation."""
-    result = draw(st.sampled_from(schema.RESULTS))
-    return new_event(
-        event_id=str(draw(st.uuids(version=4))),
-        installation_id=str(draw(st.uuids(version=4))),
-        timestamp=draw(st.datetimes()).strftime("%Y-%m-%dT%H:%M:%SZ").rjust(20, "0"),
-        cli_version=draw(_versions),
-        command=draw(st.none() | _names),
-        subcommand=draw(st.none() | _names),
-        flags=sorted(draw(st.sets(_flag_pool, max_size=4))),
-        os=draw(st.sampled_from(schema.OS_VALUES)),
-        arch=draw(st.sampled_from(schema.ARCH_VALUES)),
-        ci=draw(st.booleans()),
-        duration_bucket=draw(st.sampled_from(schema.DURATION_BUCKETS)),
-        result=result,
-        error_class=draw(st.sampled_from(ERROR_CLASSES)) if result == "error" else None,
-    )
 
 
 def wait_until(condition, timeout: float = 60) -> bool:
