@@ -133,13 +133,20 @@ def test_real_exec_passes_output_and_exit_code_through(tmp_path):
     assert proc.stderr == ""
 
 
+def _default_sigint() -> None:
+    # A job started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and so would zomg and its child: give them what a terminal's
+    # foreground job has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_exec(child_code, box):
     """Run `zomg exec BOX -- python -c CHILD`, SIGINT zomg's whole process group once the child
     is ready (what Ctrl-C at a terminal does), and return (zomg's exit code, stderr)."""
     subprocess.run(_installed_zomg("box", "create", box), check=True, capture_output=True)
     proc = subprocess.Popen(_installed_zomg("exec", box, "--", sys.executable, "-c", child_code),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     assert proc.stdout.readline() == "ready\n"
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate()
@@ -161,7 +168,7 @@ def test_real_interrupt_reaches_the_child_and_zomg_exits_130_when_it_kills_the_c
     )
     proc = subprocess.Popen(_installed_zomg("exec", "sig", "--", sys.executable, "-c", child),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
