@@ -50,9 +50,10 @@ CONTENT = st.one_of(
 
 def _path(which: str) -> str:
     from zomg import paths
-    from zomg.telemetry import config, spool
+    from zomg.telemetry import config
+    from zomg.telemetry.files import Layout
 
-    state = spool.default_dir()
+    state = Layout().spool_dir
     return {
         "config": config.user_path(),
         "system": os.path.join(paths.system_config_dirs()[0], "telemetry.json"),

@@ -199,7 +199,7 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
         return session
     if session is None:
         session = Session(None, None, url, tuning or Tuning(), env)
-    if deployment.due(session._spool().dir, session.tuning.clock()):
+    if deployment.due(session.tuning.clock()):
         session.start_deployment_metrics(mode, setup_config.load().deployment_id)
     if mode == "on" and session.url == url:
         session.kinds.add(DEPLOYMENT_METRICS)

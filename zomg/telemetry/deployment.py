@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 
 INTERVAL = 24 * 3600  # at most one event per this many seconds
-STATE = "deployment.json"  # in the spool's directory: when the last event was recorded
 
 
 def now() -> float:
@@ -48,22 +47,22 @@ def decide(env=None, decision=None) -> tuple[str, str]:
     return ("log" if from_env and decision.mode == "log" else "on"), "chosen in zomg setup"
 
 
-def _state_path(spool_dir: str) -> str:
-    return os.path.join(spool_dir, STATE)
-
-
-def last_recorded(spool_dir: str) -> float:
+def last_recorded(state_path: str) -> float:
     """When the last event was recorded; 0 when unknown or damaged (then one is due)."""
     from zomg.telemetry.files import number, read_json
 
-    data, _, _ = read_json(_state_path(spool_dir))
+    data, _, _ = read_json(state_path)
     recorded = number(data.get("recorded_at"), 0, 1e11) if isinstance(data, dict) else None
     return recorded or 0.0
 
 
-def due(spool_dir: str, now: float) -> bool:
+def due(now: float, state_path: str | None = None) -> bool:
     """At most one event per INTERVAL; a clock set back more than that counts as due too."""
-    last = last_recorded(spool_dir)
+    if state_path is None:
+        from zomg.telemetry.files import Layout
+
+        state_path = Layout().deployment_state
+    last = last_recorded(state_path)
     return not (0 <= now - last < INTERVAL)
 
 
@@ -77,16 +76,17 @@ def record(mode: str, deployment_id: str, spool, now: float) -> bytes | None:
 
     from zomg.fsutil import write_atomic
 
+    state_path = spool.files.deployment_state
     os.makedirs(spool.dir, mode=0o700, exist_ok=True)
     with spool.lock():
-        if not due(spool.dir, now):
+        if not due(now, state_path):
             return None
-        if os.path.isdir(_state_path(spool.dir)):
+        if os.path.isdir(state_path):
             from zomg.telemetry.files import clear_path
 
-            clear_path(_state_path(spool.dir))
+            clear_path(state_path)
         # Not fsynced (the spool lock is held): a lost cadence costs one early measurement.
-        write_atomic(_state_path(spool.dir), json.dumps({"recorded_at": now}).encode(), mode=0o600, sync=False)
+        write_atomic(state_path, json.dumps({"recorded_at": now}).encode(), mode=0o600, sync=False)
     from zomg.telemetry import metrics, schema
 
     built = metrics.build(deployment_id, now)
@@ -104,7 +104,7 @@ def forget(spool_dir: str | None = None) -> int:
     spool = Spool(spool_dir)
     dropped = spool.drop_events(schema.DEPLOYMENT_METRICS) if os.path.isdir(spool.dir) else 0
     try:
-        os.unlink(_state_path(spool.dir))
+        os.unlink(spool.files.deployment_state)
     except OSError:
         pass
     return dropped

@@ -11,8 +11,8 @@ import json
 import os
 import time
 
-from zomg.telemetry.files import clear_path
-from zomg.telemetry.spool import _MAX_GAP, _STALE_AFTER, BACKOFF, LAST, LOCK, SEND_LOCK, SPOOL, Spool, _lines, parse
+from zomg.telemetry.files import _STALE_AFTER, clear_path
+from zomg.telemetry.spool import _MAX_GAP, Spool, _lines, parse
 
 
 def event_type(line: bytes) -> str | None:
@@ -165,11 +165,11 @@ def clear(spool: Spool) -> int:
         return 0
     with spool.lock():
         dropped = spool.count()
-        for name in (SPOOL, BACKOFF, LAST):
-            spool._forget(os.path.join(spool.dir, name))
-    for name in (LOCK, SEND_LOCK):
+        for path in (spool.files.spool, spool.files.backoff, spool.files.last):
+            spool._forget(path)
+    for path in (spool.files.spool_lock, spool.files.send_lock):
         try:
-            os.unlink(os.path.join(spool.dir, name))
+            os.unlink(path)
         except OSError:
             pass
     try:
