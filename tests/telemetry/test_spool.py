@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from zomg.telemetry import schema, sender
-from zomg.telemetry.config import uuid4
+from zomg.telemetry.settings import uuid4
 from zomg.telemetry.spool import Spool, Tuning
 
 pytestmark = pytest.mark.telemetry_on

@@ -64,9 +64,9 @@ def _preview(deployment_id: str) -> str:
 
 
 def _new_id() -> str:
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
 
-    return config.uuid4()
+    return settings.uuid4()
 
 
 def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: str | None,

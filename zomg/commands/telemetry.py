@@ -11,21 +11,21 @@ from zomg.output import note, print_json, print_table
 
 
 def status(json: bool) -> int:
-    from zomg.telemetry import report
+    from zomg.telemetry import status_text
 
-    info = report.status()
+    info = status_text.status()
     if json:
         print_json(info)
     else:
-        lines = report.status_lines(info)
+        lines = status_text.status_lines(info)
         print_table(lines[0], lines[1:])
     return 0
 
 
 def explain() -> int:
-    from zomg.telemetry import report
+    from zomg.telemetry import status_text
 
-    sys.stdout.write(report.explain())
+    sys.stdout.write(status_text.explain())
     return 0
 
 
@@ -62,7 +62,7 @@ def flush() -> int:
 
 def _store(mode: str) -> None:
     from zomg.errors import ConflictError, ZomgError, from_os_error
-    from zomg.telemetry import config, policy
+    from zomg.telemetry import policy, settings
     from zomg.telemetry.spool import Spool
 
     def change(data: dict) -> bool:
@@ -81,11 +81,11 @@ def _store(mode: str) -> None:
         except (OSError, TimeoutError) as exc:
             raise ConflictError(f"cannot delete the unsent telemetry events: {exc}") from None
     try:
-        written = config.update(change)
+        written = settings.update(change)
     except TimeoutError:
         raise ConflictError("the telemetry settings are being changed by another zomg; try again") from None
     except OSError as exc:
-        raise from_os_error(exc, f"cannot store the telemetry setting in {config.user_path()}") from None
+        raise from_os_error(exc, f"cannot store the telemetry setting in {settings.user_path()}") from None
     message = f"telemetry: stored {mode} in {written.path}"
     if mode == "off":
         message += f"; deleted the installation id and {dropped} unsent event{'s' if dropped != 1 else ''}"

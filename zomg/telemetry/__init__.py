@@ -80,7 +80,7 @@ class Session:
 
         def measure() -> None:
             try:
-                payload = deployment.record(mode, deployment_id, self._spool(), self.tuning.clock())
+                payload = deployment.measure_if_due(mode, deployment_id, self._spool(), self.tuning.clock())
             except Exception:  # silent, like every other telemetry failure
                 return
             if payload is not None:
@@ -114,9 +114,9 @@ class Session:
             pass
 
     def _record(self, invocation: dict) -> None:
-        from zomg.telemetry import config, event
+        from zomg.telemetry import event, settings
 
-        installation_id = self.installation_id or config.ensure_installation_id()
+        installation_id = self.installation_id or settings.ensure_installation_id()
         self.installation_id = installation_id
         now = self.tuning.clock()
         built = event.build(invocation, installation_id, now, self.env)
@@ -160,15 +160,15 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
     """The CLI-event part of this run's session, and whether the notice was shown instead."""
     if decision.mode == "off":
         return None, False
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
     from zomg.telemetry.spool import Tuning
 
     url = _endpoint_for(decision.mode, env)
     if url is None:
         return None, False  # nowhere to send: record nothing, say nothing
-    if not config.writable():
+    if not settings.writable():
         return None, False  # read-only home or sandbox: silently off for this run
-    user = decision.user if decision.user is not None else config.read_user()
+    user = decision.user if decision.user is not None else settings.read_user()
     if decision.mode == "on" and notice_due(user.notice_version):
         from zomg.telemetry import notice
 
@@ -235,7 +235,7 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
     import os
 
     from zomg import paths
-    from zomg.telemetry import config, deployment, policy, sender
+    from zomg.telemetry import deployment, policy, sender, settings
     from zomg.telemetry.spool import Spool, Tuning
 
     tuning = tuning or Tuning()
@@ -264,7 +264,7 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
             entry.update(result="failed" if waiting else "nothing", kept=waiting,
                          reason=f"the endpoint is not usable: {problem}")
             continue
-        installation_id = config.read_user().installation_id if kind == CLI_COMMAND else None
+        installation_id = settings.read_user().installation_id if kind == CLI_COMMAND else None
         result = sender.deliver(spool, url, installation_id, force=True, kinds=frozenset((kind,)),
                                 wait=tuning.timeout + MAX_WAIT_FOR_ANOTHER_SENDER)
         entry.update(sent=result.delivered, dropped=result.dropped, kept=_waiting(spool, kind))

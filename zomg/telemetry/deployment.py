@@ -66,7 +66,7 @@ def due(now: float, state_path: str | None = None) -> bool:
     return not (0 <= now - last < INTERVAL)
 
 
-def record(mode: str, deployment_id: str, spool, now: float) -> bytes | None:
+def measure_if_due(mode: str, deployment_id: str, spool, now: float) -> bytes | None:
     """Measure and queue one event (mode on) or return the log line's payload (mode log).
 
     The cadence is written before anything else so that two processes starting

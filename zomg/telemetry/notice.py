@@ -36,23 +36,23 @@ def show(env_decided: bool) -> bool:
     environment chose the mode, a stored mode other than on found under the
     lock means a concurrent `zomg telemetry off` or `log` won: no notice.
     """
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
 
     marked = []
 
     def mark(data: dict) -> bool:
-        if config.whole(data.get("notice_version"), 0, 1 << 31) == _telemetry.NOTICE_VERSION:
+        if settings.whole(data.get("notice_version"), 0, 1 << 31) == _telemetry.NOTICE_VERSION:
             return False  # another zomg showed it a moment ago
         if not env_decided and data.get("mode") not in (None, "on"):
             return False
         data["notice_version"] = _telemetry.NOTICE_VERSION
-        if not config.is_uuid4(data.get("installation_id")):
-            data["installation_id"] = config.uuid4()
+        if not settings.is_uuid4(data.get("installation_id")):
+            data["installation_id"] = settings.uuid4()
         marked.append(True)
         return True
 
     try:
-        config.update(mark)
+        settings.update(mark)
     except (OSError, TimeoutError):
         return False
     if not marked:
