@@ -61,7 +61,7 @@ def flush() -> int:
 
 
 def _store(mode: str) -> None:
-    from zomg.errors import ConflictError, ZomgError, from_os_error
+    from zomg.errors import ConflictError, from_os_error
     from zomg.telemetry import policy, settings
     from zomg.telemetry.spool import Spool
 
@@ -93,14 +93,9 @@ def _store(mode: str) -> None:
         message += "; from now on each command prints the event it would send to stderr instead of sending it"
     note(message)
     if mode == "off":
-        from zomg import setup_config
+        from zomg.telemetry import deployment
 
-        try:
-            chosen = "on" if setup_config.load().deployment_metrics else "off"
-        except ZomgError:
-            chosen = "as stored"
-        note(f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup "
-             "(change with: zomg setup --deployment-metrics on|off)")
+        note(deployment.after_telemetry_off_line())
     decision = policy.decide()
     if decision.mode != mode:
         note(f"telemetry: note: this setting has no effect for now: {decision.reason}, "

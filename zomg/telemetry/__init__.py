@@ -183,11 +183,7 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
 def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str, str] | None,
                             tuning: Tuning | None) -> Session | None:
     """Deployment metrics, opted in through `zomg setup`, ride on the same spool and sender."""
-    import os
-
-    from zomg import paths
-
-    if decision.source == "env:DO_NOT_TRACK" or not os.path.exists(paths.setup_file()):
+    if not _setup_may_opt_in(decision):
         return session  # not opted in (the common case costs one stat)
     from zomg import setup_config
     from zomg.telemetry import deployment
@@ -204,6 +200,15 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
     if mode == "on" and session.url == url:
         session.kinds.add(DEPLOYMENT_METRICS)
     return session
+
+
+def _setup_may_opt_in(decision) -> bool:
+    """Whether deployment metrics may be on at all: DO_NOT_TRACK stops them, and only `zomg setup` starts them."""
+    import os
+
+    from zomg import paths
+
+    return decision.source != "env:DO_NOT_TRACK" and os.path.exists(paths.setup_file())
 
 
 def _endpoint_for(mode: str, env: Mapping[str, str] | None) -> str | None:
@@ -232,9 +237,6 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
     last answer, or None). Sends nothing when the environment or a lock turns
     telemetry off.
     """
-    import os
-
-    from zomg import paths
     from zomg.telemetry import deployment, policy, sender, settings
     from zomg.telemetry.spool import Spool, Tuning
 
@@ -242,7 +244,7 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
     decision = policy.decide(env)
     url = policy.endpoint(env)
     problem = policy.endpoint_problem(url)
-    if decision.source == "env:DO_NOT_TRACK" or not os.path.exists(paths.setup_file()):
+    if not _setup_may_opt_in(decision):
         metrics = ("off", "not chosen in zomg setup" if decision.mode != "off" else decision.reason)
     else:
         metrics = deployment.decide(env, decision)

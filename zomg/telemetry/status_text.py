@@ -27,6 +27,7 @@ EXAMPLE_INVOCATION = {
 
 
 def status(env=None) -> dict:
+    from zomg.telemetry import deployment
     from zomg.telemetry.spool import Spool
 
     decision = policy.decide(env)
@@ -62,7 +63,7 @@ def status(env=None) -> dict:
         "unsent_events": mine,
         "unsent_events_other_endpoints": other,
         **delivery_story(spool, mine),
-        "deployment_metrics": _deployment_status(env, decision),
+        "deployment_metrics": deployment.status(env, decision),
     }
 
 
@@ -112,26 +113,6 @@ def _attempt_line(attempt: dict | None) -> str:
         http = f", HTTP {attempt['status']}" if attempt["status"] else ""
         what += f" ({attempt['reason']}{http})"
     return f"{attempt['at']}: {what} [{attempt['endpoint']}]"
-
-
-def _deployment_status(env, decision) -> dict:
-    """Deployment metrics: a separate data set, on only after an opt-in in `zomg setup`."""
-    from zomg import setup_config
-    from zomg.errors import ZomgError
-    from zomg.telemetry import deployment
-
-    mode, reason = deployment.decide(env, decision)
-    try:
-        answers = setup_config.load()
-    except ZomgError:
-        answers = setup_config.Answers()
-    return {
-        "mode": mode,
-        "reason": reason,
-        "chosen_in_setup": answers.deployment_metrics,
-        "deployment_id": answers.deployment_id,
-        "setup_path": setup_config.path(),
-    }
 
 
 def status_lines(info: dict) -> list[tuple[str, str]]:

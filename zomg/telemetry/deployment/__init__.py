@@ -1,11 +1,15 @@
-"""Deployment metrics: whether they are on, when one is due, and queueing it.
+"""Deployment metrics, the feature: whether they are on, when one is due, queueing it, and what users are told.
 
 Separate from CLI telemetry in every way that matters: sent only after an
 explicit opt-in in `zomg setup`, identified by its own random
 ``deployment_id`` (never the CLI installation id, so the two data sets share
 no key), at most once per 24 hours, through the same spool and sender. What
-is measured is in ``metrics``; this module stays cheap to import because it
-runs on every invocation of an opted-in deployment.
+is measured is in ``metrics``; the opt-in itself is stored with the other
+answers to `zomg setup` (``zomg.setup_config``). Here: the effective mode,
+the daily cadence, measuring when due, forgetting after an opt-out, the
+preview `zomg setup` shows, and the lines `zomg setup` and `zomg telemetry`
+print about it. The commands only call these. This module stays cheap to
+import because it runs on every invocation of an opted-in deployment.
 """
 from __future__ import annotations
 
@@ -87,7 +91,8 @@ def measure_if_due(mode: str, deployment_id: str, spool, now: float) -> bytes | 
             clear_path(state_path)
         # Not fsynced (the spool lock is held): a lost cadence costs one early measurement.
         write_atomic(state_path, json.dumps({"recorded_at": now}).encode(), mode=0o600, sync=False)
-    from zomg.telemetry import metrics, schema
+    from zomg.telemetry import schema
+    from zomg.telemetry.deployment import metrics
 
     built = metrics.build(deployment_id, now)
     if mode == "log":
@@ -108,3 +113,68 @@ def forget(spool_dir: str | None = None) -> int:
     except OSError:
         pass
     return dropped
+
+
+def new_id() -> str:
+    """A fresh random deployment id (only ever stored with an opt-in)."""
+    from zomg.telemetry.settings import uuid4
+
+    return uuid4()
+
+
+def preview(deployment_id: str) -> str:
+    """The exact request body a deployment-metrics send would POST right now."""
+    from zomg.telemetry import schema
+    from zomg.telemetry.deployment import metrics
+
+    return schema.encode_batch([metrics.build(deployment_id, now())]).decode("ascii")
+
+
+def status(env=None, decision=None) -> dict:
+    """Deployment metrics in `zomg telemetry status`: the effective mode and what `zomg setup` stored."""
+    from zomg import setup_config
+    from zomg.errors import ZomgError
+
+    mode, reason = decide(env, decision)
+    try:
+        answers = setup_config.load()
+    except ZomgError:
+        answers = setup_config.Answers()
+    return {
+        "mode": mode,
+        "reason": reason,
+        "chosen_in_setup": answers.deployment_metrics,
+        "deployment_id": answers.deployment_id,
+        "setup_path": setup_config.path(),
+    }
+
+
+def chosen_line(chosen: bool) -> str:
+    """What `zomg setup` says after saving: the choice, and whether it takes effect."""
+    mode, reason = decide()
+    if chosen and mode == "off":
+        return f"deployment metrics: on as chosen, but not sent while {reason}"
+    if chosen:
+        return "deployment metrics: on (at most once a day; turn off with: zomg setup --deployment-metrics off)"
+    return "deployment metrics: off"
+
+
+def setup_state(chosen: bool) -> str:
+    """The deployment-metrics line of `zomg setup --show`: the choice, and the effective mode when it differs."""
+    if not chosen:
+        return "off (never chosen in setup)"
+    mode, reason = decide()
+    return "on" if mode == "on" else f"on as chosen; effective: {mode} ({reason})"
+
+
+def after_telemetry_off_line() -> str:
+    """What `zomg telemetry off` adds: deployment metrics have their own switch, in `zomg setup`."""
+    from zomg import setup_config
+    from zomg.errors import ZomgError
+
+    try:
+        chosen = "on" if setup_config.load().deployment_metrics else "off"
+    except ZomgError:
+        chosen = "as stored"
+    return (f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup "
+            "(change with: zomg setup --deployment-metrics on|off)")
