@@ -30,10 +30,10 @@ def explain() -> int:
 
 
 def flush() -> int:
-    from zomg.errors import NetworkError
+    from zomg.errors import NetworkError, OperationTimeoutError
     from zomg.telemetry import flush_report
 
-    failed = False
+    failed = []  # the reason of each data set whose send failed
     for entry in flush_report():
         name, n = entry["data_set"], entry["sent"]
         events = f"{n} event{'s' if n != 1 else ''}"
@@ -46,7 +46,7 @@ def flush() -> int:
         elif entry["result"] == "off":
             line = f"not sent: {entry['reason']}"
         else:
-            failed = True
+            failed.append(entry["reason"])
             http = f", HTTP {entry['status']}" if entry["status"] else ""
             kept = entry["kept"]
             line = (f"not sent: {entry['reason']}{http} from {entry['endpoint']}; {kept} "
@@ -56,6 +56,10 @@ def flush() -> int:
         sys.stdout.write(f"{name}: {line}\n")
     if failed:
         sys.stdout.flush()
+        # Both exit 1, as documented: a timeout is told apart only in the message and the error class.
+        if all(reason == "timeout" for reason in failed):
+            raise OperationTimeoutError("telemetry flush: the endpoint did not answer in time; "
+                                        "the events not sent are kept for later")
         raise NetworkError("telemetry flush: the endpoint failed; the events not sent are kept for later")
     return 0
 
