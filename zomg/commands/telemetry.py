@@ -11,9 +11,9 @@ from zomg.output import note, print_json, print_table
 
 
 def status(json: bool) -> int:
-    from zomg.telemetry import status_text
+    from zomg.telemetry import NOTICE_VERSION, status_text
 
-    info = status_text.status()
+    info = status_text.status(NOTICE_VERSION)
     if json:
         print_json(info)
     else:

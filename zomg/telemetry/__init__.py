@@ -30,7 +30,8 @@ DEPLOYMENT_METRICS = "deployment.metrics"
 # type, a new event type): every user then sees the notice again, and that run
 # again sends nothing. It lives here rather than in ``notice`` because every
 # run compares it with the stored version, and only a run that shows the
-# notice needs that module.
+# notice needs that module; ``notice`` and ``status_text`` are handed it, so
+# no module of this package imports the package itself.
 NOTICE_VERSION = 1
 
 
@@ -172,7 +173,7 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
     if decision.mode == "on" and notice_due(user.notice_version):
         from zomg.telemetry import notice
 
-        notice.show(env_decided=decision.source.startswith("env:"))
+        notice.show(env_decided=decision.source.startswith("env:"), version=NOTICE_VERSION)
         return None, True
     session = Session(decision.mode, user.installation_id, url, tuning or Tuning(), env)
     if decision.mode == "on" and user.installation_id is not None:

@@ -1,14 +1,13 @@
 """The first-run notice: on stderr, once per version of what is collected.
 
 The version is ``zomg.telemetry.NOTICE_VERSION``, raised whenever what is
-collected changes. ``FIELDS_SHOWN`` pins the fields this version describes;
+collected changes; the caller hands it to ``show`` (this module imports
+nothing from its own package). ``FIELDS_SHOWN`` pins the fields this version describes;
 a test fails when the schema moves without it.
 """
 from __future__ import annotations
 
 import sys
-
-import zomg.telemetry as _telemetry
 
 FIELDS_SHOWN = {
     "cli.command": (
@@ -28,8 +27,8 @@ zomg: Turn it off: zomg telemetry off, or set ZOMG_TELEMETRY=off or DO_NOT_TRACK
 """
 
 
-def show(env_decided: bool) -> bool:
-    """Record that the notice was shown, then show it; False (and silence) if it was not recorded.
+def show(env_decided: bool, version: int) -> bool:
+    """Record that notice ``version`` was shown, then show it; False (and silence) if it was not recorded.
 
     A notice that cannot be stored would be shown on every run, so telemetry
     stays off, silently, until the config dir can be written. Unless the
@@ -41,11 +40,11 @@ def show(env_decided: bool) -> bool:
     marked = []
 
     def mark(data: dict) -> bool:
-        if settings.whole(data.get("notice_version"), 0, 1 << 31) == _telemetry.NOTICE_VERSION:
+        if settings.whole(data.get("notice_version"), 0, 1 << 31) == version:
             return False  # another zomg showed it a moment ago
         if not env_decided and data.get("mode") not in (None, "on"):
             return False
-        data["notice_version"] = _telemetry.NOTICE_VERSION
+        data["notice_version"] = version
         if not settings.is_uuid4(data.get("installation_id")):
             data["installation_id"] = settings.uuid4()
         marked.append(True)

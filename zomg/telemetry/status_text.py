@@ -4,7 +4,7 @@ Read-only: nothing here creates a file, an id or a connection.
 """
 from __future__ import annotations
 
-from zomg.telemetry import notice_due, policy, schema, settings
+from zomg.telemetry import policy, schema, settings
 
 NEVER_COLLECTED = (
     "argument values: box names, projects, paths, KEY=VALUE pairs, shell names",
@@ -26,7 +26,8 @@ EXAMPLE_INVOCATION = {
 }
 
 
-def status(env=None) -> dict:
+def status(notice_version: int, env=None) -> dict:
+    """Everything `zomg telemetry status` shows; ``notice_version`` is the one in effect (``zomg.telemetry``'s)."""
     from zomg.telemetry import deployment
     from zomg.telemetry.spool import Spool
 
@@ -54,7 +55,7 @@ def status(env=None) -> dict:
         "endpoint_usable": problem is None,
         "endpoint_problem": problem,
         "installation_id": user.installation_id,
-        "notice_shown": not notice_due(user.notice_version),
+        "notice_shown": user.notice_version == notice_version,
         "config_path": user.path,
         "config_writable": writable,
         "stored_mode": user.mode,
