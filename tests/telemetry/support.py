@@ -137,7 +137,7 @@ def state_dir() -> str:
 
 def spooled() -> list[dict]:
     """The events waiting in the spool."""
-    from zomg.telemetry.spool import parse
+    from zomg.telemetry.spool_edit import parse
 
     try:
         with open(os.path.join(state_dir(), "spool.jsonl"), "rb") as f:

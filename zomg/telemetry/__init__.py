@@ -290,8 +290,7 @@ MAX_WAIT_FOR_ANOTHER_SENDER = 1.0
 
 def _waiting(spool, kind: str) -> int:
     """How many events of type ``kind`` wait for the spool's endpoint."""
-    from zomg.telemetry.spool import parse
-    from zomg.telemetry.spool_edit import event_type
+    from zomg.telemetry.spool_edit import event_type, parse
 
     return sum(1 for line in spool.read()
                if (parse(line) or (0, 0, b""))[2] == spool.url and event_type(line) == kind)

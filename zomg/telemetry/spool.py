@@ -82,38 +82,13 @@ class Tuning:
         return min(self.backoff_cap, self.backoff_base * 2 ** max(0, min(failures - 1, 30)))
 
 
-_DEFAULT = DEFAULT_ENDPOINT.encode("ascii")
-_MAX_GAP = 86400.0  # the most one gap between events (or to now) adds to their age
 _LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
 
 
-def parse(line: bytes) -> tuple[int, int, bytes, bytes] | None:
-    """(enqueued, tries, endpoint, event JSON) of a spool line; None when the line is damaged."""
-    parts = line.split(b" ", 3)
-    if len(parts) == 4:
-        stamp, tries, url, body = parts
-    elif len(parts) == 2:  # written before events were tied to an endpoint
-        (stamp, body), tries, url = parts, b"0", _DEFAULT
-    else:
-        return None
-    # 12 digits at most: int() of a 5,000-digit number raises, and no real time needs more.
-    if not (stamp.isdigit() and len(stamp) <= 12 and tries.isdigit() and len(tries) == 1 and body[:1] == b"{"):
-        return None
-    return int(stamp), int(tries), url, body
-
-
-def _enqueued(line: bytes) -> int | None:
-    parsed = parse(line)
-    return None if parsed is None else parsed[0]
-
-
-def _lines(data: bytes) -> list[bytes]:
-    return [line for line in data.split(b"\n") if line]
-
-
 def _edit():
-    # Changing the spool beyond an append (rewrites, marks, bounds, dropping) is needed by the
-    # sender thread and the telemetry commands, never on a command's own path: loaded on first use.
+    # Reading lines and changing the spool beyond an append (rewrites, marks, bounds, dropping) is
+    # needed by the sender thread and the telemetry commands, never on a command's own path: loaded
+    # on first use. It needs nothing from this module at run time, so the two import one way.
     from zomg.telemetry import spool_edit
 
     return spool_edit
@@ -145,7 +120,7 @@ class Spool:
             return b""
 
     def read(self) -> list[bytes]:
-        return _lines(self._raw())
+        return _edit().lines_of(self._raw())
 
     def count(self) -> int:
         return len(self.read())
