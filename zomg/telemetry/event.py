@@ -1,4 +1,4 @@
-"""Building a ``cli.command`` event from what the parser recorded.
+"""Building a ``cli.command`` event from what the parser matched.
 
 Every value comes from a definition, never from the user's input: the
 command and subcommand must be names the parser declares, each flag must be
