@@ -7,7 +7,7 @@ they never see telemetry and never exit the process.
 
 Telemetry is handed only what the parser itself recorded while parsing: the
 names of the commands it matched and the canonical names of the options it
-consumed (see ``zomg.parser.Recorder``), with the names those commands
+consumed (see ``zomg.parser.Matched``), with the names those commands
 declare. Values never pass through it.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: startup cost
-    from zomg.parser import Recorder
+    from zomg.parser import Matched
 
 # Exit code of a process whose reader went away (128 + SIGPIPE), as git and the shell report it.
 _EXIT_BROKEN_PIPE = 141
@@ -72,16 +72,16 @@ def _silence_stdout() -> None:
         pass
 
 
-def _start_telemetry(recorder: Recorder):
+def _start_telemetry(matched: Matched):
     try:
         from zomg import telemetry
 
-        return telemetry.start(telemetry_command=recorder.path[:1] == ["telemetry"])
+        return telemetry.start(telemetry_command=matched.path[:1] == ["telemetry"])
     except Exception:  # telemetry must never break a command
         return None
 
 
-def _finish_telemetry(session, recorder: Recorder, started: float, result: str, error_class: str | None) -> None:
+def _finish_telemetry(session, matched: Matched, started: float, result: str, error_class: str | None) -> None:
     if session is None:
         return
     import time
@@ -89,10 +89,10 @@ def _finish_telemetry(session, recorder: Recorder, started: float, result: str, 
     try:
         session.finish(
             {
-                "declared": recorder.declared(),
-                "command": recorder.path[0] if recorder.path else None,
-                "subcommand": recorder.path[1] if len(recorder.path) > 1 else None,
-                "flags": sorted(recorder.flags),
+                "declared": matched.declared(),
+                "command": matched.path[0] if matched.path else None,
+                "subcommand": matched.path[1] if len(matched.path) > 1 else None,
+                "flags": sorted(matched.flags),
                 "duration_s": time.monotonic() - started,
                 "result": result,
                 "error_class": error_class,
@@ -117,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     from zomg import parser
 
     started = time.monotonic()
-    recorder = parser.Recorder()
+    matched = parser.Matched()
     session = None
     try:
         try:
-            action = parser.parse(args, recorder)
+            action = parser.parse(args, matched)
         finally:
-            session = _start_telemetry(recorder)
+            session = _start_telemetry(matched)
         code = action() if action is not None else 0
         code = 0 if code is None else code
         result, error_class = _result_of(code)
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError):
         pass
     try:
-        _finish_telemetry(session, recorder, started, result, error_class)
+        _finish_telemetry(session, matched, started, result, error_class)
     except KeyboardInterrupt:  # Ctrl-C while waiting the exit grace for a send: the user wants out
         from zomg.errors import EXIT_INTERRUPTED
 

@@ -46,11 +46,3 @@ def discard(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-def read_json_file(path: str) -> object:
-    """Parse a JSON file; raises OSError or ValueError for the caller to classify."""
-    import json
-
-    with open(path, "rb") as f:
-        return json.loads(f.read().decode("utf-8"))

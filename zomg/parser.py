@@ -1,7 +1,7 @@
 """Translating the command declarations (``zomg.commands``) into argparse, and a command line into a call.
 
 ``parse`` turns argv into a zero-argument callable that runs the matched
-command, raising ``UsageError`` for bad input. While it parses, a ``Recorder``
+command, raising ``UsageError`` for bad input. While it parses, a ``Matched``
 notes what the parser matched by the parser's own names: the commands and the
 canonical names of the options it consumed, never a value; ``declared`` gives
 the names the matched commands declare, the contract telemetry checks against.
@@ -20,7 +20,7 @@ _HELP_OPTIONS = ("-h", "--help")
 _BUILTIN_OPTIONS = ("--help", "--version")
 
 
-class Recorder:
+class Matched:
     """What the parser matched, by the parser's own names, filled in as it parses."""
 
     def __init__(self) -> None:
@@ -56,15 +56,15 @@ def _canonical(option_strings: list[str]) -> str:
 
 
 def _recording(base):
-    """``base``, an argparse action class, noting what it matched in its parser's ``Recorder``."""
+    """``base``, an argparse action class, noting what it matched in its parser's ``Matched``."""
 
     class Recording(base):
         def __call__(self, parser, namespace, values, option_string=None):
             if argparse_private.is_subcommands(self):
                 if values and values[0] in self.choices:
-                    parser.recorder.path.append(values[0])
+                    parser.matched.path.append(values[0])
             elif option_string is not None:
-                parser.recorder.flags.add(_canonical(self.option_strings))
+                parser.matched.flags.add(_canonical(self.option_strings))
             super().__call__(parser, namespace, values, option_string)
 
     return Recording
@@ -80,15 +80,15 @@ class _Formatter(argparse_private.WidthFormatter):
 
 
 class _Parser(argparse_private.ChoiceCheckingParser):
-    """A parser (or subparser) whose actions record into ``recorder`` and whose errors are UsageErrors."""
+    """A parser (or subparser) whose actions note into ``matched`` and whose errors are UsageErrors."""
 
-    def __init__(self, *args, recorder: Recorder, **kwargs) -> None:
+    def __init__(self, *args, matched: Matched, **kwargs) -> None:
         kwargs["allow_abbrev"] = False
         kwargs["formatter_class"] = _Formatter
         # -h is added here, after the recording actions are registered, so it is recorded too.
         kwargs["add_help"] = False
         super().__init__(*args, **kwargs)
-        self.recorder = recorder
+        self.matched = matched
         argparse_private.register_actions(self, _RECORDING)
         self.add_argument("-h", "--help", action="help", help=commands.HELP_ARG.help)
 
@@ -142,12 +142,12 @@ def _add_commands(parser: _Parser, entries, words: list[str] | None) -> None:
         spec = load()
         path = (*parser.prog.split()[1:], name)
         child = sub.add_parser(name, help=spec.help, description=commands.describe(spec),
-                               usage=commands.synopsis(path, spec), recorder=parser.recorder)
+                               usage=commands.synopsis(path, spec), matched=parser.matched)
         if full or name == wanted:
             _fill(child, spec, None if full else words[1:] if name == wanted else [])
 
 
-def _build_parser(recorder: Recorder, words: list[str] | None) -> _Parser:
+def _build_parser(matched: Matched, words: list[str] | None) -> _Parser:
     """The parser tree for a command line whose command words are ``words``.
 
     Only the commands named by ``words`` are filled in; ``None`` fills in every
@@ -158,7 +158,7 @@ def _build_parser(recorder: Recorder, words: list[str] | None) -> _Parser:
     from zomg import __version__
 
     parser = _Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.",
-                     usage=commands.ROOT_SYNOPSIS, recorder=recorder)
+                     usage=commands.ROOT_SYNOPSIS, matched=matched)
     parser.add_argument("--version", action="version", version=f"zomg {__version__}", help=commands.VERSION_ARG.help)
     entries = [(name, partial(commands.load, name)) for name in commands.TOP_LEVEL]
     _add_commands(parser, entries, words)
@@ -167,7 +167,7 @@ def _build_parser(recorder: Recorder, words: list[str] | None) -> _Parser:
 
 def build_full_parser():
     """The whole parser, every command filled in (for documentation and tests)."""
-    return _build_parser(Recorder(), None)
+    return _build_parser(Matched(), None)
 
 
 def _suggestion(word: str, choices) -> str:
@@ -244,7 +244,7 @@ def _command_words(argv: list[str]) -> list[str]:
     return words
 
 
-def parse(argv: list[str], recorder: Recorder):
+def parse(argv: list[str], matched: Matched):
     """Return a zero-argument callable that runs the command, or None after --help."""
     _check_group_options(argv)
     words = _command_words(argv)
@@ -258,7 +258,7 @@ def parse(argv: list[str], recorder: Recorder):
             argv, rest = argv[:cut], argv[cut + 1 :]
     try:
         with argparse_private.EnglishOnly():
-            namespace, extra = _build_parser(recorder, words).parse_known_args(argv)
+            namespace, extra = _build_parser(matched, words).parse_known_args(argv)
     except SystemExit as exc:  # --help and --version print, then exit 0
         if exc.code in (0, None):
             return None
@@ -267,7 +267,7 @@ def parse(argv: list[str], recorder: Recorder):
     if extra:
         hint = " (the command to run goes after '--')" if takes_rest and rest is None else ""
         known = _options_of(spec)
-        raise _unrecognized(recorder.path, extra, known, hint)
+        raise _unrecognized(matched.path, extra, known, hint)
     kwargs = {}
     for arg in spec.args:
         kwargs[arg.dest] = (rest or []) if arg.kind == commands.REST else getattr(namespace, arg.dest)

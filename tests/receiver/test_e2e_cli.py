@@ -29,9 +29,9 @@ def run_python(endpoint: str, *argv: str) -> subprocess.CompletedProcess:
 
 
 def installation_id() -> str:
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
 
-    return config.read_user().installation_id
+    return settings.read_user().installation_id
 
 
 def use_the_cli_against(endpoint: str, fake_posthog) -> None:

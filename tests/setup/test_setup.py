@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from zomg import boxes, paths, setup_config
-from zomg.telemetry import deployment, metrics, schema
+from zomg.telemetry import deployment, schema
+from zomg.telemetry.deployment import metrics
 
 
 def _answers():

@@ -34,7 +34,7 @@ def state_dir() -> str:
 
 def spooled() -> list[dict]:
     """The events waiting in the spool."""
-    from zomg.telemetry.spool import parse
+    from zomg.telemetry.spool_edit import parse
 
     try:
         with open(os.path.join(state_dir(), "spool.jsonl"), "rb") as f:
@@ -44,30 +44,30 @@ def spooled() -> list[dict]:
 
 
 def user_config() -> dict:
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
 
     try:
-        with open(config.user_path(), encoding="utf-8") as f:
+        with open(settings.user_path(), encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
         return {}
 
 
 def write_user_config(data: dict) -> None:
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
 
-    os.makedirs(os.path.dirname(config.user_path()), exist_ok=True)
-    with open(config.user_path(), "w", encoding="utf-8") as f:
+    os.makedirs(os.path.dirname(settings.user_path()), exist_ok=True)
+    with open(settings.user_path(), "w", encoding="utf-8") as f:
         json.dump(data, f)
 
 
 def notice_seen(installation_id: str | None = None) -> None:
     """Record that this user has seen the current notice (the usual state after the first run)."""
     from zomg import telemetry
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
 
     write_user_config({"notice_version": telemetry.NOTICE_VERSION,
-                       "installation_id": installation_id or config.uuid4()})
+                       "installation_id": installation_id or settings.uuid4()})
 
 
 def write_system_config(data: object) -> str:

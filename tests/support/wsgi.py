@@ -85,7 +85,7 @@ class LineDeliveries(Deliveries):
         self.ways.append("decoded")
         self.lines.append([encode_event(event) for event in events])
 
-    def record_lines(self, lines: bytes) -> None:
+    def deliver_lines(self, lines: bytes) -> None:
         if self.failure is not None:
             raise self.failure
         texts = lines.decode("ascii").splitlines()

@@ -50,11 +50,12 @@ CONTENT = st.one_of(
 
 def _path(which: str) -> str:
     from zomg import paths
-    from zomg.telemetry import config, spool
+    from zomg.telemetry import settings as telemetry_settings
+    from zomg.telemetry.files import Layout
 
-    state = spool.default_dir()
+    state = Layout().spool_dir
     return {
-        "config": config.user_path(),
+        "config": telemetry_settings.user_path(),
         "system": os.path.join(paths.system_config_dirs()[0], "telemetry.json"),
         "spool": os.path.join(state, "spool.jsonl"),
         "backoff": os.path.join(state, "backoff.json"),
@@ -92,14 +93,14 @@ def _fresh_state(home, system_dir) -> None:
 def test_any_damage_to_a_telemetry_file_is_survived_and_repaired(cli, capture, monkeypatch, isolated_home,
                                                                  tmp_path, which, content):
     from zomg import setup_config
-    from zomg.telemetry import config
+    from zomg.telemetry import settings as telemetry_settings
 
     _fresh_state(str(isolated_home), str(tmp_path / "etc-xdg"))
     capture.requests.clear()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
     notice_seen()
     if which == "deployment":  # read only once opted in
-        setup_config.save(setup_config.Answers(deployment_metrics=True, deployment_id=config.uuid4()))
+        setup_config.save(setup_config.Answers(deployment_metrics=True, deployment_id=telemetry_settings.uuid4()))
     _write(_path(which), content)
 
     monkeypatch.setenv("ZOMG_TELEMETRY", "off")
@@ -113,11 +114,11 @@ def test_any_damage_to_a_telemetry_file_is_survived_and_repaired(cli, capture, m
         r = cli(*argv)
         assert r.code == 0 and "Traceback" not in r.err, (argv, r)
     assert cli("telemetry", "off").code == 0
-    assert config.read_user().mode == "off" and config.read_user().problem is None
+    assert telemetry_settings.read_user().mode == "off" and telemetry_settings.read_user().problem is None
 
     # Reset: on again, with a healthy receiver.
     assert cli("telemetry", "on").code == 0
-    if which == "system" and config.read_system().locks_off:
+    if which == "system" and telemetry_settings.read_system().locks_off:
         return  # a packager's lock is not zomg's to undo
     for _ in range(3):  # the notice (shown again when the damage hid it), then a recorded run, then a send
         cli("box", "list")

@@ -45,18 +45,25 @@ def test_up_sends_due_events_as_one_batch_with_neutral_headers(cli, capture, mon
     assert capture.requests == []
     cli("box", "show", "nope")  # due at start: sends the three
     cli.drain()
-    [request] = capture.requests  # the one batch may include the run's own event, appended meanwhile
-    assert request["path"] == "/v1/events"
-    headers = {k.lower(): v for k, v in request["headers"].items()}
-    assert headers["content-type"] == "application/json"
-    assert headers["user-agent"] == "zomg-telemetry"
-    assert "cookie" not in headers and "authorization" not in headers
+    # The three go in one batch; the run's own event, appended meanwhile, may join
+    # it or follow in a second one from the same send.
+    requests = capture.requests
+    assert 1 <= len(requests) <= 2
     from zomg.telemetry import schema
 
-    events = schema.validate_batch(json.loads(request["body"]))
-    assert request["body"] == schema.encode_batch(events)
-    assert [e["subcommand"] for e in events][:3] == ["list"] * 3
-    assert [e["subcommand"] for e in events + spooled()] == ["list", "list", "list", "show"]
+    sent = []
+    for request in requests:
+        assert request["path"] == "/v1/events"
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        assert headers["content-type"] == "application/json"
+        assert headers["user-agent"] == "zomg-telemetry"
+        assert "cookie" not in headers and "authorization" not in headers
+        events = schema.validate_batch(json.loads(request["body"]))
+        assert request["body"] == schema.encode_batch(events)
+        sent.append(events)
+    assert [e["subcommand"] for e in sent[0]][:3] == ["list"] * 3
+    assert [e["subcommand"] for batch in sent for e in batch] + [e["subcommand"] for e in spooled()] == [
+        "list", "list", "list", "show"]
 
 
 @pytest.mark.parametrize("kind", ["refused", "blackhole", "dns"])

@@ -217,7 +217,7 @@ def test_a_receiver_slower_than_the_grace_gets_every_event_and_none_more_than_tw
 
 def _fresh() -> list[bytes]:
     """Spooled lines no send has reached yet."""
-    from zomg.telemetry.spool import parse
+    from zomg.telemetry.spool_edit import parse
 
     try:
         with open(os.path.join(state_dir(), "spool.jsonl"), "rb") as f:
@@ -288,7 +288,7 @@ def test_a_torn_last_line_does_not_swallow_the_next_event(cli, capture, monkeypa
 
 
 def spooled_lines_that_parse() -> list[bytes]:
-    from zomg.telemetry.spool import parse
+    from zomg.telemetry.spool_edit import parse
 
     with open(os.path.join(state_dir(), "spool.jsonl"), "rb") as f:
         lines = [line for line in f.read().split(b"\n") if line]

@@ -55,9 +55,9 @@ def _write(path: str, content) -> None:
 
 
 def test_precedence_matrix(zomg, monkeypatch, tmp_path):
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
 
-    user_path = config.user_path()
+    user_path = settings.user_path()
     system_path = write_system_config({})
     checked = 0
     for dnt, zt, user, system in itertools.product(DNT, ZT, USER, SYSTEM):

@@ -57,18 +57,6 @@ def _ask_yes_no(question: str, current: bool) -> bool:
     raise UsageError("setup: no clear answer to the deployment-metrics question; nothing was changed")
 
 
-def _preview(deployment_id: str) -> str:
-    from zomg.telemetry import deployment, metrics, schema
-
-    return schema.encode_batch([metrics.build(deployment_id, deployment.now())]).decode("ascii")
-
-
-def _new_id() -> str:
-    from zomg.telemetry import config
-
-    return config.uuid4()
-
-
 def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: str | None,
         no_input: bool, show: bool) -> int:
     if show:
@@ -81,7 +69,9 @@ def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: 
         answers.deployment_name = check_name(deployment_name, "deployment name") if deployment_name else None
     if boxes_dir is not None:
         answers.boxes_dir = _boxes_dir_answer(boxes_dir)
-    candidate_id = current.deployment_id or _new_id()
+    from zomg.telemetry import deployment
+
+    candidate_id = current.deployment_id or deployment.new_id()
 
     if _interactive(no_input):
         sys.stdout.write("zomg setup: press Enter to keep the value shown in [brackets].\n\n")
@@ -100,7 +90,7 @@ def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: 
                 "\nDeployment metrics are separate from command telemetry: once a day, a summary of this\n"
                 "deployment (machine size, boxes used in the last 7 days, storage used), under its own\n"
                 "random id. Nothing is sent unless you answer yes. Right now it would send exactly:\n\n"
-                f"  {_preview(candidate_id)}\n\n"
+                f"  {deployment.preview(candidate_id)}\n\n"
             )
             now = "on" if answers.deployment_metrics else "off"
             keep = _ask_yes_no(f"Send deployment metrics? (now {now})", bool(answers.deployment_metrics))
@@ -116,8 +106,6 @@ def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: 
         answers.boxes_dir = None
     setup_config.save(answers)
     if current.deployment_metrics and not answers.deployment_metrics:
-        from zomg.telemetry import deployment
-
         deployment.forget()
     _report_changes(current, answers)
     return 0
@@ -131,34 +119,24 @@ def _report_changes(before: setup_config.Answers, after: setup_config.Answers) -
     if old_dir != new_dir and os.path.isdir(old_dir) and any(not n.startswith(".") for n in os.listdir(old_dir)):
         note(f"zomg: note: boxes already in {old_dir} stay there; move them to {new_dir} to keep using them")
     note(f"saved {setup_config.path()}")
-    mode, reason = deployment.decide()
-    if after.deployment_metrics and mode == "off":
-        note(f"deployment metrics: on as chosen, but not sent while {reason}")
-    elif after.deployment_metrics:
-        note("deployment metrics: on (at most once a day; turn off with: zomg setup --deployment-metrics off)")
-    else:
-        note("deployment metrics: off")
+    note(deployment.chosen_line(bool(after.deployment_metrics)))
 
 
 def _show() -> int:
     from zomg.telemetry import deployment
 
     answers = setup_config.load()
-    mode, reason = deployment.decide()
-    state = "on" if answers.deployment_metrics else "off (never chosen in setup)"
-    if answers.deployment_metrics and mode != "on":
-        state = f"on as chosen; effective: {mode} ({reason})"
     print_table(
         ("setup file:", setup_config.path()),
         [
             ("boxes dir:", answers.boxes_dir or f"{paths.default_boxes_dir()} (default)"),
             ("deployment name:", answers.deployment_name or "none"),
-            ("deployment metrics:", state),
+            ("deployment metrics:", deployment.setup_state(bool(answers.deployment_metrics))),
             ("deployment id:", answers.deployment_id or "none"),
         ],
     )
     sys.stdout.write("\nA deployment-metrics payload right now would be exactly:\n")
-    sys.stdout.write(_preview(answers.deployment_id or "00000000-0000-4000-8000-000000000000") + "\n")
+    sys.stdout.write(deployment.preview(answers.deployment_id or "00000000-0000-4000-8000-000000000000") + "\n")
     if not answers.deployment_id:
         sys.stdout.write("(the deployment id shown is a placeholder: none exists until you opt in)\n")
     return 0

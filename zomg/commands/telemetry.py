@@ -11,29 +11,29 @@ from zomg.output import note, print_json, print_table
 
 
 def status(json: bool) -> int:
-    from zomg.telemetry import report
+    from zomg.telemetry import NOTICE_VERSION, status_text
 
-    info = report.status()
+    info = status_text.status(NOTICE_VERSION)
     if json:
         print_json(info)
     else:
-        lines = report.status_lines(info)
+        lines = status_text.status_lines(info)
         print_table(lines[0], lines[1:])
     return 0
 
 
 def explain() -> int:
-    from zomg.telemetry import report
+    from zomg.telemetry import status_text
 
-    sys.stdout.write(report.explain())
+    sys.stdout.write(status_text.explain())
     return 0
 
 
 def flush() -> int:
-    from zomg.errors import NetworkError
+    from zomg.errors import NetworkError, OperationTimeoutError
     from zomg.telemetry import flush_report
 
-    failed = False
+    failed = []  # the reason of each data set whose send failed
     for entry in flush_report():
         name, n = entry["data_set"], entry["sent"]
         events = f"{n} event{'s' if n != 1 else ''}"
@@ -46,7 +46,7 @@ def flush() -> int:
         elif entry["result"] == "off":
             line = f"not sent: {entry['reason']}"
         else:
-            failed = True
+            failed.append(entry["reason"])
             http = f", HTTP {entry['status']}" if entry["status"] else ""
             kept = entry["kept"]
             line = (f"not sent: {entry['reason']}{http} from {entry['endpoint']}; {kept} "
@@ -56,13 +56,17 @@ def flush() -> int:
         sys.stdout.write(f"{name}: {line}\n")
     if failed:
         sys.stdout.flush()
+        # Both exit 1, as documented: a timeout is told apart only in the message and the error class.
+        if all(reason == "timeout" for reason in failed):
+            raise OperationTimeoutError("telemetry flush: the endpoint did not answer in time; "
+                                        "the events not sent are kept for later")
         raise NetworkError("telemetry flush: the endpoint failed; the events not sent are kept for later")
     return 0
 
 
 def _store(mode: str) -> None:
-    from zomg.errors import ConflictError, ZomgError, from_os_error
-    from zomg.telemetry import config, policy
+    from zomg.errors import ConflictError, from_os_error
+    from zomg.telemetry import policy, settings
     from zomg.telemetry.spool import Spool
 
     def change(data: dict) -> bool:
@@ -81,11 +85,11 @@ def _store(mode: str) -> None:
         except (OSError, TimeoutError) as exc:
             raise ConflictError(f"cannot delete the unsent telemetry events: {exc}") from None
     try:
-        written = config.update(change)
+        written = settings.update(change)
     except TimeoutError:
         raise ConflictError("the telemetry settings are being changed by another zomg; try again") from None
     except OSError as exc:
-        raise from_os_error(exc, f"cannot store the telemetry setting in {config.user_path()}") from None
+        raise from_os_error(exc, f"cannot store the telemetry setting in {settings.user_path()}") from None
     message = f"telemetry: stored {mode} in {written.path}"
     if mode == "off":
         message += f"; deleted the installation id and {dropped} unsent event{'s' if dropped != 1 else ''}"
@@ -93,14 +97,9 @@ def _store(mode: str) -> None:
         message += "; from now on each command prints the event it would send to stderr instead of sending it"
     note(message)
     if mode == "off":
-        from zomg import setup_config
+        from zomg.telemetry import deployment
 
-        try:
-            chosen = "on" if setup_config.load().deployment_metrics else "off"
-        except ZomgError:
-            chosen = "as stored"
-        note(f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup "
-             "(change with: zomg setup --deployment-metrics on|off)")
+        note(deployment.after_telemetry_off_line())
     decision = policy.decide()
     if decision.mode != mode:
         note(f"telemetry: note: this setting has no effect for now: {decision.reason}, "

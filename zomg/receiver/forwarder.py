@@ -107,9 +107,9 @@ class Forwarder:
     # The application's side -------------------------------------------------
 
     def __call__(self, events: list) -> None:
-        self.record_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
+        self.deliver_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
 
-    def record_lines(self, lines: bytes) -> None:
+    def deliver_lines(self, lines: bytes) -> None:
         """Queue events given as the schema's JSON lines, or raise DeliveryError(503) with Retry-After."""
         count = lines.count(b"\n")
         with self._cond:

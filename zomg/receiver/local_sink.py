@@ -41,9 +41,9 @@ class LocalSink:
 
     def __call__(self, events: list) -> None:
         # Rebuilt field by field from the schema (its order, its types), not copied from the request.
-        self.record_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
+        self.deliver_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
 
-    def record_lines(self, lines: bytes) -> None:
+    def deliver_lines(self, lines: bytes) -> None:
         """Append events given as ASCII JSON lines (encode_event's, or the schema's canonical check's)."""
         try:
             if self.path is None:

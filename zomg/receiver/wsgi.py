@@ -139,12 +139,12 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
     """The WSGI application; ``deliver(events)`` keeps a validated batch or raises DeliveryError.
 
     A ``deliver`` that only writes each event's compact JSON may also have
-    ``record_lines(lines)``: for a body in the schema's canonical form (what the
+    ``deliver_lines(lines)``: for a body in the schema's canonical form (what the
     CLI sends) it gets the lines, as ASCII bytes, straight from the schema's
     canonical check, without decoding and re-encoding; any other body is decoded
     and validated.
     """
-    record_lines = getattr(deliver, "record_lines", None)
+    deliver_lines = getattr(deliver, "deliver_lines", None)
 
     def receive(environ: dict) -> tuple:
         # Routing first: a wrong path or method is answered without reading anything else.
@@ -159,7 +159,7 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
         if method != "POST":
             raise _Reject(405, "method not allowed", (("Allow", "POST"),))
         body = read_body(environ)
-        lines = canonical_event_lines(body) if record_lines is not None else None
+        lines = canonical_event_lines(body) if deliver_lines is not None else None
         if lines is None:
             try:
                 events = validate_batch(parse_json(decode_text(body)))
@@ -169,7 +169,7 @@ def make_app(deliver: Callable[[list], None]) -> Callable:
             if lines is None:
                 deliver(events)
             else:
-                record_lines(lines)
+                deliver_lines(lines)
         except DeliveryError as exc:
             headers = () if exc.retry_after is None else (("Retry-After", str(exc.retry_after)),)
             raise _Reject(exc.status, str(exc), headers) from None

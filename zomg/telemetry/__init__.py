@@ -30,7 +30,8 @@ DEPLOYMENT_METRICS = "deployment.metrics"
 # type, a new event type): every user then sees the notice again, and that run
 # again sends nothing. It lives here rather than in ``notice`` because every
 # run compares it with the stored version, and only a run that shows the
-# notice needs that module.
+# notice needs that module; ``notice`` and ``status_text`` are handed it, so
+# no module of this package imports the package itself.
 NOTICE_VERSION = 1
 
 
@@ -80,7 +81,7 @@ class Session:
 
         def measure() -> None:
             try:
-                payload = deployment.record(mode, deployment_id, self._spool(), self.tuning.clock())
+                payload = deployment.measure_if_due(mode, deployment_id, self._spool(), self.tuning.clock())
             except Exception:  # silent, like every other telemetry failure
                 return
             if payload is not None:
@@ -114,9 +115,9 @@ class Session:
             pass
 
     def _record(self, invocation: dict) -> None:
-        from zomg.telemetry import config, event
+        from zomg.telemetry import event, settings
 
-        installation_id = self.installation_id or config.ensure_installation_id()
+        installation_id = self.installation_id or settings.ensure_installation_id()
         self.installation_id = installation_id
         now = self.tuning.clock()
         built = event.build(invocation, installation_id, now, self.env)
@@ -160,19 +161,19 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
     """The CLI-event part of this run's session, and whether the notice was shown instead."""
     if decision.mode == "off":
         return None, False
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
     from zomg.telemetry.spool import Tuning
 
     url = _endpoint_for(decision.mode, env)
     if url is None:
         return None, False  # nowhere to send: record nothing, say nothing
-    if not config.writable():
+    if not settings.writable():
         return None, False  # read-only home or sandbox: silently off for this run
-    user = decision.user if decision.user is not None else config.read_user()
+    user = decision.user if decision.user is not None else settings.read_user()
     if decision.mode == "on" and notice_due(user.notice_version):
         from zomg.telemetry import notice
 
-        notice.show(env_decided=decision.source.startswith("env:"))
+        notice.show(env_decided=decision.source.startswith("env:"), version=NOTICE_VERSION)
         return None, True
     session = Session(decision.mode, user.installation_id, url, tuning or Tuning(), env)
     if decision.mode == "on" and user.installation_id is not None:
@@ -183,11 +184,7 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
 def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str, str] | None,
                             tuning: Tuning | None) -> Session | None:
     """Deployment metrics, opted in through `zomg setup`, ride on the same spool and sender."""
-    import os
-
-    from zomg import paths
-
-    if decision.source == "env:DO_NOT_TRACK" or not os.path.exists(paths.setup_file()):
+    if not _setup_may_opt_in(decision):
         return session  # not opted in (the common case costs one stat)
     from zomg import setup_config
     from zomg.telemetry import deployment
@@ -199,11 +196,20 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
         return session
     if session is None:
         session = Session(None, None, url, tuning or Tuning(), env)
-    if deployment.due(session._spool().dir, session.tuning.clock()):
+    if deployment.due(session.tuning.clock()):
         session.start_deployment_metrics(mode, setup_config.load().deployment_id)
     if mode == "on" and session.url == url:
         session.kinds.add(DEPLOYMENT_METRICS)
     return session
+
+
+def _setup_may_opt_in(decision) -> bool:
+    """Whether deployment metrics may be on at all: DO_NOT_TRACK stops them, and only `zomg setup` starts them."""
+    import os
+
+    from zomg import paths
+
+    return decision.source != "env:DO_NOT_TRACK" and os.path.exists(paths.setup_file())
 
 
 def _endpoint_for(mode: str, env: Mapping[str, str] | None) -> str | None:
@@ -232,17 +238,14 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
     last answer, or None). Sends nothing when the environment or a lock turns
     telemetry off.
     """
-    import os
-
-    from zomg import paths
-    from zomg.telemetry import config, deployment, policy, sender
+    from zomg.telemetry import deployment, policy, sender, settings
     from zomg.telemetry.spool import Spool, Tuning
 
     tuning = tuning or Tuning()
     decision = policy.decide(env)
     url = policy.endpoint(env)
     problem = policy.endpoint_problem(url)
-    if decision.source == "env:DO_NOT_TRACK" or not os.path.exists(paths.setup_file()):
+    if not _setup_may_opt_in(decision):
         metrics = ("off", "not chosen in zomg setup" if decision.mode != "off" else decision.reason)
     else:
         metrics = deployment.decide(env, decision)
@@ -264,7 +267,7 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
             entry.update(result="failed" if waiting else "nothing", kept=waiting,
                          reason=f"the endpoint is not usable: {problem}")
             continue
-        installation_id = config.read_user().installation_id if kind == CLI_COMMAND else None
+        installation_id = settings.read_user().installation_id if kind == CLI_COMMAND else None
         result = sender.deliver(spool, url, installation_id, force=True, kinds=frozenset((kind,)),
                                 wait=tuning.timeout + MAX_WAIT_FOR_ANOTHER_SENDER)
         entry.update(sent=result.delivered, dropped=result.dropped, kept=_waiting(spool, kind))
@@ -287,8 +290,7 @@ MAX_WAIT_FOR_ANOTHER_SENDER = 1.0
 
 def _waiting(spool, kind: str) -> int:
     """How many events of type ``kind`` wait for the spool's endpoint."""
-    from zomg.telemetry.spool import parse
-    from zomg.telemetry.spool_edit import event_type
+    from zomg.telemetry.spool_edit import event_type, parse
 
     return sum(1 for line in spool.read()
                if (parse(line) or (0, 0, b""))[2] == spool.url and event_type(line) == kind)

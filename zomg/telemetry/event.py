@@ -1,11 +1,11 @@
-"""Building a ``cli.command`` event from what the parser recorded.
+"""Building a ``cli.command`` event from what the parser matched.
 
 Every value comes from a definition, never from the user's input: the
 command and subcommand must be names the parser declares, each flag must be
 an option one of the matched commands declares (in its canonical, long form),
 and everything else is a bucket, a coarse name or a random id. The CLI hands
 the declared names over with the recorded ones (see ``build``); a name that
-is not declared is dropped, so even a recorder bug cannot leak what was typed.
+is not declared is dropped, so even a parser bug cannot leak what was typed.
 This module never imports the command table: telemetry sits below commands.
 
 Building does not import ``zomg.telemetry.schema``: that module costs more
@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from zomg.telemetry.config import uuid4
+from zomg.telemetry.settings import uuid4
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: startup cost

@@ -1,18 +1,58 @@
-"""Reading telemetry's own small files defensively, and putting a damaged one out of the way.
+"""Telemetry's own files: where each one lives, reading one defensively, and the lock that guards changes.
 
-Every file telemetry reads (the user's config, the system file, the spool's
+``Layout`` is the one place that names them (resolved from ``zomg.paths``):
+the user's settings file and its lock, the system-wide settings files, and
+the spool directory with its queue, state files and locks. Everything else
+asks a ``Layout`` for a path.
+
+Every file telemetry reads (the user's settings, the system file, the spool's
 state files) may have been damaged by a full disk, an editor or a test: wrong
 types, NaN, Infinity, numbers with thousands of digits, nesting deep enough
 to exhaust the parser's recursion, a directory where a file belongs. None of
 that may raise past these helpers: a value that cannot be used reads as
 absent, and the caller falls back to its documented default.
+
+``FileLock`` is the inter-process lock both the settings file and the spool
+take. It lives here rather than in a module of its own because every
+recorded command loads it: one module less to import at start-up.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+
+from zomg import paths
 
 _MAX_BYTES = 1 << 20  # far above anything zomg writes; a bigger file is not zomg's
+
+SETTINGS = "telemetry.json"  # in the config dir, and in each system config dir
+
+
+class Layout:
+    """Where every telemetry file lives; paths resolved once, when the layout is made."""
+
+    __slots__ = ("settings", "settings_lock", "spool_dir", "spool", "backoff", "last", "spool_lock", "send_lock",
+                 "deployment_state")
+
+    def __init__(self, spool_dir: str | None = None) -> None:
+        config = paths.config_dir()
+        self.settings = os.path.join(config, SETTINGS)  # the user's choice, installation id, notice shown
+        self.settings_lock = os.path.join(config, "telemetry.lock")
+        self.spool_dir = spool_dir or os.path.join(paths.state_dir(), "telemetry")
+        self.spool = os.path.join(self.spool_dir, "spool.jsonl")  # events waiting to be sent
+        self.backoff = os.path.join(self.spool_dir, "backoff.json")  # when to try again after a failure
+        self.last = os.path.join(self.spool_dir, "last.json")  # what the last attempt gave
+        self.spool_lock = os.path.join(self.spool_dir, "spool.lock")
+        self.send_lock = os.path.join(self.spool_dir, "send.lock")
+        self.deployment_state = os.path.join(self.spool_dir, "deployment.json")  # when metrics were last measured
+
+    @staticmethod
+    def system_settings() -> list[str]:
+        """The system-wide settings files a packager may ship, most important first."""
+        return [os.path.join(directory, SETTINGS) for directory in paths.system_config_dirs()]
+
 
 
 def read_json(path: str) -> tuple[object, str | None, bool]:
@@ -64,3 +104,129 @@ def clear_path(path: str) -> None:
             os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+# --- the lock -------------------------------------------------------------------
+# Inter-process file locks for the telemetry settings and spool.
+#
+# POSIX uses ``os.lockf`` on a lock file: the kernel drops the lock when its
+# holder exits or dies, so a killed zomg never leaves a stale lock, and it
+# needs no import (``fcntl`` alone costs more to load than the rest of a
+# spool append). Such locks belong to the process, not to a descriptor, so
+# threads of one process are kept apart by an in-process mutex taken *before*
+# the file is opened; that also keeps a second descriptor of the same file
+# from being closed (which would drop the process's lock) while it is held.
+# The mutex exists once ``threading`` is loaded, which happens before any
+# second thread of zomg's can. Windows uses ``msvcrt.locking``; anywhere else
+# an ``O_EXCL`` marker file stands in, and a marker older than
+# ``_STALE_AFTER`` seconds is taken to be left by a dead process.
+
+msvcrt = None
+if not hasattr(os, "lockf"):
+    try:
+        import msvcrt
+    except ImportError:
+        pass
+
+_STALE_AFTER = 60.0
+_mutexes: dict = {}
+
+
+def _mutex(path: str):
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return None  # no thread of ours can exist yet
+    mutex = _mutexes.get(path)
+    if mutex is None:
+        mutex = _mutexes.setdefault(path, threading.Lock())
+    return mutex
+
+
+class FileLock:
+    """An exclusive lock on ``path``; ``acquire(wait)`` gives up after ``wait`` seconds."""
+
+    def __init__(self, path: str, backend: str | None = None) -> None:
+        self.path = path
+        self.backend = backend or ("lockf" if hasattr(os, "lockf") else "msvcrt" if msvcrt else "marker")
+        self._fd: int | None = None
+        self._mutex = None
+
+    def _try_once(self) -> bool:
+        if self.backend == "marker":
+            try:
+                fd = os.open(self.path + ".held", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                self._break_if_stale()
+                return False
+            self._fd = fd
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if self.backend == "lockf":
+                os.lockf(fd, os.F_TLOCK, 0)
+            else:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def _break_if_stale(self) -> None:
+        try:
+            if time.time() - os.stat(self.path + ".held").st_mtime > _STALE_AFTER:
+                os.unlink(self.path + ".held")
+        except OSError:
+            pass
+
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lock; poll for up to ``wait`` seconds. OSError if the file cannot be made."""
+        deadline = time.monotonic() + wait
+        mutex = _mutex(self.path)
+        if mutex is not None and not (mutex.acquire(timeout=wait) if wait > 0 else mutex.acquire(False)):
+            return False
+        pause = 0.001
+        try:
+            while not self._try_once():
+                if time.monotonic() + pause > deadline:
+                    break
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        except BaseException:
+            if mutex is not None:
+                mutex.release()
+            raise
+        if self._fd is None:
+            if mutex is not None:
+                mutex.release()
+            return False
+        self._mutex = mutex
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        mutex, self._mutex = self._mutex, None
+        if fd is None:
+            return
+        try:
+            if self.backend == "marker":
+                os.unlink(self.path + ".held")
+            elif self.backend == "lockf":
+                os.lockf(fd, os.F_ULOCK, 0)
+            else:
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+            if mutex is not None:
+                mutex.release()
+
+    def __enter__(self) -> FileLock:
+        if not self.acquire(wait=2.0):
+            raise TimeoutError(f"lock busy: {self.path}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

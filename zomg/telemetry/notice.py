@@ -1,14 +1,13 @@
 """The first-run notice: on stderr, once per version of what is collected.
 
 The version is ``zomg.telemetry.NOTICE_VERSION``, raised whenever what is
-collected changes. ``FIELDS_SHOWN`` pins the fields this version describes;
+collected changes; the caller hands it to ``show`` (this module imports
+nothing from its own package). ``FIELDS_SHOWN`` pins the fields this version describes;
 a test fails when the schema moves without it.
 """
 from __future__ import annotations
 
 import sys
-
-import zomg.telemetry as _telemetry
 
 FIELDS_SHOWN = {
     "cli.command": (
@@ -28,31 +27,31 @@ zomg: Turn it off: zomg telemetry off, or set ZOMG_TELEMETRY=off or DO_NOT_TRACK
 """
 
 
-def show(env_decided: bool) -> bool:
-    """Record that the notice was shown, then show it; False (and silence) if it was not recorded.
+def show(env_decided: bool, version: int) -> bool:
+    """Record that notice ``version`` was shown, then show it; False (and silence) if it was not recorded.
 
     A notice that cannot be stored would be shown on every run, so telemetry
     stays off, silently, until the config dir can be written. Unless the
     environment chose the mode, a stored mode other than on found under the
     lock means a concurrent `zomg telemetry off` or `log` won: no notice.
     """
-    from zomg.telemetry import config
+    from zomg.telemetry import settings
 
     marked = []
 
     def mark(data: dict) -> bool:
-        if config.whole(data.get("notice_version"), 0, 1 << 31) == _telemetry.NOTICE_VERSION:
+        if settings.whole(data.get("notice_version"), 0, 1 << 31) == version:
             return False  # another zomg showed it a moment ago
         if not env_decided and data.get("mode") not in (None, "on"):
             return False
-        data["notice_version"] = _telemetry.NOTICE_VERSION
-        if not config.is_uuid4(data.get("installation_id")):
-            data["installation_id"] = config.uuid4()
+        data["notice_version"] = version
+        if not settings.is_uuid4(data.get("installation_id")):
+            data["installation_id"] = settings.uuid4()
         marked.append(True)
         return True
 
     try:
-        config.update(mark)
+        settings.update(mark)
     except (OSError, TimeoutError):
         return False
     if not marked:

@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from zomg.telemetry.config import SystemConfig, UserConfig
+    from zomg.telemetry.settings import SystemConfig, UserConfig
 
 OFF_WORDS = ("off", "0", "false", "no", "disable", "disabled")
 ON_WORDS = ("on", "1", "true", "yes", "enable", "enabled")
@@ -96,9 +96,9 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
         d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: off"))
         return d._decide("off", "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
 
-    from zomg.telemetry import config as _config
+    from zomg.telemetry import settings as _settings
 
-    d.system = system = _config.read_system()
+    d.system = system = _settings.read_system()
     if system.locks_off:
         if wanted:
             d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: {wanted}, but the system file locks telemetry off"))
@@ -106,12 +106,12 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
         return d._decide("off", "system", f"{system.path} locks telemetry off", system.path)
     if wanted:
         d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: {wanted}"))
-        d.user = _config.read_user()
+        d.user = _settings.read_user()
         return d._decide(wanted, "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
     d.steps.append(("ZOMG_TELEMETRY", "not set"))
     d.steps.append(("system lock", "none"))
 
-    d.user = user = _config.read_user()
+    d.user = user = _settings.read_user()
     if user.problem:
         d.steps.append(("config", f"{user.path} {user.problem}: off, to be safe"))
         return d._decide("off", "config", f"{user.path} {user.problem}, so telemetry is off", user.path)

@@ -120,7 +120,7 @@ def _answer(status: int, retry_after: float | None) -> Answer:
 
 def _candidates(spool: Spool, now: float, installation_id: str | None, kinds) -> list[tuple[bytes, dict]]:
     """Clean the spool (damaged, too old, legacy and orphaned lines) and return this endpoint's sendable events."""
-    from zomg.telemetry.spool import parse
+    from zomg.telemetry.spool_edit import parse
 
     found: list[tuple[bytes, dict]] = []
 
@@ -161,7 +161,7 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
     (``force`` ignores the due rule and backoff). Call only while holding
     ``spool.send_lock()``.
     """
-    from zomg.telemetry.spool import parse
+    from zomg.telemetry.spool_edit import parse
 
     spool.remove_stale_temporaries()
     found = _candidates(spool, now, installation_id, kinds)
@@ -202,7 +202,7 @@ def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: 
             spool.write_backoff(failures, now + wait)
         spool.set_tries({body: tries for body in batch})  # the endpoint's problem: as if never tried
     else:
-        from zomg.telemetry.spool import parse
+        from zomg.telemetry.spool_edit import parse
 
         gone = set(batch)
 

@@ -15,154 +15,22 @@ lock, then carries over whatever was appended meanwhile and renames, so no
 append ever waits for the disk. ``backoff.json`` says when to try again after
 a failure, ``last.json`` what the last attempt gave. Sending
 (``zomg.telemetry.sender``) is serialised by ``send.lock``. The spool knows
-nothing about event types: it carries encoded events.
+nothing about event types: it carries encoded events. Where each of its files
+lives is ``files.Layout``'s to say.
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
-from zomg import paths
-from zomg.telemetry.files import clear_path, number, read_json, whole
+from zomg.telemetry.files import FileLock, Layout, clear_path, number, read_json, whole
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
-SPOOL = "spool.jsonl"
-BACKOFF = "backoff.json"
-LAST = "last.json"
-LOCK = "spool.lock"
-SEND_LOCK = "send.lock"
 _LOCK_WAIT = 2.0
 # Below this many bytes a line-count bound cannot be reached (no event is
 # shorter than this), so appends skip reading the file.
 _MIN_LINE = 128
-
-
-# --- locks ---------------------------------------------------------------------
-# Inter-process file locks for the telemetry config and spool.
-#
-# POSIX uses ``os.lockf`` on a lock file: the kernel drops the lock when its
-# holder exits or dies, so a killed zomg never leaves a stale lock, and it
-# needs no import (``fcntl`` alone costs more to load than the rest of a
-# spool append). Such locks belong to the process, not to a descriptor, so
-# threads of one process are kept apart by an in-process mutex taken *before*
-# the file is opened; that also keeps a second descriptor of the same file
-# from being closed (which would drop the process's lock) while it is held.
-# The mutex exists once ``threading`` is loaded, which happens before any
-# second thread of zomg's can. Windows uses ``msvcrt.locking``; anywhere else
-# an ``O_EXCL`` marker file stands in, and a marker older than
-# ``_STALE_AFTER`` seconds is taken to be left by a dead process.
-
-msvcrt = None
-if not hasattr(os, "lockf"):
-    try:
-        import msvcrt
-    except ImportError:
-        pass
-
-_STALE_AFTER = 60.0
-_mutexes: dict = {}
-
-
-def _mutex(path: str):
-    threading = sys.modules.get("threading")
-    if threading is None:
-        return None  # no thread of ours can exist yet
-    mutex = _mutexes.get(path)
-    if mutex is None:
-        mutex = _mutexes.setdefault(path, threading.Lock())
-    return mutex
-
-
-class FileLock:
-    """An exclusive lock on ``path``; ``acquire(wait)`` gives up after ``wait`` seconds."""
-
-    def __init__(self, path: str, backend: str | None = None) -> None:
-        self.path = path
-        self.backend = backend or ("lockf" if hasattr(os, "lockf") else "msvcrt" if msvcrt else "marker")
-        self._fd: int | None = None
-        self._mutex = None
-
-    def _try_once(self) -> bool:
-        if self.backend == "marker":
-            try:
-                fd = os.open(self.path + ".held", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                self._break_if_stale()
-                return False
-            self._fd = fd
-            return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if self.backend == "lockf":
-                os.lockf(fd, os.F_TLOCK, 0)
-            else:
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def _break_if_stale(self) -> None:
-        try:
-            if time.time() - os.stat(self.path + ".held").st_mtime > _STALE_AFTER:
-                os.unlink(self.path + ".held")
-        except OSError:
-            pass
-
-    def acquire(self, wait: float = 0.0) -> bool:
-        """Take the lock; poll for up to ``wait`` seconds. OSError if the file cannot be made."""
-        deadline = time.monotonic() + wait
-        mutex = _mutex(self.path)
-        if mutex is not None and not (mutex.acquire(timeout=wait) if wait > 0 else mutex.acquire(False)):
-            return False
-        pause = 0.001
-        try:
-            while not self._try_once():
-                if time.monotonic() + pause > deadline:
-                    break
-                time.sleep(pause)
-                pause = min(pause * 2, 0.02)
-        except BaseException:
-            if mutex is not None:
-                mutex.release()
-            raise
-        if self._fd is None:
-            if mutex is not None:
-                mutex.release()
-            return False
-        self._mutex = mutex
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        mutex, self._mutex = self._mutex, None
-        if fd is None:
-            return
-        try:
-            if self.backend == "marker":
-                os.unlink(self.path + ".held")
-            elif self.backend == "lockf":
-                os.lockf(fd, os.F_ULOCK, 0)
-            else:
-                os.lseek(fd, 0, os.SEEK_SET)
-                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-            if mutex is not None:
-                mutex.release()
-
-    def __enter__(self) -> FileLock:
-        if not self.acquire(wait=2.0):
-            raise TimeoutError(f"lock busy: {self.path}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 # Hard ceiling on how long a command may wait for a send at exit, whatever a caller injects.
@@ -214,42 +82,13 @@ class Tuning:
         return min(self.backoff_cap, self.backoff_base * 2 ** max(0, min(failures - 1, 30)))
 
 
-def default_dir() -> str:
-    return os.path.join(paths.state_dir(), "telemetry")
-
-
-_DEFAULT = DEFAULT_ENDPOINT.encode("ascii")
-_MAX_GAP = 86400.0  # the most one gap between events (or to now) adds to their age
 _LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
 
 
-def parse(line: bytes) -> tuple[int, int, bytes, bytes] | None:
-    """(enqueued, tries, endpoint, event JSON) of a spool line; None when the line is damaged."""
-    parts = line.split(b" ", 3)
-    if len(parts) == 4:
-        stamp, tries, url, body = parts
-    elif len(parts) == 2:  # written before events were tied to an endpoint
-        (stamp, body), tries, url = parts, b"0", _DEFAULT
-    else:
-        return None
-    # 12 digits at most: int() of a 5,000-digit number raises, and no real time needs more.
-    if not (stamp.isdigit() and len(stamp) <= 12 and tries.isdigit() and len(tries) == 1 and body[:1] == b"{"):
-        return None
-    return int(stamp), int(tries), url, body
-
-
-def _enqueued(line: bytes) -> int | None:
-    parsed = parse(line)
-    return None if parsed is None else parsed[0]
-
-
-def _lines(data: bytes) -> list[bytes]:
-    return [line for line in data.split(b"\n") if line]
-
-
 def _edit():
-    # Changing the spool beyond an append (rewrites, marks, bounds, dropping) is needed by the
-    # sender thread and the telemetry commands, never on a command's own path: loaded on first use.
+    # Reading lines and changing the spool beyond an append (rewrites, marks, bounds, dropping) is
+    # needed by the sender thread and the telemetry commands, never on a command's own path: loaded
+    # on first use. It needs nothing from this module at run time, so the two import one way.
     from zomg.telemetry import spool_edit
 
     return spool_edit
@@ -257,18 +96,19 @@ def _edit():
 
 class Spool:
     def __init__(self, directory: str | None = None, tuning: Tuning | None = None, url: str | None = None) -> None:
-        self.dir = directory or default_dir()
+        self.files = Layout(directory)
+        self.dir = self.files.spool_dir
         self.tuning = tuning or Tuning()
         self.url = (url or DEFAULT_ENDPOINT).encode("ascii", "replace")  # where this spool's events go
-        self.path = os.path.join(self.dir, SPOOL)
-        self.backoff_path = os.path.join(self.dir, BACKOFF)
-        self.last_path = os.path.join(self.dir, LAST)
+        self.path = self.files.spool
+        self.backoff_path = self.files.backoff
+        self.last_path = self.files.last
 
     def lock(self) -> FileLock:
-        return FileLock(os.path.join(self.dir, LOCK))
+        return FileLock(self.files.spool_lock)
 
     def send_lock(self) -> FileLock:
-        return FileLock(os.path.join(self.dir, SEND_LOCK))
+        return FileLock(self.files.send_lock)
 
     # Reading takes no lock: a torn last line only makes a count one short.
 
@@ -280,7 +120,7 @@ class Spool:
             return b""
 
     def read(self) -> list[bytes]:
-        return _lines(self._raw())
+        return _edit().lines_of(self._raw())
 
     def count(self) -> int:
         return len(self.read())

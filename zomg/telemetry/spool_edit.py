@@ -1,8 +1,8 @@
-"""Changing the spool beyond an append: see ``zomg.telemetry.spool``.
+"""Reading the spool's lines and changing the spool beyond an append: see ``zomg.telemetry.spool``.
 
-Rewrites that write and fsync their new file before taking the spool lock,
-in-place marks of the tries digit, the due rule and the bounds as the sender
-applies them, dropping and clearing. Loaded by the sender thread and the
+The line format's parser, rewrites that write and fsync their new file
+before taking the spool lock, in-place marks of the tries digit, the due rule
+and the bounds as the sender applies them, dropping and clearing. Loaded by the sender thread and the
 telemetry commands, never on a command's own path (start-up cost).
 """
 from __future__ import annotations
@@ -11,8 +11,35 @@ import json
 import os
 import time
 
-from zomg.telemetry.files import clear_path
-from zomg.telemetry.spool import _MAX_GAP, _STALE_AFTER, BACKOFF, LAST, LOCK, SEND_LOCK, SPOOL, Spool, _lines, parse
+from zomg.telemetry.files import _STALE_AFTER, clear_path
+from zomg.telemetry.policy import DEFAULT_ENDPOINT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: at run time this module needs nothing from the spool module
+    from zomg.telemetry.spool import Spool
+
+_DEFAULT = DEFAULT_ENDPOINT.encode("ascii")  # where lines from before endpoints were recorded go
+_MAX_GAP = 86400.0  # the most one gap between events (or to now) adds to their age
+
+
+def parse(line: bytes) -> tuple[int, int, bytes, bytes] | None:
+    """(enqueued, tries, endpoint, event JSON) of a spool line; None when the line is damaged."""
+    parts = line.split(b" ", 3)
+    if len(parts) == 4:
+        stamp, tries, url, body = parts
+    elif len(parts) == 2:  # written before events were tied to an endpoint
+        (stamp, body), tries, url = parts, b"0", _DEFAULT
+    else:
+        return None
+    # 12 digits at most: int() of a 5,000-digit number raises, and no real time needs more.
+    if not (stamp.isdigit() and len(stamp) <= 12 and tries.isdigit() and len(tries) == 1 and body[:1] == b"{"):
+        return None
+    return int(stamp), int(tries), url, body
+
+
+def lines_of(data: bytes) -> list[bytes]:
+    """The non-empty lines of the spool file's contents."""
+    return [line for line in data.split(b"\n") if line]
 
 
 def event_type(line: bytes) -> str | None:
@@ -84,7 +111,7 @@ def transform(spool: Spool, change) -> None:
     for _ in range(3):
         with spool.lock():
             before = spool._raw()
-        new = change(_lines(before))
+        new = change(lines_of(before))
         if new is None:
             return
         body = b"".join(line + b"\n" for line in new)
@@ -92,7 +119,7 @@ def transform(spool: Spool, change) -> None:
         with spool.lock():
             current = spool._raw()
             if current.startswith(before):
-                appended = _lines(current[len(before):])
+                appended = lines_of(current[len(before):])
                 if appended and tmp is None:
                     tmp = prepare(spool.path, b"".join(line + b"\n" for line in appended), 0o600, sync=False)
                 elif appended:
@@ -165,11 +192,11 @@ def clear(spool: Spool) -> int:
         return 0
     with spool.lock():
         dropped = spool.count()
-        for name in (SPOOL, BACKOFF, LAST):
-            spool._forget(os.path.join(spool.dir, name))
-    for name in (LOCK, SEND_LOCK):
+        for path in (spool.files.spool, spool.files.backoff, spool.files.last):
+            spool._forget(path)
+    for path in (spool.files.spool_lock, spool.files.send_lock):
         try:
-            os.unlink(os.path.join(spool.dir, name))
+            os.unlink(path)
         except OSError:
             pass
     try:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import os
 
-from zomg import paths
-from zomg.telemetry.files import whole
+from zomg.telemetry.files import Layout, whole
 
-FILE_NAME = "telemetry.json"
 MODES = ("on", "off", "log")
 _HEX = frozenset("0123456789abcdef")
 
@@ -76,7 +74,7 @@ class SystemConfig:
 
 
 def user_path() -> str:
-    return os.path.join(paths.config_dir(), FILE_NAME)
+    return Layout().settings
 
 
 def _load(path: str) -> tuple[object, str | None, bool]:
@@ -112,8 +110,7 @@ def read_user() -> UserConfig:
 
 
 def read_system() -> SystemConfig:
-    for directory in paths.system_config_dirs():
-        path = os.path.join(directory, FILE_NAME)
+    for path in Layout.system_settings():
         data, problem, exists = _load(path)
         if not exists:
             continue
@@ -133,7 +130,7 @@ def read_system() -> SystemConfig:
 
 def writable() -> bool:
     """Whether the config dir (or, before it exists, its nearest existing parent) takes writes."""
-    directory = paths.config_dir()
+    directory = os.path.dirname(Layout().settings)
     while True:
         if os.path.exists(directory):
             return os.path.isdir(directory) and os.access(directory, os.W_OK)
@@ -150,11 +147,11 @@ def update(change) -> UserConfig:
     lock stays busy). Returns the config as written (or as found).
     """
     from zomg.fsutil import write_atomic
-    from zomg.telemetry.spool import FileLock
+    from zomg.telemetry.files import FileLock
 
-    directory = paths.config_dir()
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    with FileLock(os.path.join(directory, "telemetry.lock")):
+    files = Layout()
+    os.makedirs(os.path.dirname(files.settings_lock), mode=0o700, exist_ok=True)
+    with FileLock(files.settings_lock):
         config = read_user()
         data = dict(config.data)
         if change(data):

@@ -4,7 +4,7 @@ Read-only: nothing here creates a file, an id or a connection.
 """
 from __future__ import annotations
 
-from zomg.telemetry import config, notice_due, policy, schema
+from zomg.telemetry import policy, schema, settings
 
 NEVER_COLLECTED = (
     "argument values: box names, projects, paths, KEY=VALUE pairs, shell names",
@@ -26,15 +26,17 @@ EXAMPLE_INVOCATION = {
 }
 
 
-def status(env=None) -> dict:
+def status(notice_version: int, env=None) -> dict:
+    """Everything `zomg telemetry status` shows; ``notice_version`` is the one in effect (``zomg.telemetry``'s)."""
+    from zomg.telemetry import deployment
     from zomg.telemetry.spool import Spool
 
     decision = policy.decide(env)
-    user = decision.user if decision.user is not None else config.read_user()
-    system = decision.system if decision.system is not None else config.read_system()
+    user = decision.user if decision.user is not None else settings.read_user()
+    system = decision.system if decision.system is not None else settings.read_system()
     url = policy.endpoint(env)
     problem = policy.endpoint_problem(url)
-    writable = config.writable()
+    writable = settings.writable()
     inactive = None
     if decision.mode == "on" and problem is not None:
         inactive = "the endpoint is not usable, so nothing is recorded or sent"
@@ -53,7 +55,7 @@ def status(env=None) -> dict:
         "endpoint_usable": problem is None,
         "endpoint_problem": problem,
         "installation_id": user.installation_id,
-        "notice_shown": not notice_due(user.notice_version),
+        "notice_shown": user.notice_version == notice_version,
         "config_path": user.path,
         "config_writable": writable,
         "stored_mode": user.mode,
@@ -62,7 +64,7 @@ def status(env=None) -> dict:
         "unsent_events": mine,
         "unsent_events_other_endpoints": other,
         **delivery_story(spool, mine),
-        "deployment_metrics": _deployment_status(env, decision),
+        "deployment_metrics": deployment.status(env, decision),
     }
 
 
@@ -114,26 +116,6 @@ def _attempt_line(attempt: dict | None) -> str:
     return f"{attempt['at']}: {what} [{attempt['endpoint']}]"
 
 
-def _deployment_status(env, decision) -> dict:
-    """Deployment metrics: a separate data set, on only after an opt-in in `zomg setup`."""
-    from zomg import setup_config
-    from zomg.errors import ZomgError
-    from zomg.telemetry import deployment
-
-    mode, reason = deployment.decide(env, decision)
-    try:
-        answers = setup_config.load()
-    except ZomgError:
-        answers = setup_config.Answers()
-    return {
-        "mode": mode,
-        "reason": reason,
-        "chosen_in_setup": answers.deployment_metrics,
-        "deployment_id": answers.deployment_id,
-        "setup_path": setup_config.path(),
-    }
-
-
 def status_lines(info: dict) -> list[tuple[str, str]]:
     mode = info["mode"]
     if info["inactive_reason"]:
@@ -166,14 +148,14 @@ def example_batch(installation_id: str | None, env=None) -> bytes:
 
     from zomg.telemetry import event
 
-    built = event.build(EXAMPLE_INVOCATION, installation_id or config.uuid4(), time.time(), env)
+    built = event.build(EXAMPLE_INVOCATION, installation_id or settings.uuid4(), time.time(), env)
     schema.validate_event(built)
     return schema.encode_batch([built])
 
 
 def explain(env=None) -> str:
     decision = policy.decide(env)
-    user = decision.user if decision.user is not None else config.read_user()
+    user = decision.user if decision.user is not None else settings.read_user()
     out = [
         f'What zomg collects: one "{schema.CLI_COMMAND}" event per command run (schema version '
         f"{schema.SCHEMA_VERSION}), with exactly these fields:",
