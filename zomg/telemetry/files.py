@@ -18,12 +18,11 @@ recorded command loads it: one module less to import at start-up.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
-from zomg import paths
+from zomg import json_light, paths
 
 _MAX_BYTES = 1 << 20  # far above anything zomg writes; a bigger file is not zomg's
 
@@ -69,7 +68,7 @@ def read_json(path: str) -> tuple[object, str | None, bool]:
     if len(raw) > _MAX_BYTES:
         return None, "is too large", True
     try:
-        return json.loads(raw.decode("utf-8")), None, True
+        return json_light.loads(raw.decode("utf-8")), None, True
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         return None, "is not valid JSON", True
 

@@ -12,7 +12,6 @@ System file: ``telemetry.json`` in the first ``$XDG_CONFIG_DIRS`` entry
 """
 from __future__ import annotations
 
-import json
 import os
 
 from zomg.telemetry.files import Layout, whole
@@ -159,6 +158,8 @@ def update(change) -> UserConfig:
                 from zomg.telemetry.files import clear_path
 
                 clear_path(config.path)
+            import json
+
             body = json.dumps(data, indent=2, sort_keys=True) + "\n"
             write_atomic(config.path, body.encode("utf-8"), mode=0o600)
             # write_atomic's mode is filtered by the umask; the id file is private regardless.

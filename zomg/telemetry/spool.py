@@ -20,10 +20,10 @@ lives is ``files.Layout``'s to say.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from zomg import json_light
 from zomg.telemetry.files import FileLock, Layout, clear_path, number, read_json, whole
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
@@ -218,7 +218,7 @@ class Spool:
 
     def append_event(self, event: dict, now: float) -> None:
         """Queue one event, encoded as compact ASCII JSON. Raises OSError if it cannot."""
-        self.append(json.dumps(event, separators=(",", ":"), ensure_ascii=True).encode("ascii"), now)
+        self.append(json_light.dumps_compact(event).encode("ascii"), now)
 
     def set_tries(self, tries: dict[bytes, int]) -> None:
         """Set the tries digit of the lines whose event JSON is a key of ``tries``, in place.
