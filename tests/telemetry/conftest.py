@@ -26,12 +26,22 @@ def clock():
 
 
 class CLI:
-    """``zomg.cli.main`` in-process (the ``zomg`` fixture), with telemetry's tuning and clock injected."""
+    """``zomg.cli.main`` in-process (the ``zomg`` fixture), with telemetry's settings and clock injected.
 
-    def __init__(self, run, tuning) -> None:
+    Tests adjust ``timing`` (the session's grace), ``bounds`` (the spool's due rule, bounds and
+    backoff) and ``sending`` (the sender's timeout); all three share one fake ``clock``.
+    """
+
+    def __init__(self, run, clock) -> None:
+        from zomg.telemetry import SessionTiming
+        from zomg.telemetry.sender import SendTiming
+        from zomg.telemetry.spool import SpoolBounds
+
         self.run = run
-        self.tuning = tuning
-        self.clock = tuning.clock
+        self.clock = clock
+        self.timing = SessionTiming(clock=clock)
+        self.bounds = SpoolBounds(batch_size=1)
+        self.sending = SendTiming(timeout=2.0, clock=clock)
         self.sessions: list = []
 
     def __call__(self, *argv: str):
@@ -53,21 +63,22 @@ class CLI:
 @pytest.fixture
 def cli(monkeypatch, zomg, clock):
     import zomg.telemetry as telemetry
-    from zomg.telemetry.spool import Tuning
 
-    runner = CLI(zomg, Tuning(batch_size=1, clock=clock, timeout=2.0))
+    runner = CLI(zomg, clock)
     real_start = telemetry.start
 
     def start(telemetry_command=False, **kwargs):
-        kwargs.setdefault("tuning", runner.tuning)
+        for name in ("timing", "bounds", "sending"):
+            kwargs.setdefault(name, getattr(runner, name))
         session = real_start(telemetry_command, **kwargs)
         if session is not None:
             runner.sessions.append(session)
         return session
 
     monkeypatch.setattr(telemetry, "start", start)
-    real_flush_report = telemetry.flush_report  # what `zomg telemetry flush` runs: the same tuning and clock
+    real_flush_report = telemetry.flush_report  # what `zomg telemetry flush` runs: the same settings and clock
     monkeypatch.setattr(telemetry, "flush_report",
-                        lambda env=None, tuning=None: real_flush_report(env, tuning or runner.tuning))
+                        lambda env=None, bounds=None, sending=None:
+                        real_flush_report(env, bounds or runner.bounds, sending or runner.sending))
     yield runner
     runner.drain()

@@ -38,7 +38,7 @@ def _same_as_off(cli, monkeypatch, argv):
 def test_up_sends_due_events_as_one_batch_with_neutral_headers(cli, capture, monkeypatch):
     notice_seen()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
-    cli.tuning.batch_size = 3
+    cli.bounds.batch_size = 3
     for _ in range(3):
         cli("box", "list")
     cli.drain()
@@ -69,8 +69,8 @@ def test_up_sends_due_events_as_one_batch_with_neutral_headers(cli, capture, mon
 @pytest.mark.parametrize("kind", ["refused", "blackhole", "dns"])
 def test_unreachable_endpoints_change_nothing_and_keep_the_events(cli, capture, monkeypatch, kind):
     notice_seen()
-    cli.tuning.timeout = 0.3
-    cli.tuning.grace = 0.05
+    cli.sending.timeout = 0.3
+    cli.timing.grace = 0.05
     hole = Blackhole() if kind == "blackhole" else None
     url = {"refused": refused_url(), "blackhole": hole and hole.url,
            "dns": "https://telemetry.invalid/v1/events"}[kind]
@@ -102,8 +102,8 @@ def test_unreachable_endpoints_change_nothing_and_keep_the_events(cli, capture, 
 
     # Another endpoint is configured: the events recorded for the unreachable one are not its to take.
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
-    cli.tuning.batch_size = 2
-    cli.clock.advance(cli.tuning.backoff(failures))
+    cli.bounds.batch_size = 2
+    cli.clock.advance(cli.bounds.backoff(failures))
     cli("box", "list")
     cli("box", "list")
     cli("box", "list")
@@ -119,7 +119,7 @@ def test_failures_back_off_doubling_to_the_cap_then_recover(cli, monkeypatch):
     notice_seen()
     server = Capture(statuses=[500, 503, 502, 500, 500, 500])
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", server.url)
-    cli.tuning.backoff_cap = 30
+    cli.bounds.backoff_cap = 30
     try:
         cli("box", "list")
         cli("box", "list")  # the first attempt: 500
@@ -187,7 +187,7 @@ def test_a_slow_endpoint_never_loses_or_doubles_an_event(cli, monkeypatch):
     """The command stops waiting after the grace; the send finishes behind it and is settled once."""
     notice_seen()
     server = Capture(delay=0.3)
-    cli.tuning.grace = 0.01
+    cli.timing.grace = 0.01
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", server.url)
     try:
         for _ in range(5):
@@ -195,7 +195,7 @@ def test_a_slow_endpoint_never_loses_or_doubles_an_event(cli, monkeypatch):
         cli.drain()
         from zomg.telemetry import flush
 
-        flush(tuning=cli.tuning)
+        flush(bounds=cli.bounds, sending=cli.sending)
         assert len(server.events()) == len(server.unique_ids()) == 5
         assert spooled() == []
     finally:
@@ -226,10 +226,9 @@ def test_subprocesses_with_a_slow_endpoint_resend_what_was_not_confirmed(monkeyp
             r = run("box", "list")
             assert (r.returncode, r.stdout, r.stderr) == (quiet.returncode, quiet.stdout, quiet.stderr)
         from zomg.telemetry import flush
-        from zomg.telemetry.spool import Tuning
 
         server.delay = 0
-        flush(tuning=Tuning())
+        flush()
         assert len(server.unique_ids()) == 11
         assert spooled() == []
     finally:
@@ -245,9 +244,8 @@ def test_concurrent_invocations_lose_nothing_and_never_send_one_event_twice_at_o
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0 and b"zomg-telemetry" not in err and b"Traceback" not in err
     from zomg.telemetry import flush
-    from zomg.telemetry.spool import Tuning
 
-    flush(tuning=Tuning())
+    flush()
     assert len(capture.unique_ids()) == 30
     assert spooled() == []
     # No event was in two requests at the same time.

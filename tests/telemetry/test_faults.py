@@ -15,7 +15,7 @@ import pytest
 from tests.support.cli import notice_seen, run, spooled, state_dir, write_user_config
 from tests.support.servers import Capture
 from zomg.telemetry import sender
-from zomg.telemetry.spool import Spool, Tuning
+from zomg.telemetry.spool import Spool, SpoolBounds
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -61,7 +61,7 @@ def test_each_answer_delivers_drops_or_keeps_by_whose_fault_it_is(cli, monkeypat
     notice_seen()
     server = Capture(statuses=[status], headers=headers)
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", server.url)
-    cli.tuning.batch_size = 1000  # nothing due: flush sends the two events as one batch
+    cli.bounds.batch_size = 1000  # nothing due: flush sends the two events as one batch
     try:
         cli("box", "list")
         cli("box", "list")
@@ -132,7 +132,7 @@ def test_events_go_only_to_the_endpoint_in_effect_when_they_were_recorded(cli, c
     monkeypatch.delenv("ZOMG_TELEMETRY_ENDPOINT")
     real_post = sender.post
     monkeypatch.setattr(sender, "post", lambda *a, **k: pytest.fail("nothing may reach production in a test"))
-    cli.tuning.batch_size = 100
+    cli.bounds.batch_size = 100
     cli("box", "list")
     old_format = spooled()[0].copy()
     old_format["event_id"] = "0b6f5c53-4a5e-4f0e-9f57-2f2d8f3e1c55"
@@ -141,7 +141,7 @@ def test_events_go_only_to_the_endpoint_in_effect_when_they_were_recorded(cli, c
     production = {e["event_id"] for e in spooled()}
     monkeypatch.setattr(sender, "post", real_post)
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
-    cli.tuning.batch_size = 1
+    cli.bounds.batch_size = 1
     cli("box", "list")
     cli("box", "list")
     r = cli("telemetry", "flush")
@@ -158,8 +158,8 @@ def test_events_go_only_to_the_endpoint_in_effect_when_they_were_recorded(cli, c
 _RUNNER = (
     "import sys\n"
     "from zomg.telemetry import spool\n"
-    "defaults = list(spool.Tuning.__init__.__defaults__); defaults[0] = 3\n"
-    "spool.Tuning.__init__.__defaults__ = tuple(defaults)\n"
+    "defaults = list(spool.SpoolBounds.__init__.__defaults__); defaults[0] = 3\n"
+    "spool.SpoolBounds.__init__.__defaults__ = tuple(defaults)\n"
     "from zomg.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
@@ -227,7 +227,7 @@ def _fresh() -> list[bytes]:
 
 
 def test_a_send_cut_short_by_the_grace_grows_no_backoff_and_the_next_send_takes_fresh_events():
-    spool = Spool(tuning=Tuning(batch_size=2))
+    spool = Spool(bounds=SpoolBounds(batch_size=2))
     now = 1_800_000_000.0
     first = [b'{"n":%d}' % i for i in range(2)]
     for body in first:
@@ -259,7 +259,7 @@ def test_a_retry_at_set_by_a_clock_that_was_ahead_does_not_stop_delivery(cli, ca
 def test_a_clock_a_year_ahead_drops_no_event_as_too_old(cli, capture, monkeypatch):
     notice_seen()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
-    cli.tuning.batch_size = 4
+    cli.bounds.batch_size = 4
     for _ in range(3):
         cli("box", "list")
     real = {e["event_id"] for e in spooled()}
@@ -275,7 +275,7 @@ def test_a_clock_a_year_ahead_drops_no_event_as_too_old(cli, capture, monkeypatc
 def test_a_torn_last_line_does_not_swallow_the_next_event(cli, capture, monkeypatch):
     notice_seen()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
-    cli.tuning.batch_size = 100
+    cli.bounds.batch_size = 100
     cli("box", "list")
     path = os.path.join(state_dir(), "spool.jsonl")
     with open(path, "ab") as f:
@@ -362,7 +362,7 @@ def test_ctrl_c_during_the_exit_grace_exits_130_without_a_traceback(zomg, monkey
 def test_flush_sends_everything_now_and_says_so(cli, capture, monkeypatch):
     notice_seen()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
-    cli.tuning.batch_size = 1000
+    cli.bounds.batch_size = 1000
     for _ in range(3):
         cli("box", "list")
     r = cli("telemetry", "flush")
@@ -378,7 +378,7 @@ def test_flush_exits_1_with_the_reason_when_the_endpoint_fails(cli, monkeypatch)
     notice_seen()
     server = Capture(statuses=[503])
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", server.url)
-    cli.tuning.batch_size = 1000
+    cli.bounds.batch_size = 1000
     try:
         cli("box", "list")
         r = cli("telemetry", "flush")
@@ -395,7 +395,7 @@ def test_flush_exits_1_with_the_reason_when_the_endpoint_fails(cli, monkeypatch)
 def test_flush_never_sends_when_the_environment_turns_telemetry_off(cli, capture, monkeypatch, env):
     notice_seen()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
-    cli.tuning.batch_size = 1000
+    cli.bounds.batch_size = 1000
     cli("box", "list")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -409,7 +409,7 @@ def test_flush_sends_deployment_metrics_when_opted_in_even_with_cli_telemetry_of
 
     notice_seen()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
-    cli.tuning.batch_size = 1000
+    cli.bounds.batch_size = 1000
     assert cli("setup", "--no-input", "--deployment-metrics", "on").code == 0
     cli("box", "list")  # records a CLI event and measures the deployment
     cli("telemetry", "off")
@@ -443,7 +443,7 @@ def test_a_notice_version_that_is_not_an_integer_shows_the_notice_again(cli, mon
 
 
 def test_a_temporary_file_left_by_a_process_that_exited_mid_write_is_removed_by_the_next_send():
-    spool = Spool(tuning=Tuning(batch_size=1))
+    spool = Spool(bounds=SpoolBounds(batch_size=1))
     spool.append(b'{"n":0}', 1_800_000_000)
     stale = os.path.join(spool.dir, ".spool.jsonl.999999999.0a0b0c0d.tmp")  # no such process
     fresh = os.path.join(spool.dir, ".backoff.json.999999998.0a0b0c0d.tmp")  # another process, writing now
@@ -467,7 +467,7 @@ def test_a_setup_file_too_deep_to_parse_does_not_silence_cli_telemetry(cli, monk
     os.makedirs(os.path.dirname(paths.setup_file()), exist_ok=True)
     with open(paths.setup_file(), "wb") as f:
         f.write(b"[" * 100_000 + b"]" * 100_000)
-    cli.tuning.batch_size = 1000
+    cli.bounds.batch_size = 1000
     cli("telemetry", "status")
     cli("box", "list")
     assert len(spooled()) == 1

@@ -51,11 +51,11 @@ def test_the_notice_run_sends_nothing_even_when_a_send_is_due_and_the_next_run_s
     assert recorded == 2
 
     # What is collected changed: the notice is shown again, and that run sends nothing, though a send is due.
-    cli.tuning.batch_size = 100
+    cli.bounds.batch_size = 100
     cli("box", "show", "nope")  # spooled, not sent
     cli.drain()
     assert spooled()
-    cli.tuning.batch_size = 1
+    cli.bounds.batch_size = 1
     monkeypatch.setattr(telemetry, "NOTICE_VERSION", telemetry.NOTICE_VERSION + 1)
     sent, waiting = len(capture.requests), len(spooled())
     r = cli("box", "list")

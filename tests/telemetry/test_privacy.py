@@ -102,15 +102,18 @@ def command_lines(draw):
 def wire(monkeypatch, tmp_path, capture, clock):
     """On mode, notice seen, every run due (batch size 1): each run sends what the previous one recorded."""
     import zomg.telemetry as telemetry
-    from zomg.telemetry.spool import Tuning
+    from zomg.telemetry import SessionTiming
+    from zomg.telemetry.sender import SendTiming
+    from zomg.telemetry.spool import SpoolBounds
 
     notice_seen()
-    tuning = Tuning(batch_size=1, clock=clock, timeout=5.0)
+    injected = {"timing": SessionTiming(clock=clock), "bounds": SpoolBounds(batch_size=1),
+                "sending": SendTiming(timeout=5.0, clock=clock)}
     sessions = []
     real_start = telemetry.start
 
     def start(telemetry_command=False, **kwargs):
-        session = real_start(telemetry_command, tuning=tuning, **kwargs)
+        session = real_start(telemetry_command, **injected, **kwargs)
         if session is not None:
             sessions.append(session)
         return session
@@ -127,7 +130,7 @@ def wire(monkeypatch, tmp_path, capture, clock):
                        ("SHELL", "/bin/zqxshell"), ("API_TOKEN", "zqxtokensecret"), ("GIT_AUTHOR_EMAIL",
                        "zqxme@zqxmail.example"), ("ZOMG_BOX", "zqxbox"), ("PWD", str(cwd))):
         monkeypatch.setenv(var, value)
-    return tuning, sessions
+    return injected, sessions
 
 
 @settings(max_examples=1000, deadline=None,
@@ -139,7 +142,7 @@ def test_no_canary_reaches_a_log_line_the_spool_or_the_wire(argv, wire, capture,
     from zomg.cli import main
     from zomg.telemetry import schema
 
-    tuning, sessions = wire
+    injected, sessions = wire
     # A fresh data dir per command line: no box exists, so exec and console never start a process.
     monkeypatch.setenv("XDG_DATA_HOME", tempfile.mkdtemp(prefix="zqxdata", dir=str(tmp_path)))
     # An earlier command line may have been `zomg setup --boxes-dir <canary path>`: boxes must not
@@ -175,7 +178,7 @@ def test_every_recorded_event_arrived_once(wire, capture, monkeypatch):
     from zomg.cli import main
     from zomg.telemetry import flush
 
-    tuning, sessions = wire
+    injected, sessions = wire
     monkeypatch.setenv("ZOMG_TELEMETRY", "on")
     for argv in (["box", "list"], ["box", "show", "zqxname"], ["frob"], ["exec", "x", "--", "zqxcmd"]):
         with contextlib.redirect_stderr(io.StringIO()):
@@ -183,6 +186,6 @@ def test_every_recorded_event_arrived_once(wire, capture, monkeypatch):
     for session in sessions:
         if session.thread is not None:
             session.thread.join(30)
-    flush(tuning=tuning)
+    flush(bounds=injected["bounds"], sending=injected["sending"])
     assert len(capture.events()) == len(capture.unique_ids()) == 4
     assert not any(CANARY.search(r["body"].decode()) for r in capture.requests)

@@ -10,7 +10,7 @@ import pytest
 
 from zomg.telemetry import schema, sender
 from zomg.telemetry.settings import uuid4
-from zomg.telemetry.spool import Spool, Tuning
+from zomg.telemetry.spool import Spool, SpoolBounds
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -43,8 +43,8 @@ def answer(outcome: str, status: int | None = None):
     return sender.Answer(outcome, status, "test")
 
 
-def make(**tuning) -> Spool:
-    return Spool(tuning=Tuning(**tuning))
+def make(**bounds) -> Spool:
+    return Spool(bounds=SpoolBounds(**bounds))
 
 
 def test_append_then_claim_returns_events_in_order_and_marks_them_tried():

@@ -1,11 +1,11 @@
-"""The small pieces: CI detection, OS and architecture names, ids, buckets, tuning; all against the schema."""
+"""The small pieces: CI detection, OS and architecture names, ids, buckets, backoff, grace; all against the schema."""
 from __future__ import annotations
 
 import pytest
 
 from zomg.parser import declared
-from zomg.telemetry import event, schema, settings
-from zomg.telemetry.spool import MAX_GRACE, Tuning
+from zomg.telemetry import MAX_GRACE, SessionTiming, event, schema, settings
+from zomg.telemetry.spool import SpoolBounds
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -134,11 +134,11 @@ def test_timestamps_are_utc_seconds():
 
 
 def test_backoff_doubles_from_a_few_seconds_to_an_hour():
-    tuning = Tuning()
-    assert [tuning.backoff(n) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
-    assert tuning.backoff(11) == 3600 and tuning.backoff(1000) == 3600
+    bounds = SpoolBounds()
+    assert [bounds.backoff(n) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert bounds.backoff(11) == 3600 and bounds.backoff(1000) == 3600
 
 
 def test_the_grace_can_never_exceed_half_a_second():
-    assert Tuning().grace == MAX_GRACE == 0.5
-    assert Tuning(grace=10).grace == 0.5
+    assert SessionTiming().grace == MAX_GRACE == 0.5
+    assert SessionTiming(grace=10).grace == 0.5

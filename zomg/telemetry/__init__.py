@@ -13,12 +13,14 @@ nothing more than ``policy``.
 from __future__ import annotations
 
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from zomg.telemetry.spool import Spool, Tuning
+    from zomg.telemetry.sender import SendTiming
+    from zomg.telemetry.spool import Spool, SpoolBounds
 
 LOG_PREFIX = "zomg-telemetry: "
 # The event types, as zomg.telemetry.schema names them (not imported here: start-up cost).
@@ -40,16 +42,40 @@ def notice_due(stored_version: int) -> bool:
     return stored_version != NOTICE_VERSION
 
 
-class Session:
-    """One invocation that records a CLI event (mode on or log), deployment metrics, or both."""
+# Hard ceiling on how long a command may wait for a send at exit, whatever a caller injects.
+MAX_GRACE = 0.5
 
-    def __init__(self, mode: str | None, installation_id: str | None, url: str, tuning: Tuning,
-                 env: Mapping[str, str] | None = None) -> None:
+
+class SessionTiming:
+    """The session's own clock (stamps events, runs the due rules) and its grace at exit.
+
+    Tests inject their own clock instead of waiting.
+    """
+
+    __slots__ = ("grace", "clock")
+
+    def __init__(self, grace: float = MAX_GRACE, clock=time.time) -> None:
+        self.grace = min(grace, MAX_GRACE)  # longest wait at exit for an in-flight send
+        self.clock = clock  # wall-clock seconds, like time.time
+
+
+class Session:
+    """One invocation that records a CLI event (mode on or log), deployment metrics, or both.
+
+    ``bounds`` and ``sending`` are handed on to the spool and the sender (None: their defaults,
+    so building a session never loads the sender).
+    """
+
+    def __init__(self, mode: str | None, installation_id: str | None, url: str,
+                 env: Mapping[str, str] | None = None, *, timing: SessionTiming | None = None,
+                 bounds: SpoolBounds | None = None, sending: SendTiming | None = None) -> None:
         self.mode = mode  # None: no CLI event, only deployment metrics
         self.installation_id = installation_id
         self.url = url
         self.kinds: set[str] = set()  # the event types this run may send (each data set's own switch)
-        self.tuning = tuning
+        self.timing = timing or SessionTiming()
+        self.bounds = bounds
+        self.sending = sending
         self.env = env
         self.thread = None  # the send this invocation started, if any
         self.metrics_thread = None  # measuring deployment metrics, when due
@@ -61,17 +87,17 @@ class Session:
         if self._spool_cache is None:
             from zomg.telemetry.spool import Spool
 
-            self._spool_cache = Spool(tuning=self.tuning, url=self.url)
+            self._spool_cache = Spool(bounds=self.bounds, url=self.url)
         return self._spool_cache
 
     def start_send_if_due(self) -> None:
         if not self.kinds:
             return
         spool = self._spool()
-        if spool.due(self.tuning.clock()):
+        if spool.due(self.timing.clock()):
             from zomg.telemetry import sender
 
-            self.thread = sender.start(spool, self.url, self.installation_id, frozenset(self.kinds))
+            self.thread = sender.start(spool, self.url, self.installation_id, frozenset(self.kinds), self.sending)
 
     def start_deployment_metrics(self, mode: str, deployment_id: str) -> None:
         """Measure in a daemon thread: walking the boxes must never delay the command."""
@@ -81,7 +107,7 @@ class Session:
 
         def measure() -> None:
             try:
-                payload = deployment.measure_if_due(mode, deployment_id, self._spool(), self.tuning.clock())
+                payload = deployment.measure_if_due(mode, deployment_id, self._spool(), self.timing.clock())
             except Exception:  # silent, like every other telemetry failure
                 return
             if payload is not None:
@@ -97,9 +123,7 @@ class Session:
             except Exception:  # telemetry never changes what the user sees
                 pass
         # One grace for everything still running, however many threads there are.
-        import time
-
-        deadline = time.monotonic() + self.tuning.grace
+        deadline = time.monotonic() + self.timing.grace
         for thread in (self.metrics_thread, self.thread):
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -119,7 +143,7 @@ class Session:
 
         installation_id = self.installation_id or settings.ensure_installation_id()
         self.installation_id = installation_id
-        now = self.tuning.clock()
+        now = self.timing.clock()
         built = event.build(invocation, installation_id, now, self.env)
         if self.mode == "log":
             from zomg.telemetry import schema
@@ -131,25 +155,29 @@ class Session:
 
 
 def start(telemetry_command: bool = False, *, env: Mapping[str, str] | None = None,
-          tuning: Tuning | None = None) -> Session | None:
-    """Decide this invocation's telemetry; a Session to ``finish``, or None when nothing is recorded."""
+          timing: SessionTiming | None = None, bounds: SpoolBounds | None = None,
+          sending: SendTiming | None = None) -> Session | None:
+    """Decide this invocation's telemetry; a Session to ``finish``, or None when nothing is recorded.
+
+    ``timing``, ``bounds`` and ``sending`` replace the defaults (tests inject their own clock and numbers).
+    """
     try:
-        return _start(telemetry_command, env, tuning)
+        return _start(telemetry_command, env, {"timing": timing, "bounds": bounds, "sending": sending})
     except Exception:
         return None
 
 
-def _start(telemetry_command: bool, env: Mapping[str, str] | None, tuning: Tuning | None) -> Session | None:
+def _start(telemetry_command: bool, env: Mapping[str, str] | None, knobs: dict) -> Session | None:
     if telemetry_command:
         return None
     from zomg.telemetry import policy
 
     decision = policy.decide(env)
-    session, notice_shown = _cli_session(decision, env, tuning)
+    session, notice_shown = _cli_session(decision, env, knobs)
     if notice_shown:
         return None  # the run that shows the notice records and sends nothing at all
     try:
-        session = _add_deployment_metrics(session, decision, env, tuning)
+        session = _add_deployment_metrics(session, decision, env, knobs)
     except Exception:  # a damaged setup file must not silence CLI telemetry too
         pass
     if session is not None:
@@ -157,12 +185,11 @@ def _start(telemetry_command: bool, env: Mapping[str, str] | None, tuning: Tunin
     return session
 
 
-def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None) -> tuple[Session | None, bool]:
+def _cli_session(decision, env: Mapping[str, str] | None, knobs: dict) -> tuple[Session | None, bool]:
     """The CLI-event part of this run's session, and whether the notice was shown instead."""
     if decision.mode == "off":
         return None, False
     from zomg.telemetry import settings
-    from zomg.telemetry.spool import Tuning
 
     url = _endpoint_for(decision.mode, env)
     if url is None:
@@ -175,28 +202,27 @@ def _cli_session(decision, env: Mapping[str, str] | None, tuning: Tuning | None)
 
         notice.show(env_decided=decision.source.startswith("env:"), version=NOTICE_VERSION)
         return None, True
-    session = Session(decision.mode, user.installation_id, url, tuning or Tuning(), env)
+    session = Session(decision.mode, user.installation_id, url, env, **knobs)
     if decision.mode == "on" and user.installation_id is not None:
         session.kinds.add(CLI_COMMAND)
     return session, False
 
 
 def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str, str] | None,
-                            tuning: Tuning | None) -> Session | None:
+                            knobs: dict) -> Session | None:
     """Deployment metrics, opted in through `zomg setup`, ride on the same spool and sender."""
     if not _setup_may_opt_in(decision):
         return session  # not opted in (the common case costs one stat)
     from zomg import setup_config
     from zomg.telemetry import deployment
-    from zomg.telemetry.spool import Tuning
 
     mode, _ = deployment.decide(env, decision)
     url = None if mode == "off" else _endpoint_for(mode, env)
     if url is None:
         return session
     if session is None:
-        session = Session(None, None, url, tuning or Tuning(), env)
-    if deployment.due(session.tuning.clock()):
+        session = Session(None, None, url, env, **knobs)
+    if deployment.due(session.timing.clock()):
         session.start_deployment_metrics(mode, setup_config.load().deployment_id)
     if mode == "on" and session.url == url:
         session.kinds.add(DEPLOYMENT_METRICS)
@@ -220,16 +246,18 @@ def _endpoint_for(mode: str, env: Mapping[str, str] | None) -> str | None:
     return None if mode == "on" and policy.endpoint_problem(url) is not None else url
 
 
-def flush(env: Mapping[str, str] | None = None, tuning: Tuning | None = None) -> int:
+def flush(env: Mapping[str, str] | None = None, bounds: SpoolBounds | None = None,
+          sending: SendTiming | None = None) -> int:
     """Send every spooled event now, whatever the due rule and backoff say; return how many arrived.
 
     What `zomg telemetry flush` does, for scripts and end-to-end checks
     (``python -c "import zomg.telemetry as t; print(t.flush())"``).
     """
-    return sum(entry["sent"] for entry in flush_report(env, tuning))
+    return sum(entry["sent"] for entry in flush_report(env, bounds, sending))
 
 
-def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = None) -> list[dict]:
+def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | None = None,
+                 sending: SendTiming | None = None) -> list[dict]:
     """Send every spooled event of each data set whose own switch is on; one entry per data set.
 
     Each entry: ``data_set``, ``result`` (``sent``, ``nothing``, ``off`` or
@@ -239,9 +267,9 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
     telemetry off.
     """
     from zomg.telemetry import deployment, policy, sender, settings
-    from zomg.telemetry.spool import Spool, Tuning
+    from zomg.telemetry.spool import Spool
 
-    tuning = tuning or Tuning()
+    sending = sending or sender.SendTiming()
     decision = policy.decide(env)
     url = policy.endpoint(env)
     problem = policy.endpoint_problem(url)
@@ -261,7 +289,7 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
         if mode != "on":
             entry["reason"] = f"off ({reason})" if mode == "off" else "log mode prints events instead of sending them"
             continue
-        spool = Spool(tuning=tuning, url=url)
+        spool = Spool(bounds=bounds, url=url)
         waiting = _waiting(spool, kind)
         if problem is not None:
             entry.update(result="failed" if waiting else "nothing", kept=waiting,
@@ -269,7 +297,7 @@ def flush_report(env: Mapping[str, str] | None = None, tuning: Tuning | None = N
             continue
         installation_id = settings.read_user().installation_id if kind == CLI_COMMAND else None
         result = sender.deliver(spool, url, installation_id, force=True, kinds=frozenset((kind,)),
-                                wait=tuning.timeout + MAX_WAIT_FOR_ANOTHER_SENDER)
+                                wait=sending.timeout + MAX_WAIT_FOR_ANOTHER_SENDER, timing=sending)
         entry.update(sent=result.delivered, dropped=result.dropped, kept=_waiting(spool, kind))
         if result.busy:
             entry.update(result="failed", reason="another zomg is sending; try again")
@@ -296,4 +324,5 @@ def _waiting(spool, kind: str) -> int:
                if (parse(line) or (0, 0, b""))[2] == spool.url and event_type(line) == kind)
 
 
-__all__ = ["LOG_PREFIX", "NOTICE_VERSION", "Session", "flush", "flush_report", "notice_due", "start"]
+__all__ = ["LOG_PREFIX", "MAX_GRACE", "NOTICE_VERSION", "Session", "SessionTiming", "flush",
+           "flush_report", "notice_due", "start"]

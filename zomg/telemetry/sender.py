@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 from zomg.telemetry import schema
 from zomg.telemetry.spool import Spool
@@ -30,6 +31,20 @@ REJECTED = "dropped"  # 400, 413, 422: the receiver refuses this batch's content
 FAILED = "kept"  # anything else: the endpoint's problem; keep the events and back off
 _MAX_ROUNDS = 10  # batches one invocation sends at most (flush: until the spool is empty)
 _REFUSED_CONTENT = (400, 413, 422)
+
+
+class SendTiming:
+    """How long one POST may take, and the wall clock that stamps sends and backoffs.
+
+    Built here, where it is used: a session that sends nothing never loads this module, and hands
+    ``start`` None for the defaults. Tests inject their own timeout and clock.
+    """
+
+    __slots__ = ("timeout", "clock")
+
+    def __init__(self, timeout: float = 5.0, clock=time.time) -> None:
+        self.timeout = timeout  # socket timeout of the sender thread
+        self.clock = clock  # wall-clock seconds, like time.time
 
 
 class Answer:
@@ -196,9 +211,9 @@ def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: 
         with spool.lock():
             failures, retry_at = spool.backoff(now)
             failures += 1
-            wait = spool.tuning.backoff(failures)
+            wait = spool.bounds.backoff(failures)
             if answer.retry_after:
-                wait = max(wait, min(answer.retry_after, spool.tuning.backoff_cap))
+                wait = max(wait, min(answer.retry_after, spool.bounds.backoff_cap))
             spool.write_backoff(failures, now + wait)
         spool.set_tries({body: tries for body in batch})  # the endpoint's problem: as if never tried
     else:
@@ -229,14 +244,15 @@ class Result:
 
 
 def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = False, kinds=None,
-            wait: float = 0.0) -> Result:
+            wait: float = 0.0, timing: SendTiming | None = None) -> Result:
     """Send what is due (everything, with ``force``) to ``url``, the spool's endpoint.
 
     Only one process sends at a time: the others find ``send.lock`` taken and
     leave the spool to it (``wait`` seconds at most). After a confirmed batch
     the rest follows without the due rule: the link works now.
     """
-    clock = spool.tuning.clock
+    timing = timing or SendTiming()
+    clock = timing.clock
     result = Result()
     lock = spool.send_lock()
     try:
@@ -252,7 +268,7 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
             if not batch:
                 break
             body = schema.encode_batch([event for _, event in batch])
-            answer = post(url, body, spool.tuning.timeout, clock())
+            answer = post(url, body, timing.timeout, clock())
             result.answer = answer
             settle(spool, [line for line, _ in batch], answer, clock(), tries)
             if answer.outcome == FAILED:
@@ -268,10 +284,11 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
     return result
 
 
-def start(spool: Spool, url: str, installation_id: str | None, kinds=None) -> threading.Thread:
+def start(spool: Spool, url: str, installation_id: str | None, kinds=None,
+          timing: SendTiming | None = None) -> threading.Thread:
     """Start ``deliver`` in a daemon thread: it never keeps the process alive."""
     thread = threading.Thread(
-        target=deliver, args=(spool, url, installation_id), kwargs={"kinds": kinds},
+        target=deliver, args=(spool, url, installation_id), kwargs={"kinds": kinds, "timing": timing},
         name="zomg-telemetry", daemon=True,
     )
     thread.start()

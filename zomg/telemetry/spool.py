@@ -21,7 +21,6 @@ lives is ``files.Layout``'s to say.
 from __future__ import annotations
 
 import os
-import time
 
 from zomg import json_light
 from zomg.telemetry.files import FileLock, Layout, clear_path, number, read_json, whole
@@ -33,27 +32,14 @@ _LOCK_WAIT = 2.0
 _MIN_LINE = 128
 
 
-# Hard ceiling on how long a command may wait for a send at exit, whatever a caller injects.
-MAX_GRACE = 0.5
+class SpoolBounds:
+    """When a send is due, how much the spool keeps, and how long to back off after a failure.
 
-
-class Tuning:
-    """When a send is due, how long to back off, how long to wait; and the clock.
-
-    One object so that tests inject their own numbers and clock instead of waiting.
+    Read on every command's own path (the due rule), so it lives here, not in the sender.
+    One object so that tests inject their own numbers instead of waiting.
     """
 
-    __slots__ = (
-        "batch_size",
-        "max_age",
-        "backoff_base",
-        "backoff_cap",
-        "grace",
-        "timeout",
-        "max_events",
-        "max_event_age",
-        "clock",
-    )
+    __slots__ = ("batch_size", "max_age", "backoff_base", "backoff_cap", "max_events", "max_event_age")
 
     def __init__(
         self,
@@ -61,21 +47,15 @@ class Tuning:
         max_age: float = 3600.0,
         backoff_base: float = 5.0,
         backoff_cap: float = 3600.0,
-        grace: float = MAX_GRACE,
-        timeout: float = 5.0,
         max_events: int = 1000,
         max_event_age: float = 30 * 86400.0,
-        clock=time.time,
     ) -> None:
         self.batch_size = batch_size  # a send is due at this many spooled events...
         self.max_age = max_age  # ...or when the oldest is this old (seconds)
         self.backoff_base = backoff_base  # first wait after a failed send, doubled per failure
         self.backoff_cap = backoff_cap
-        self.grace = min(grace, MAX_GRACE)  # longest wait at exit for an in-flight send
-        self.timeout = timeout  # socket timeout of the sender thread
         self.max_events = max_events  # the spool keeps at most this many events...
         self.max_event_age = max_event_age  # ...none older than this (seconds)
-        self.clock = clock  # wall-clock seconds, like time.time
 
     def backoff(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive failed sends."""
@@ -95,10 +75,11 @@ def _edit():
 
 
 class Spool:
-    def __init__(self, directory: str | None = None, tuning: Tuning | None = None, url: str | None = None) -> None:
+    def __init__(self, directory: str | None = None, bounds: SpoolBounds | None = None,
+                 url: str | None = None) -> None:
         self.files = Layout(directory)
         self.dir = self.files.spool_dir
-        self.tuning = tuning or Tuning()
+        self.bounds = bounds or SpoolBounds()
         self.url = (url or DEFAULT_ENDPOINT).encode("ascii", "replace")  # where this spool's events go
         self.path = self.files.spool
         self.backoff_path = self.files.backoff
@@ -145,7 +126,7 @@ class Spool:
         if failures is None or retry_at is None:
             self._forget(self.backoff_path)
             return 0, 0.0
-        if now is not None and retry_at > now + self.tuning.backoff_cap:
+        if now is not None and retry_at > now + self.bounds.backoff_cap:
             retry_at = now
         return failures, retry_at
 
@@ -167,13 +148,13 @@ class Spool:
         # (``<stamp> 0 <endpoint> ``) rather than splitting each line; ``claim`` checks properly.
         data = self._raw()
         marker = b" 0 " + self.url + b" "
-        if data.count(marker) >= self.tuning.batch_size:
+        if data.count(marker) >= self.bounds.batch_size:
             return True
         first = data.find(marker)
         if first < 0:
             return False
         stamp = data[data.rfind(b"\n", 0, first) + 1:first]  # the oldest fresh line's
-        return stamp.isdigit() and len(stamp) <= 12 and now - int(stamp) >= self.tuning.max_age
+        return stamp.isdigit() and len(stamp) <= 12 and now - int(stamp) >= self.bounds.max_age
 
     def bounded(self, lines: list[bytes], now: float) -> list[bytes]:
         return _edit().bounded(self, lines, now)
@@ -212,8 +193,8 @@ class Spool:
                 os.close(fd)
         finally:
             lock.release()
-        if size + len(record) >= self.tuning.max_events * _MIN_LINE:
-            limit = self.tuning.max_events
+        if size + len(record) >= self.bounds.max_events * _MIN_LINE:
+            limit = self.bounds.max_events
             self.transform(lambda lines: self.bounded(lines, now) if len(lines) > limit else None)
 
     def append_event(self, event: dict, now: float) -> None:

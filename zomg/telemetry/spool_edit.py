@@ -71,9 +71,9 @@ def due_for(spool: Spool, lines: list[bytes], now: float) -> bool:
     sent by a run that exited before the answer waits for the next send.
     """
     stamps = [p[0] for p in map(parse, lines) if p is not None and p[1] == 0 and p[2] == spool.url]
-    if len(stamps) >= spool.tuning.batch_size:
+    if len(stamps) >= spool.bounds.batch_size:
         return True
-    return bool(stamps) and now - min(stamps) >= spool.tuning.max_age
+    return bool(stamps) and now - min(stamps) >= spool.bounds.max_age
 
 
 def bounded(spool: Spool, lines: list[bytes], now: float) -> list[bytes]:
@@ -92,11 +92,11 @@ def bounded(spool: Spool, lines: list[bytes], now: float) -> list[bytes]:
     for line, stamp in reversed(parsed):
         age += min(max(later - stamp, 0.0), _MAX_GAP)
         later = stamp
-        if age > spool.tuning.max_event_age:
+        if age > spool.bounds.max_event_age:
             break  # every earlier line is older still
         kept.append(line)
     kept.reverse()
-    return kept[-spool.tuning.max_events:] if spool.tuning.max_events > 0 else []
+    return kept[-spool.bounds.max_events:] if spool.bounds.max_events > 0 else []
 
 
 def transform(spool: Spool, change) -> None:
