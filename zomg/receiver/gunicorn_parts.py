@@ -159,8 +159,17 @@ class PrivateLogger(Logger):
         kwargs["exc_info"] = True
         self.log(logging.ERROR, msg, *args, **kwargs)
 
+    def _access_log_on(self) -> bool:
+        enabled = getattr(self, "access_log_enabled", None)
+        if enabled is not None:
+            return bool(enabled)
+        # Older gunicorn (23, what Python 3.9 gets here) has no such property: this is its own test.
+        cfg = self.cfg
+        return bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict or getattr(cfg, "logconfig_json", None)
+                    or (cfg.syslog and not cfg.disable_redirect_access_to_syslog))
+
     def access(self, resp: object, req: object, environ: dict, request_time: object) -> None:
-        if not self.access_log_enabled:
+        if not self._access_log_on():
             return
         seconds = request_time.seconds + request_time.microseconds / 1e6
         self.access_log.info("%s %s %.3f", getattr(resp, "status_code", "-"), getattr(resp, "sent", "-"), seconds)
