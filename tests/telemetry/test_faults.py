@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.cli import notice_seen, run, spooled, state_dir, write_user_config
 from tests.support.servers import Capture
-from zomg.telemetry import sender
+from zomg.telemetry import sender, spool_edit
 from zomg.telemetry.spool import Spool, SpoolBounds
 
 pytestmark = pytest.mark.telemetry_on
@@ -233,7 +233,7 @@ def test_a_send_cut_short_by_the_grace_grows_no_backoff_and_the_next_send_takes_
     for body in first:
         spool.append(body, now)
     os.makedirs(spool.dir, exist_ok=True)
-    spool.set_tries({body: 1 for body in first})  # what claim does before it posts; then the process exits
+    spool_edit.set_tries(spool, {body: 1 for body in first})  # what claim does before it posts; then the process exits
     assert spool.backoff(now) == (0, 0.0)
     assert not spool.due(now)  # a batch already sent does not make the next run send again
     spool.append(b'{"n":2}', now)
@@ -315,7 +315,7 @@ def test_an_append_never_waits_for_a_rewrite_s_fsync(monkeypatch):
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", slow_fsync)
-    rewriter = threading.Thread(target=spool.rewrite, args=([b'1800000000 0 x {"n":1}'],))
+    rewriter = threading.Thread(target=spool_edit.transform, args=(spool, lambda _: [b'1800000000 0 x {"n":1}']))
     rewriter.start()
     try:
         assert in_fsync.wait(30)
@@ -451,7 +451,7 @@ def test_a_temporary_file_left_by_a_process_that_exited_mid_write_is_removed_by_
         with open(path, "wb") as f:
             f.write(b"half")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    lock = spool.send_lock()
+    lock = spool_edit.send_lock(spool)
     assert lock.acquire(0)
     try:
         sender.claim(spool, 1_800_000_000, None)

@@ -77,11 +77,11 @@ def _store(mode: str) -> None:
 
     dropped = 0
     if mode == "off":
-        from zomg.telemetry import schema
+        from zomg.telemetry import schema, spool_edit
 
         try:
             # Deployment metrics share the spool but not this switch: only CLI events go.
-            dropped = Spool().drop_events(schema.CLI_COMMAND)
+            dropped = spool_edit.drop_events(Spool(), schema.CLI_COMMAND)
         except (OSError, TimeoutError) as exc:
             raise ConflictError(f"cannot delete the unsent telemetry events: {exc}") from None
     try:

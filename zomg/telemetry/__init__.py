@@ -19,6 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from zomg.telemetry.files import Layout
     from zomg.telemetry.sender import SendTiming
     from zomg.telemetry.spool import Spool, SpoolBounds
 
@@ -68,7 +69,8 @@ class Session:
 
     def __init__(self, mode: str | None, installation_id: str | None, url: str,
                  env: Mapping[str, str] | None = None, *, timing: SessionTiming | None = None,
-                 bounds: SpoolBounds | None = None, sending: SendTiming | None = None) -> None:
+                 bounds: SpoolBounds | None = None, sending: SendTiming | None = None,
+                 files: Layout | None = None) -> None:
         self.mode = mode  # None: no CLI event, only deployment metrics
         self.installation_id = installation_id
         self.url = url
@@ -77,6 +79,7 @@ class Session:
         self.bounds = bounds
         self.sending = sending
         self.env = env
+        self.files = files  # the run's file layout (None: the spool makes its own)
         self.thread = None  # the send this invocation started, if any
         self.metrics_thread = None  # measuring deployment metrics, when due
         self.metrics_log: list[bytes] = []  # in log mode: the payload to print
@@ -87,7 +90,7 @@ class Session:
         if self._spool_cache is None:
             from zomg.telemetry.spool import Spool
 
-            self._spool_cache = Spool(bounds=self.bounds, url=self.url)
+            self._spool_cache = Spool(bounds=self.bounds, url=self.url, files=self.files)
         return self._spool_cache
 
     def start_send_if_due(self) -> None:
@@ -194,15 +197,15 @@ def _cli_session(decision, env: Mapping[str, str] | None, knobs: dict) -> tuple[
     url = _endpoint_for(decision.mode, env)
     if url is None:
         return None, False  # nowhere to send: record nothing, say nothing
-    if not settings.writable():
+    if not settings.writable(decision.files):
         return None, False  # read-only home or sandbox: silently off for this run
-    user = decision.user if decision.user is not None else settings.read_user()
+    user = decision.user if decision.user is not None else settings.read_user(decision.files)
     if decision.mode == "on" and notice_due(user.notice_version):
         from zomg.telemetry import notice
 
         notice.show(env_decided=decision.source.startswith("env:"), version=NOTICE_VERSION)
         return None, True
-    session = Session(decision.mode, user.installation_id, url, env, **knobs)
+    session = Session(decision.mode, user.installation_id, url, env, files=decision.files, **knobs)
     if decision.mode == "on" and user.installation_id is not None:
         session.kinds.add(CLI_COMMAND)
     return session, False
@@ -221,7 +224,7 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
     if url is None:
         return session
     if session is None:
-        session = Session(None, None, url, env, **knobs)
+        session = Session(None, None, url, env, files=decision.files, **knobs)
     if deployment.due(session.timing.clock()):
         session.start_deployment_metrics(mode, setup_config.load().deployment_id)
     if mode == "on" and session.url == url:

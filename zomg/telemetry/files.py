@@ -25,6 +25,7 @@ import time
 from zomg import json_light, paths
 
 _MAX_BYTES = 1 << 20  # far above anything zomg writes; a bigger file is not zomg's
+_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # Windows would otherwise translate line ends
 
 SETTINGS = "telemetry.json"  # in the config dir, and in each system config dir
 
@@ -36,16 +37,19 @@ class Layout:
                  "deployment_state")
 
     def __init__(self, spool_dir: str | None = None) -> None:
-        config = paths.config_dir()
-        self.settings = os.path.join(config, SETTINGS)  # the user's choice, installation id, notice shown
-        self.settings_lock = os.path.join(config, "telemetry.lock")
-        self.spool_dir = spool_dir or os.path.join(paths.state_dir(), "telemetry")
-        self.spool = os.path.join(self.spool_dir, "spool.jsonl")  # events waiting to be sent
-        self.backoff = os.path.join(self.spool_dir, "backoff.json")  # when to try again after a failure
-        self.last = os.path.join(self.spool_dir, "last.json")  # what the last attempt gave
-        self.spool_lock = os.path.join(self.spool_dir, "spool.lock")
-        self.send_lock = os.path.join(self.spool_dir, "send.lock")
-        self.deployment_state = os.path.join(self.spool_dir, "deployment.json")  # when metrics were last measured
+        # Joined by hand: os.path.join is a Python function, and every recorded run builds a layout.
+        sep = os.sep
+        config = paths.config_dir() + sep
+        self.settings = config + SETTINGS  # the user's choice, installation id, notice shown
+        self.settings_lock = config + "telemetry.lock"
+        self.spool_dir = spool_dir = spool_dir or paths.state_dir() + sep + "telemetry"
+        spool_dir += sep
+        self.spool = spool_dir + "spool.jsonl"  # events waiting to be sent
+        self.backoff = spool_dir + "backoff.json"  # when to try again after a failure
+        self.last = spool_dir + "last.json"  # what the last attempt gave
+        self.spool_lock = spool_dir + "spool.lock"
+        self.send_lock = spool_dir + "send.lock"
+        self.deployment_state = spool_dir + "deployment.json"  # when metrics were last measured
 
     @staticmethod
     def system_settings() -> list[str]:
@@ -54,11 +58,29 @@ class Layout:
 
 
 
+def read_bytes(path: str, limit: int | None = None) -> bytes:
+    """The file's bytes (at most ``limit``). Raises OSError: IsADirectoryError for a directory.
+
+    os.open and os.read rather than open(): no io objects for a file read once.
+    """
+    fd = os.open(path, _READ)
+    try:
+        chunks, size = [], 0
+        while limit is None or size < limit:
+            chunk = os.read(fd, 1 << 16 if limit is None else min(1 << 16, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str) -> tuple[object, str | None, bool]:
     """(parsed JSON, problem, exists). Never raises."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(_MAX_BYTES + 1)
+        raw = read_bytes(path, _MAX_BYTES + 1)
     except (FileNotFoundError, NotADirectoryError):
         return None, None, False
     except IsADirectoryError:

@@ -25,6 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from zomg.telemetry.files import Layout
     from zomg.telemetry.settings import SystemConfig, UserConfig
 
 OFF_WORDS = ("off", "0", "false", "no", "disable", "disabled")
@@ -39,7 +40,7 @@ EVENTS_PATH = "/v1/events"
 class Decision:
     """The effective mode, the source that decided it, and the steps taken to get there."""
 
-    __slots__ = ("mode", "source", "reason", "path", "steps", "user", "system")
+    __slots__ = ("mode", "source", "reason", "path", "steps", "user", "system", "files")
 
     def __init__(self) -> None:
         self.mode = "on"
@@ -49,6 +50,7 @@ class Decision:
         self.steps: list[tuple[str, str]] = []  # (setting, what it says), in the order consulted
         self.user: UserConfig | None = None
         self.system: SystemConfig | None = None
+        self.files: Layout | None = None  # where the files read live, once any was read
 
     def _decide(self, mode: str, source: str, reason: str, path: str | None = None) -> Decision:
         self.mode, self.source, self.reason, self.path = mode, source, reason, path
@@ -97,7 +99,9 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
         return d._decide("off", "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
 
     from zomg.telemetry import settings as _settings
+    from zomg.telemetry.files import Layout
 
+    d.files = files = Layout()  # one layout for the whole run: its paths are resolved once
     d.system = system = _settings.read_system()
     if system.locks_off:
         if wanted:
@@ -106,12 +110,12 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
         return d._decide("off", "system", f"{system.path} locks telemetry off", system.path)
     if wanted:
         d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: {wanted}"))
-        d.user = _settings.read_user()
+        d.user = _settings.read_user(files)
         return d._decide(wanted, "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
     d.steps.append(("ZOMG_TELEMETRY", "not set"))
     d.steps.append(("system lock", "none"))
 
-    d.user = user = _settings.read_user()
+    d.user = user = _settings.read_user(files)
     if user.problem:
         d.steps.append(("config", f"{user.path} {user.problem}: off, to be safe"))
         return d._decide("off", "config", f"{user.path} {user.problem}, so telemetry is off", user.path)

@@ -22,8 +22,9 @@ import json
 import threading
 import time
 
-from zomg.telemetry import schema
+from zomg.telemetry import schema, spool_edit
 from zomg.telemetry.spool import Spool
+from zomg.telemetry.spool_edit import parse
 
 USER_AGENT = "zomg-telemetry"
 SENT = "delivered"  # 2xx
@@ -135,14 +136,12 @@ def _answer(status: int, retry_after: float | None) -> Answer:
 
 def _candidates(spool: Spool, now: float, installation_id: str | None, kinds) -> list[tuple[bytes, dict]]:
     """Clean the spool (damaged, too old, legacy and orphaned lines) and return this endpoint's sendable events."""
-    from zomg.telemetry.spool_edit import parse
-
     found: list[tuple[bytes, dict]] = []
 
     def clean(lines: list[bytes]) -> list[bytes] | None:
         kept: list[bytes] = []
         found.clear()
-        for line in spool.bounded(lines, now):
+        for line in spool_edit.bounded(spool, lines, now):
             stamp, tries, url, body = parse(line)
             if url != spool.url:
                 kept.append(line)  # recorded for another endpoint: it waits for that one
@@ -161,7 +160,7 @@ def _candidates(spool: Spool, now: float, installation_id: str | None, kinds) ->
                 found.append((line, event))
         return kept if kept != lines else None
 
-    spool.transform(clean)
+    spool_edit.transform(spool, clean)
     return found
 
 
@@ -174,11 +173,9 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
     events were tried before); the batch is the events' JSON and the events,
     and empty when nothing is due
     (``force`` ignores the due rule and backoff). Call only while holding
-    ``spool.send_lock()``.
+    ``spool_edit.send_lock(spool)``.
     """
-    from zomg.telemetry.spool_edit import parse
-
-    spool.remove_stale_temporaries()
+    spool_edit.remove_stale_temporaries(spool)
     found = _candidates(spool, now, installation_id, kinds)
     with spool.lock():
         present = {}
@@ -196,11 +193,11 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
         if not force:
             if now < spool.backoff(now)[1]:
                 return [], 0
-            if not spool.due_for([line for _, _, line in tries.values()], now):
+            if not spool_edit.due_for(spool, [line for _, _, line in tries.values()], now):
                 return [], 0
         level = min(t for t, _, _ in tries.values())
         batch = [(body, event) for body, (t, event, _) in tries.items() if t == level][: schema.MAX_BATCH]
-        spool.set_tries_locked({body: level + 1 for body, _ in batch})
+        spool_edit.set_tries_locked(spool, {body: level + 1 for body, _ in batch})
     return batch, level
 
 
@@ -214,21 +211,20 @@ def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: 
             wait = spool.bounds.backoff(failures)
             if answer.retry_after:
                 wait = max(wait, min(answer.retry_after, spool.bounds.backoff_cap))
-            spool.write_backoff(failures, now + wait)
-        spool.set_tries({body: tries for body in batch})  # the endpoint's problem: as if never tried
+            spool_edit.write_backoff(spool, failures, now + wait)
+        spool_edit.set_tries(spool, {body: tries for body in batch})  # the endpoint's problem: as if never tried
     else:
-        from zomg.telemetry.spool_edit import parse
-
         gone = set(batch)
 
         def without(lines: list[bytes]) -> list[bytes] | None:
             remaining = [line for line in lines if (parse(line) or (0, 0, b"", line))[3] not in gone]
             return remaining if len(remaining) != len(lines) else None
 
-        spool.transform(without)
-        spool.clear_backoff()
-    spool.write_last({"at": int(now), "outcome": answer.outcome, "events": len(batch), "status": answer.status,
-                      "reason": answer.reason, "endpoint": spool.url.decode("ascii", "replace")})
+        spool_edit.transform(spool, without)
+        spool_edit.clear_backoff(spool)
+    spool_edit.write_last(spool, {"at": int(now), "outcome": answer.outcome, "events": len(batch),
+                                  "status": answer.status, "reason": answer.reason,
+                                  "endpoint": spool.url.decode("ascii", "replace")})
 
 
 class Result:
@@ -254,7 +250,7 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
     timing = timing or SendTiming()
     clock = timing.clock
     result = Result()
-    lock = spool.send_lock()
+    lock = spool_edit.send_lock(spool)
     try:
         if not lock.acquire(wait):
             result.busy = True

@@ -91,8 +91,8 @@ def _mode_of(data: dict) -> tuple[str | None, str | None]:
     return None, f"has an unknown mode {shown} (expected on, off or log)"
 
 
-def read_user() -> UserConfig:
-    config = UserConfig(user_path())
+def read_user(files: Layout | None = None) -> UserConfig:
+    config = UserConfig((files or Layout()).settings)
     data, config.problem, config.exists = _load(config.path)
     if config.problem or not config.exists:
         return config
@@ -127,9 +127,9 @@ def read_system() -> SystemConfig:
     return SystemConfig()
 
 
-def writable() -> bool:
+def writable(files: Layout | None = None) -> bool:
     """Whether the config dir (or, before it exists, its nearest existing parent) takes writes."""
-    directory = os.path.dirname(Layout().settings)
+    directory = os.path.dirname((files or Layout()).settings)
     while True:
         if os.path.exists(directory):
             return os.path.isdir(directory) and os.access(directory, os.W_OK)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 
 from zomg import json_light
-from zomg.telemetry.files import FileLock, Layout, clear_path, number, read_json, whole
+from zomg.telemetry.files import FileLock, Layout, clear_path, number, read_bytes, read_json, whole
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 _LOCK_WAIT = 2.0
@@ -65,19 +65,19 @@ class SpoolBounds:
 _LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
 
 
-def _edit():
-    # Reading lines and changing the spool beyond an append (rewrites, marks, bounds, dropping) is
-    # needed by the sender thread and the telemetry commands, never on a command's own path: loaded
-    # on first use. It needs nothing from this module at run time, so the two import one way.
-    from zomg.telemetry import spool_edit
-
-    return spool_edit
-
-
 class Spool:
+    """The spool as every recorded run sees it: whether a send is due, and appending one event.
+
+    Everything else done to it (reading lines for a send, rewrites, marks,
+    bounds, state files, dropping, clearing) is ``zomg.telemetry.spool_edit``'s,
+    as functions of a spool: that code runs in the sender thread and the
+    telemetry commands, and loading it on every command's path costs more
+    than the append itself.
+    """
+
     def __init__(self, directory: str | None = None, bounds: SpoolBounds | None = None,
-                 url: str | None = None) -> None:
-        self.files = Layout(directory)
+                 url: str | None = None, files: Layout | None = None) -> None:
+        self.files = files if files is not None else Layout(directory)
         self.dir = self.files.spool_dir
         self.bounds = bounds or SpoolBounds()
         self.url = (url or DEFAULT_ENDPOINT).encode("ascii", "replace")  # where this spool's events go
@@ -88,27 +88,20 @@ class Spool:
     def lock(self) -> FileLock:
         return FileLock(self.files.spool_lock)
 
-    def send_lock(self) -> FileLock:
-        return FileLock(self.files.send_lock)
-
     # Reading takes no lock: a torn last line only makes a count one short.
 
     def _raw(self) -> bytes:
         try:
-            with open(self.path, "rb") as f:
-                return f.read()
+            return read_bytes(self.path)
         except OSError:  # missing, or damaged into a directory (the next append repairs it)
             return b""
 
     def read(self) -> list[bytes]:
-        return _edit().lines_of(self._raw())
+        """The spool's non-empty lines, damaged ones included."""
+        return [line for line in self._raw().split(b"\n") if line]
 
     def count(self) -> int:
         return len(self.read())
-
-    def counts(self) -> tuple[int, int]:
-        """(events waiting for this spool's endpoint, events waiting for another one)."""
-        return _edit().counts(self)
 
     def backoff(self, now: float | None = None) -> tuple[int, float]:
         """(consecutive failures, earliest time of the next attempt); a damaged file is reset.
@@ -124,28 +117,21 @@ class Spool:
             failures = whole(data.get("failures"), 0, 1000)
             retry_at = number(data.get("retry_at"), 0, _LATEST)
         if failures is None or retry_at is None:
-            self._forget(self.backoff_path)
+            try:
+                clear_path(self.backoff_path)
+            except OSError:
+                pass
             return 0, 0.0
         if now is not None and retry_at > now + self.bounds.backoff_cap:
             retry_at = now
         return failures, retry_at
-
-    @staticmethod
-    def _forget(path: str) -> None:
-        try:
-            clear_path(path)
-        except OSError:
-            pass
-
-    def due_for(self, lines: list[bytes], now: float) -> bool:
-        return _edit().due_for(self, lines, now)
 
     def due(self, now: float) -> bool:
         """Whether a send should start: enough events, or an old one, and no backoff running."""
         if now < self.backoff(now)[1]:
             return False
         # Every run asks this: one scan of the file in C for this endpoint's fresh lines
-        # (``<stamp> 0 <endpoint> ``) rather than splitting each line; ``claim`` checks properly.
+        # (``<stamp> 0 <endpoint> ``) rather than splitting each line; the sender checks properly.
         data = self._raw()
         marker = b" 0 " + self.url + b" "
         if data.count(marker) >= self.bounds.batch_size:
@@ -155,15 +141,6 @@ class Spool:
             return False
         stamp = data[data.rfind(b"\n", 0, first) + 1:first]  # the oldest fresh line's
         return stamp.isdigit() and len(stamp) <= 12 and now - int(stamp) >= self.bounds.max_age
-
-    def bounded(self, lines: list[bytes], now: float) -> list[bytes]:
-        return _edit().bounded(self, lines, now)
-
-    def transform(self, change) -> None:
-        _edit().transform(self, change)
-
-    def rewrite(self, lines: list[bytes]) -> None:
-        self.transform(lambda _: lines)
 
     def append(self, encoded_event: bytes, now: float) -> None:
         """Queue one encoded event (compact JSON, no newline). Raises OSError if it cannot."""
@@ -194,48 +171,15 @@ class Spool:
         finally:
             lock.release()
         if size + len(record) >= self.bounds.max_events * _MIN_LINE:
+            # Loaded only here, for a spool that may be over its bound: it needs nothing
+            # from this module at run time, so the two import one way.
+            from zomg.telemetry import spool_edit
+
             limit = self.bounds.max_events
-            self.transform(lambda lines: self.bounded(lines, now) if len(lines) > limit else None)
+            spool_edit.transform(self, lambda lines: spool_edit.bounded(self, lines, now) if len(lines) > limit
+                                 else None)
 
     def append_event(self, event: dict, now: float) -> None:
         """Queue one event, encoded as compact ASCII JSON. Raises OSError if it cannot."""
         self.append(json_light.dumps_compact(event).encode("ascii"), now)
 
-    def set_tries(self, tries: dict[bytes, int]) -> None:
-        """Set the tries digit of the lines whose event JSON is a key of ``tries``, in place.
-
-        One byte each, written under the lock: no rewrite, nothing to fsync.
-        """
-        with self.lock():
-            self.set_tries_locked(tries)
-
-    def set_tries_locked(self, tries: dict[bytes, int]) -> None:
-        _edit().set_tries_locked(self, tries)
-
-    def write_backoff(self, failures: int, retry_at: float) -> None:
-        self._write_state(self.backoff_path, {"failures": failures, "retry_at": retry_at})
-
-    def _write_state(self, path: str, state: dict) -> None:
-        _edit().write_state(self, path, state)
-
-    def clear_backoff(self) -> None:
-        self._forget(self.backoff_path)
-
-    def write_last(self, state: dict) -> None:
-        """What the last attempt gave, for `zomg telemetry status`."""
-        self._write_state(self.last_path, state)
-
-    def last(self) -> dict | None:
-        data, _, _ = read_json(self.last_path)
-        return data if isinstance(data, dict) else None
-
-    def drop_events(self, event_name: str) -> int:
-        """Delete the unsent events of one type; return how many. With none left, the files go too."""
-        return _edit().drop_events(self, event_name)
-
-    def clear(self) -> int:
-        """Delete every unsent event and the spool's files; return how many events there were."""
-        return _edit().clear(self)
-
-    def remove_stale_temporaries(self) -> None:
-        _edit().remove_stale_temporaries(self)

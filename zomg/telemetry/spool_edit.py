@@ -1,9 +1,11 @@
-"""Reading the spool's lines and changing the spool beyond an append: see ``zomg.telemetry.spool``.
+"""Everything done to the spool beyond an append and the due check: see ``zomg.telemetry.spool``.
 
 The line format's parser, rewrites that write and fsync their new file
-before taking the spool lock, in-place marks of the tries digit, the due rule
-and the bounds as the sender applies them, dropping and clearing. Loaded by the sender thread and the
-telemetry commands, never on a command's own path (start-up cost).
+before taking the spool lock, in-place marks of the tries digit, the due
+rule and the bounds as the sender applies them, the state files
+(``backoff.json``, ``last.json``), the send lock, dropping and clearing:
+functions of a ``Spool``. Loaded by the sender thread and the telemetry
+commands, never on a command's own path (start-up cost).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import json
 import os
 import time
 
-from zomg.telemetry.files import _STALE_AFTER, clear_path
+from zomg.telemetry.files import _STALE_AFTER, FileLock, clear_path, read_json
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 TYPE_CHECKING = False
@@ -40,6 +42,18 @@ def parse(line: bytes) -> tuple[int, int, bytes, bytes] | None:
 def lines_of(data: bytes) -> list[bytes]:
     """The non-empty lines of the spool file's contents."""
     return [line for line in data.split(b"\n") if line]
+
+
+def _forget(path: str) -> None:
+    try:
+        clear_path(path)
+    except OSError:
+        pass
+
+
+def send_lock(spool: Spool) -> FileLock:
+    """The lock that serialises sending, across processes and threads."""
+    return FileLock(spool.files.send_lock)
 
 
 def event_type(line: bytes) -> str | None:
@@ -130,7 +144,7 @@ def transform(spool: Spool, change) -> None:
                         clear_path(spool.path)
                     replace(tmp, spool.path)
                 else:
-                    spool._forget(spool.path)
+                    _forget(spool.path)
                 return
         if tmp is not None:
             discard(tmp)
@@ -160,13 +174,40 @@ def set_tries_locked(spool: Spool, tries: dict[bytes, int]) -> None:
         os.close(fd)
 
 
-def write_state(spool: Spool, path: str, state: dict) -> None:
+def set_tries(spool: Spool, tries: dict[bytes, int]) -> None:
+    """Set the tries digit of the lines whose event JSON is a key of ``tries``, in place.
+
+    One byte each, written under the lock: no rewrite, nothing to fsync.
+    """
+    with spool.lock():
+        set_tries_locked(spool, tries)
+
+
+def _write_state(path: str, state: dict) -> None:
     from zomg.fsutil import write_atomic
 
     if os.path.isdir(path):
         clear_path(path)
     # Not fsynced: losing it to a crash costs one early or late attempt, never an event.
     write_atomic(path, json.dumps(state).encode("ascii"), mode=0o600, sync=False)
+
+
+def write_backoff(spool: Spool, failures: int, retry_at: float) -> None:
+    _write_state(spool.backoff_path, {"failures": failures, "retry_at": retry_at})
+
+
+def clear_backoff(spool: Spool) -> None:
+    _forget(spool.backoff_path)
+
+
+def write_last(spool: Spool, state: dict) -> None:
+    """What the last attempt gave, for `zomg telemetry status`."""
+    _write_state(spool.last_path, state)
+
+
+def last_attempt(spool: Spool) -> dict | None:
+    data, _, _ = read_json(spool.last_path)
+    return data if isinstance(data, dict) else None
 
 
 def drop_events(spool: Spool, event_name: str) -> int:
@@ -180,9 +221,9 @@ def drop_events(spool: Spool, event_name: str) -> int:
         dropped[:] = [len(lines) - len(kept)]
         return kept if len(kept) != len(lines) else None
 
-    spool.transform(without)
+    transform(spool, without)
     if not spool.read():
-        spool.clear()
+        clear(spool)
     return dropped[0] if dropped else 0
 
 
@@ -193,7 +234,7 @@ def clear(spool: Spool) -> int:
     with spool.lock():
         dropped = spool.count()
         for path in (spool.files.spool, spool.files.backoff, spool.files.last):
-            spool._forget(path)
+            _forget(path)
     for path in (spool.files.spool_lock, spool.files.send_lock):
         try:
             os.unlink(path)

@@ -28,7 +28,7 @@ EXAMPLE_INVOCATION = {
 
 def status(notice_version: int, env=None) -> dict:
     """Everything `zomg telemetry status` shows; ``notice_version`` is the one in effect (``zomg.telemetry``'s)."""
-    from zomg.telemetry import deployment
+    from zomg.telemetry import deployment, spool_edit
     from zomg.telemetry.spool import Spool
 
     decision = policy.decide(env)
@@ -43,7 +43,7 @@ def status(notice_version: int, env=None) -> dict:
     elif decision.mode != "off" and not writable:
         inactive = "the config dir is not writable, so telemetry is off for every run until it is"
     spool = Spool(url=url)
-    mine, other = spool.counts()
+    mine, other = spool_edit.counts(spool)
     return {
         "mode": decision.mode,
         "source": decision.source,
@@ -82,9 +82,10 @@ def delivery_story(spool, waiting: int) -> dict:
 
     from zomg.telemetry.event import timestamp
     from zomg.telemetry.files import number, whole
+    from zomg.telemetry.spool_edit import last_attempt
 
     now = time.time()
-    last = spool.last()
+    last = last_attempt(spool)
     attempt = None
     if last is not None:
         at, events = number(last.get("at"), 0, 1e11), whole(last.get("events"), 0, 10**6)

@@ -103,11 +103,11 @@ def measure_if_due(mode: str, deployment_id: str, spool, now: float) -> bytes | 
 
 def forget(spool_dir: str | None = None) -> int:
     """After an opt-out: delete unsent deployment events and the cadence; return how many events went."""
-    from zomg.telemetry import schema
+    from zomg.telemetry import schema, spool_edit
     from zomg.telemetry.spool import Spool
 
     spool = Spool(spool_dir)
-    dropped = spool.drop_events(schema.DEPLOYMENT_METRICS) if os.path.isdir(spool.dir) else 0
+    dropped = spool_edit.drop_events(spool, schema.DEPLOYMENT_METRICS) if os.path.isdir(spool.dir) else 0
     try:
         os.unlink(spool.files.deployment_state)
     except OSError:
