@@ -64,10 +64,10 @@ def write_user_config(data: dict) -> None:
 def notice_seen(installation_id: str | None = None) -> None:
     """Record that this user has seen the current notice (the usual state after the first run)."""
     from zomg import telemetry
-    from zomg.telemetry import settings
+    from zomg.telemetry import files
 
     write_user_config({"notice_version": telemetry.NOTICE_VERSION,
-                       "installation_id": installation_id or settings.uuid4()})
+                       "installation_id": installation_id or files.uuid4()})
 
 
 def write_system_config(data: object) -> str:

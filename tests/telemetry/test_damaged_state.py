@@ -93,14 +93,14 @@ def _fresh_state(home, system_dir) -> None:
 def test_any_damage_to_a_telemetry_file_is_survived_and_repaired(cli, capture, monkeypatch, isolated_home,
                                                                  tmp_path, which, content):
     from zomg import setup_config
-    from zomg.telemetry import settings as telemetry_settings
+    from zomg.telemetry import files as telemetry_files
 
     _fresh_state(str(isolated_home), str(tmp_path / "etc-xdg"))
     capture.requests.clear()
     monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
     notice_seen()
     if which == "deployment":  # read only once opted in
-        setup_config.save(setup_config.Answers(deployment_metrics=True, deployment_id=telemetry_settings.uuid4()))
+        setup_config.save(setup_config.Answers(deployment_metrics=True, deployment_id=telemetry_files.uuid4()))
     _write(_path(which), content)
 
     monkeypatch.setenv("ZOMG_TELEMETRY", "off")
@@ -114,11 +114,11 @@ def test_any_damage_to_a_telemetry_file_is_survived_and_repaired(cli, capture, m
         r = cli(*argv)
         assert r.code == 0 and "Traceback" not in r.err, (argv, r)
     assert cli("telemetry", "off").code == 0
-    assert telemetry_settings.read_user().mode == "off" and telemetry_settings.read_user().problem is None
+    assert telemetry_files.read_user().mode == "off" and telemetry_files.read_user().problem is None
 
     # Reset: on again, with a healthy receiver.
     assert cli("telemetry", "on").code == 0
-    if which == "system" and telemetry_settings.read_system().locks_off:
+    if which == "system" and telemetry_files.read_system().locks_off:
         return  # a packager's lock is not zomg's to undo
     for _ in range(3):  # the notice (shown again when the damage hid it), then a recorded run, then a send
         cli("box", "list")

@@ -142,6 +142,8 @@ def test_a_lock_beats_a_stored_on_and_an_env_on(zomg, monkeypatch):
         ("https://example.com:99999/", False),
         ("https://exa mple.com/", False),
         ("https://exämple.com/", False),
+        ("https://exa\tmple.com/", False),
+        ("https://example.com/\x7f", False),
         ("http://127.0.0.1\\@evil.example/", False),
         ("file:///etc/passwd", False),
     ],

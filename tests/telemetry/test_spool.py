@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from zomg.telemetry import schema, sender, spool_edit
-from zomg.telemetry.settings import uuid4
+from zomg.telemetry.files import uuid4
 from zomg.telemetry.spool import Spool, SpoolBounds
 
 pytestmark = pytest.mark.telemetry_on

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from zomg.parser import declared
-from zomg.telemetry import MAX_GRACE, SessionTiming, event, schema, settings
+from zomg.telemetry import MAX_GRACE, SessionTiming, event, files, schema
 from zomg.telemetry.spool import SpoolBounds
 
 pytestmark = pytest.mark.telemetry_on
@@ -37,6 +37,16 @@ pytestmark = pytest.mark.telemetry_on
 )
 def test_ci_detection(env, expected):
     assert event.is_ci(env) is expected
+
+
+def test_ci_detection_reads_the_process_environment(monkeypatch):
+    for name in event._CI_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    assert event.is_ci() is False
+    monkeypatch.setenv("bamboo_planKey", "x")  # a mixed-case name, as its vendor sets it
+    assert event.is_ci() is True
+    monkeypatch.setenv("CI", "false")
+    assert event.is_ci() is False
 
 
 def test_every_vendor_is_detected_by_its_own_marker():
@@ -91,7 +101,7 @@ def test_the_builder_speaks_the_schemas_names():
             built = event.build({"declared": declared(["box", "rm"]),
                                  "command": "box", "subcommand": "rm", "flags": ["--force", "--bogus", "-f"],
                                  "duration_s": 12.0, "result": result, "error_class": error_class},
-                                settings.uuid4(), 1_800_000_000)
+                                files.uuid4(), 1_800_000_000)
             schema.validate_event(built)
             assert built["flags"] == ["--force"]
             assert tuple(built) == schema.field_names(schema.CLI_COMMAND)
@@ -100,11 +110,11 @@ def test_the_builder_speaks_the_schemas_names():
 def test_unknown_names_from_the_recorder_are_dropped():
     built = event.build({"declared": declared(["secret-token", "x"]),
                          "command": "secret-token", "subcommand": "x", "flags": ["--password"],
-                         "duration_s": 0, "result": "error", "error_class": "usage"}, settings.uuid4(), 0)
+                         "duration_s": 0, "result": "error", "error_class": "usage"}, files.uuid4(), 0)
     assert (built["command"], built["subcommand"], built["flags"]) == (None, None, [])
     built = event.build({"declared": declared(["box", "hunter2"]),
                          "command": "box", "subcommand": "hunter2", "flags": [], "duration_s": 0,
-                         "result": "weird", "error_class": None}, settings.uuid4(), 0)
+                         "result": "weird", "error_class": None}, files.uuid4(), 0)
     assert (built["command"], built["subcommand"], built["result"], built["error_class"]) == (
         "box", None, "error", "internal")
 
@@ -112,20 +122,20 @@ def test_unknown_names_from_the_recorder_are_dropped():
 def test_without_the_declared_names_no_recorded_name_is_kept():
     """The CLI hands over what the parser declares; a caller that does not gets no names through."""
     built = event.build({"command": "box", "subcommand": "list", "flags": ["--json"], "duration_s": 0,
-                         "result": "success", "error_class": None}, settings.uuid4(), 0)
+                         "result": "success", "error_class": None}, files.uuid4(), 0)
     assert (built["command"], built["subcommand"], built["flags"]) == (None, None, [])
     schema.validate_event(built)
 
 
 def test_uuid4_matches_the_schema():
-    made = {settings.uuid4() for _ in range(2000)}
+    made = {files.uuid4() for _ in range(2000)}
     assert len(made) == 2000
     for value in made:
-        assert settings.is_uuid4(value)
+        assert files.is_uuid4(value)
         schema.validate_event(dict(event.build({"result": "success"}, value, 0), event_id=value))
     for bad in ("", "not-a-uuid", "6F1C2A4E-9B3D-4C5E-8F7A-1B2C3D4E5F60", "6f1c2a4e-9b3d-1c5e-8f7a-1b2c3d4e5f60",
                 "6f1c2a4e-9b3d-4c5e-cf7a-1b2c3d4e5f60", "6f1c2a4e-9b3d-4c5e-8f7a-1b2c3d4e5f6g", None, 7):
-        assert not settings.is_uuid4(bad), bad
+        assert not files.is_uuid4(bad), bad
 
 
 def test_timestamps_are_utc_seconds():

@@ -142,10 +142,13 @@ class Session:
             pass
 
     def _record(self, invocation: dict) -> None:
-        from zomg.telemetry import event, settings
+        from zomg.telemetry import event
 
-        installation_id = self.installation_id or settings.ensure_installation_id()
-        self.installation_id = installation_id
+        if self.installation_id is None:  # log mode, or an id deleted since: rare, so its module loads only then
+            from zomg.telemetry import settings
+
+            self.installation_id = settings.ensure_installation_id()
+        installation_id = self.installation_id
         now = self.timing.clock()
         built = event.build(invocation, installation_id, now, self.env)
         if self.mode == "log":
@@ -192,14 +195,14 @@ def _cli_session(decision, env: Mapping[str, str] | None, knobs: dict) -> tuple[
     """The CLI-event part of this run's session, and whether the notice was shown instead."""
     if decision.mode == "off":
         return None, False
-    from zomg.telemetry import settings
+    from zomg.telemetry import files
 
     url = _endpoint_for(decision.mode, env)
     if url is None:
         return None, False  # nowhere to send: record nothing, say nothing
-    if not settings.writable(decision.files):
+    if not files.writable(decision.files):
         return None, False  # read-only home or sandbox: silently off for this run
-    user = decision.user if decision.user is not None else settings.read_user(decision.files)
+    user = decision.user if decision.user is not None else files.read_user(decision.files)
     if decision.mode == "on" and notice_due(user.notice_version):
         from zomg.telemetry import notice
 
@@ -269,7 +272,7 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
     last answer, or None). Sends nothing when the environment or a lock turns
     telemetry off.
     """
-    from zomg.telemetry import deployment, policy, sender, settings
+    from zomg.telemetry import deployment, files, policy, sender
     from zomg.telemetry.spool import Spool
 
     sending = sending or sender.SendTiming()
@@ -298,7 +301,7 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
             entry.update(result="failed" if waiting else "nothing", kept=waiting,
                          reason=f"the endpoint is not usable: {problem}")
             continue
-        installation_id = settings.read_user().installation_id if kind == CLI_COMMAND else None
+        installation_id = files.read_user().installation_id if kind == CLI_COMMAND else None
         result = sender.deliver(spool, url, installation_id, force=True, kinds=frozenset((kind,)),
                                 wait=sending.timeout + MAX_WAIT_FOR_ANOTHER_SENDER, timing=sending)
         entry.update(sent=result.delivered, dropped=result.dropped, kept=_waiting(spool, kind))

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from zomg.telemetry.settings import uuid4
+from zomg.telemetry.files import uuid4
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: startup cost
@@ -135,13 +135,18 @@ VENDOR_RULES = (
     ("TaskCluster", (("TASK_ID", "", ""), ("RUN_ID", "", ""))),
 )
 
-# Every variable a rule above looks at, upper-cased: one pass over the
-# environment tells whether any could be set (on a person's machine, none is),
-# instead of a lookup per vendor (os.environ encodes each name asked for, and
-# there are dozens). Upper case because Windows' environment ignores case.
-_CI_NAMES = frozenset(
-    name.upper() for name in (*GENERIC, *VENDOR_VARS, *(name for _, rules in VENDOR_RULES for name, _, _ in rules))
-)
+# Every variable a rule above looks at: one pass over the environment's names
+# tells whether any could be set (on a person's machine, none is), instead of
+# a lookup per name (os.environ raises and catches a KeyError for each name
+# that is missing, and there are dozens).
+_CI_NAMES = frozenset((*GENERIC, *VENDOR_VARS, *(name for _, rules in VENDOR_RULES for name, _, _ in rules)))
+
+
+def _may_be_ci(env: Mapping[str, str]) -> bool:
+    """Whether any variable a CI rule looks at is set at all (the rules then decide)."""
+    if env is os.environ and sys.platform == "win32":
+        return not frozenset(map(str.upper, _CI_NAMES)).isdisjoint(env)  # Windows keeps names upper-cased
+    return not _CI_NAMES.isdisjoint(env)
 
 
 def _holds(env: Mapping[str, str], name: str, how: str, text: str) -> bool:
@@ -166,7 +171,7 @@ def ci_vendor(env: Mapping[str, str] | None = None) -> str | None:
 def is_ci(env: Mapping[str, str] | None = None) -> bool:
     """Whether zomg runs under a CI system; only this yes or no ever leaves zomg."""
     env = os.environ if env is None else env
-    if _CI_NAMES.isdisjoint(map(str.upper, env)):
+    if not _may_be_ci(env):
         return False
     if env.get("CI", "").strip().lower() == "false":
         return False

@@ -1,9 +1,21 @@
-"""Telemetry's own files: where each one lives, reading one defensively, and the lock that guards changes.
+"""Telemetry's own files: where each one lives, reading them, what the settings say, and the lock.
 
-``Layout`` is the one place that names them (resolved from ``zomg.paths``):
+This is everything a recorded command needs of telemetry's files before it
+appends its event, in one module: each module loaded costs a command about
+as much as the code in it (see docs/architecture.md). Changing the settings
+is ``zomg.telemetry.settings``'s; changing the spool beyond an append is
+``zomg.telemetry.spool_edit``'s.
+
+``Layout`` is the one place that names the files (resolved from ``zomg.paths``):
 the user's settings file and its lock, the system-wide settings files, and
 the spool directory with its queue, state files and locks. Everything else
 asks a ``Layout`` for a path.
+
+The user's settings file, ``<config dir>/telemetry.json`` (mode 0600), holds
+the stored mode (if the user chose one), the installation id and the version
+of the notice already shown. The system-wide file is ``telemetry.json`` in
+the first ``$XDG_CONFIG_DIRS`` entry (default ``/etc/xdg``) under ``zomg/``
+that has one: ``{"mode": "off", "locked": true}``. zomg only ever reads it.
 
 Every file telemetry reads (the user's settings, the system file, the spool's
 state files) may have been damaged by a full disk, an editor or a test: wrong
@@ -12,9 +24,7 @@ to exhaust the parser's recursion, a directory where a file belongs. None of
 that may raise past these helpers: a value that cannot be used reads as
 absent, and the caller falls back to its documented default.
 
-``FileLock`` is the inter-process lock both the settings file and the spool
-take. It lives here rather than in a module of its own because every
-recorded command loads it: one module less to import at start-up.
+``FileLock`` is the inter-process lock both the settings file and the spool take.
 """
 from __future__ import annotations
 
@@ -125,6 +135,117 @@ def clear_path(path: str) -> None:
             os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+# --- what the settings files say ---------------------------------------------------
+
+MODES = ("on", "off", "log")
+_HEX = frozenset("0123456789abcdef")
+
+
+def uuid4() -> str:
+    """A random (version 4) UUID string, without importing ``uuid`` (it loads ``platform``)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def is_uuid4(value: object) -> bool:
+    """Whether ``value`` is what ``uuid4`` makes (checked by hand: no regex compile at start-up)."""
+    return (
+        isinstance(value, str)
+        and len(value) == 36
+        and value[8] == value[13] == value[18] == value[23] == "-"
+        and value[14] == "4"
+        and value[19] in "89ab"
+        and _HEX.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:])
+    )
+
+
+class Settings:
+    """What one settings file says: the user's, or the system-wide one.
+
+    ``path`` is None when no system-wide file exists; ``problem`` is set when
+    the file exists but cannot be used. The installation id and the notice
+    version come from the user's file only, ``locked`` from the system file only.
+    """
+
+    __slots__ = ("path", "exists", "mode", "installation_id", "notice_version", "locked", "problem", "data")
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.exists = False
+        self.mode: str | None = None
+        self.installation_id: str | None = None
+        self.notice_version = 0
+        self.locked = False
+        self.problem: str | None = None
+        self.data: dict = {}
+
+    @property
+    def locks_off(self) -> bool:
+        return self.path is not None and self.mode == "off" and self.locked
+
+
+def _mode_of(data: dict) -> tuple[str | None, str | None]:
+    mode = data.get("mode")
+    if mode is None or mode in MODES:
+        return mode, None
+    shown = repr(mode[:20]) if isinstance(mode, str) else f"of type {type(mode).__name__}"
+    return None, f"has an unknown mode {shown} (expected on, off or log)"
+
+
+def read_user(files: Layout | None = None) -> Settings:
+    """The user's settings file, read defensively."""
+    config = Settings((files or Layout()).settings)
+    data, config.problem, config.exists = read_json(config.path)
+    if config.problem or not config.exists:
+        return config
+    if not isinstance(data, dict):
+        config.problem = "is not a JSON object"
+        return config
+    config.data = data
+    config.mode, config.problem = _mode_of(data)
+    if is_uuid4(data.get("installation_id")):
+        config.installation_id = data["installation_id"]
+    # true and 1.0 equal 1 in Python but are not a version zomg wrote: the notice is due.
+    config.notice_version = whole(data.get("notice_version"), 0, 1 << 31) or 0
+    return config
+
+
+def read_system() -> Settings:
+    """The first system-wide settings file found (``path`` None when there is none)."""
+    for path in Layout.system_settings():
+        data, problem, exists = read_json(path)
+        if not exists:
+            continue
+        found = Settings(path)
+        found.exists = True
+        if problem is None and not isinstance(data, dict):
+            problem = "is not a JSON object"
+        if problem is None:
+            found.mode, problem = _mode_of(data)
+            locked = data.get("locked", False)
+            if not isinstance(locked, bool):
+                problem = "has a 'locked' that is not true or false"
+            found.locked = locked is True
+        found.problem = problem
+        return found
+    return Settings(None)
+
+
+def writable(files: Layout | None = None) -> bool:
+    """Whether the config dir (or, before it exists, its nearest existing parent) takes writes."""
+    directory = os.path.dirname((files or Layout()).settings)
+    while True:
+        if os.path.exists(directory):
+            return os.path.isdir(directory) and os.access(directory, os.W_OK)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return False
+        directory = parent
 
 
 # --- the lock -------------------------------------------------------------------

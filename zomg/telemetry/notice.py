@@ -35,18 +35,18 @@ def show(env_decided: bool, version: int) -> bool:
     environment chose the mode, a stored mode other than on found under the
     lock means a concurrent `zomg telemetry off` or `log` won: no notice.
     """
-    from zomg.telemetry import settings
+    from zomg.telemetry import files, settings
 
     marked = []
 
     def mark(data: dict) -> bool:
-        if settings.whole(data.get("notice_version"), 0, 1 << 31) == version:
+        if files.whole(data.get("notice_version"), 0, 1 << 31) == version:
             return False  # another zomg showed it a moment ago
         if not env_decided and data.get("mode") not in (None, "on"):
             return False
         data["notice_version"] = version
-        if not settings.is_uuid4(data.get("installation_id")):
-            data["installation_id"] = settings.uuid4()
+        if not files.is_uuid4(data.get("installation_id")):
+            data["installation_id"] = files.uuid4()
         marked.append(True)
         return True
 

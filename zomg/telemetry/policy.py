@@ -25,8 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from zomg.telemetry.files import Layout
-    from zomg.telemetry.settings import SystemConfig, UserConfig
+    from zomg.telemetry.files import Layout, Settings
 
 OFF_WORDS = ("off", "0", "false", "no", "disable", "disabled")
 ON_WORDS = ("on", "1", "true", "yes", "enable", "enabled")
@@ -48,8 +47,8 @@ class Decision:
         self.reason = ""
         self.path: str | None = None  # the file that decided, for sources config and system
         self.steps: list[tuple[str, str]] = []  # (setting, what it says), in the order consulted
-        self.user: UserConfig | None = None
-        self.system: SystemConfig | None = None
+        self.user: Settings | None = None
+        self.system: Settings | None = None
         self.files: Layout | None = None  # where the files read live, once any was read
 
     def _decide(self, mode: str, source: str, reason: str, path: str | None = None) -> Decision:
@@ -98,11 +97,10 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
         d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: off"))
         return d._decide("off", "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
 
-    from zomg.telemetry import settings as _settings
-    from zomg.telemetry.files import Layout
+    from zomg.telemetry.files import Layout, read_system, read_user
 
     d.files = files = Layout()  # one layout for the whole run: its paths are resolved once
-    d.system = system = _settings.read_system()
+    d.system = system = read_system()
     if system.locks_off:
         if wanted:
             d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: {wanted}, but the system file locks telemetry off"))
@@ -110,12 +108,12 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
         return d._decide("off", "system", f"{system.path} locks telemetry off", system.path)
     if wanted:
         d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: {wanted}"))
-        d.user = _settings.read_user(files)
+        d.user = read_user(files)
         return d._decide(wanted, "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
     d.steps.append(("ZOMG_TELEMETRY", "not set"))
     d.steps.append(("system lock", "none"))
 
-    d.user = user = _settings.read_user(files)
+    d.user = user = read_user(files)
     if user.problem:
         d.steps.append(("config", f"{user.path} {user.problem}: off, to be safe"))
         return d._decide("off", "config", f"{user.path} {user.problem}, so telemetry is off", user.path)
@@ -136,6 +134,16 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
     return d._decide("on", "default", "nothing else chose a mode")
 
 
+def _split_authority(rest: str) -> tuple[str, str]:
+    """(authority, path with query and fragment) of what follows ``scheme://``."""
+    cut = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark, 0, cut)
+        if found >= 0:
+            cut = found
+    return rest[:cut], rest[cut:]
+
+
 def endpoint(env: Mapping[str, str] | None = None) -> str:
     """The endpoint in effect: ``ZOMG_TELEMETRY_ENDPOINT`` if set and not empty, else the default.
 
@@ -146,8 +154,7 @@ def endpoint(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     url = env.get(ENDPOINT_ENV, "").strip() or DEFAULT_ENDPOINT
     scheme, sep, rest = url.partition("://")
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority, tail = rest[:cut], rest[cut:]
+    authority, tail = _split_authority(rest)
     if not sep or scheme.lower() not in ("http", "https") or not authority:
         return url  # not an address zomg sends to: shown as given, with why it is not used
     if tail.startswith("/") and not tail.startswith("/?") and not tail.startswith("/#") and tail != "/":
@@ -159,10 +166,10 @@ def endpoint(env: Mapping[str, str] | None = None) -> str:
 def masked(url: str) -> str:
     """``url`` with any ``user:password@`` replaced by ``***@``, for showing it."""
     scheme, sep, rest = url.partition("://")
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    if not sep or "@" not in rest[:cut]:
+    authority, tail = _split_authority(rest)
+    if not sep or "@" not in authority:
         return url
-    return f"{scheme}://***@{rest[:cut].rpartition('@')[2]}{rest[cut:]}"
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{tail}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -181,15 +188,13 @@ def endpoint_problem(url: str) -> str | None:
     """None when zomg may send to ``url``; otherwise why not, in a few words."""
     if not url:
         return "empty"
-    if any(not (0x21 <= ord(c) <= 0x7E) or c == "\\" for c in url):
+    if not (url.isascii() and url.isprintable()) or " " in url or "\\" in url:  # each char in 0x21-0x7E
         return "contains spaces, backslashes or non-ASCII characters"
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in ("https", "http"):
         return "not an absolute https:// URL"
-    authority = rest
-    for end in "/?#":
-        authority = authority.split(end, 1)[0]
+    authority, _ = _split_authority(rest)
     if "@" in authority:
         return "user names and passwords in the URL are not supported"
     if authority.startswith("["):

@@ -4,7 +4,7 @@ Read-only: nothing here creates a file, an id or a connection.
 """
 from __future__ import annotations
 
-from zomg.telemetry import policy, schema, settings
+from zomg.telemetry import files, policy, schema
 
 NEVER_COLLECTED = (
     "argument values: box names, projects, paths, KEY=VALUE pairs, shell names",
@@ -32,11 +32,11 @@ def status(notice_version: int, env=None) -> dict:
     from zomg.telemetry.spool import Spool
 
     decision = policy.decide(env)
-    user = decision.user if decision.user is not None else settings.read_user()
-    system = decision.system if decision.system is not None else settings.read_system()
+    user = decision.user if decision.user is not None else files.read_user()
+    system = decision.system if decision.system is not None else files.read_system()
     url = policy.endpoint(env)
     problem = policy.endpoint_problem(url)
-    writable = settings.writable()
+    writable = files.writable()
     inactive = None
     if decision.mode == "on" and problem is not None:
         inactive = "the endpoint is not usable, so nothing is recorded or sent"
@@ -149,14 +149,14 @@ def example_batch(installation_id: str | None, env=None) -> bytes:
 
     from zomg.telemetry import event
 
-    built = event.build(EXAMPLE_INVOCATION, installation_id or settings.uuid4(), time.time(), env)
+    built = event.build(EXAMPLE_INVOCATION, installation_id or files.uuid4(), time.time(), env)
     schema.validate_event(built)
     return schema.encode_batch([built])
 
 
 def explain(env=None) -> str:
     decision = policy.decide(env)
-    user = decision.user if decision.user is not None else settings.read_user()
+    user = decision.user if decision.user is not None else files.read_user()
     out = [
         f'What zomg collects: one "{schema.CLI_COMMAND}" event per command run (schema version '
         f"{schema.SCHEMA_VERSION}), with exactly these fields:",

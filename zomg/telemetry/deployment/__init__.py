@@ -117,7 +117,7 @@ def forget(spool_dir: str | None = None) -> int:
 
 def new_id() -> str:
     """A fresh random deployment id (only ever stored with an opt-in)."""
-    from zomg.telemetry.settings import uuid4
+    from zomg.telemetry.files import uuid4
 
     return uuid4()
 

@@ -123,12 +123,12 @@ def measure(now: float) -> dict:
 def build(deployment_id: str, now: float) -> dict:
     """A complete deployment.metrics event, validated against the schema."""
     from zomg import __version__
-    from zomg.telemetry import event, settings
+    from zomg.telemetry import event, files
 
     built = {
         "event": schema.DEPLOYMENT_METRICS,
         "schema_version": schema.SCHEMA_VERSION,
-        "event_id": settings.uuid4(),
+        "event_id": files.uuid4(),
         "deployment_id": deployment_id,
         "timestamp": event.timestamp(now),
         "cli_version": __version__,
