@@ -34,8 +34,8 @@ class CLI:
 
     def __init__(self, run, clock) -> None:
         from zomg.telemetry import SessionTiming
+        from zomg.telemetry.files import SpoolBounds
         from zomg.telemetry.sender import SendTiming
-        from zomg.telemetry.spool import SpoolBounds
 
         self.run = run
         self.clock = clock

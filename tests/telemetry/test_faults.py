@@ -15,7 +15,8 @@ import pytest
 from tests.support.cli import notice_seen, run, spooled, state_dir, write_user_config
 from tests.support.servers import Capture
 from zomg.telemetry import sender, spool_edit
-from zomg.telemetry.spool import Spool, SpoolBounds
+from zomg.telemetry.files import Spool, SpoolBounds
+from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -157,9 +158,9 @@ def test_events_go_only_to_the_endpoint_in_effect_when_they_were_recorded(cli, c
 # Runs zomg as installed, but with a send due every 3 events (the real due rule needs many more runs).
 _RUNNER = (
     "import sys\n"
-    "from zomg.telemetry import spool\n"
-    "defaults = list(spool.SpoolBounds.__init__.__defaults__); defaults[0] = 3\n"
-    "spool.SpoolBounds.__init__.__defaults__ = tuple(defaults)\n"
+    "from zomg.telemetry import files\n"
+    "defaults = list(files.SpoolBounds.__init__.__defaults__); defaults[0] = 3\n"
+    "files.SpoolBounds.__init__.__defaults__ = tuple(defaults)\n"
     "from zomg.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
@@ -227,7 +228,7 @@ def _fresh() -> list[bytes]:
 
 
 def test_a_send_cut_short_by_the_grace_grows_no_backoff_and_the_next_send_takes_fresh_events():
-    spool = Spool(bounds=SpoolBounds(batch_size=2))
+    spool = Spool(DEFAULT_ENDPOINT, bounds=SpoolBounds(batch_size=2))
     now = 1_800_000_000.0
     first = [b'{"n":%d}' % i for i in range(2)]
     for body in first:
@@ -304,7 +305,7 @@ def spooled_lines_that_parse() -> list[bytes]:
 
 def test_an_append_never_waits_for_a_rewrite_s_fsync(monkeypatch):
     """A slow disk: the rewrite after a send is stuck in fsync; the command's own append goes through."""
-    spool = Spool()
+    spool = Spool(DEFAULT_ENDPOINT)
     spool.append(b'{"n":0}', 1_800_000_000)
     in_fsync, release = threading.Event(), threading.Event()
     real_fsync = os.fsync
@@ -443,7 +444,7 @@ def test_a_notice_version_that_is_not_an_integer_shows_the_notice_again(cli, mon
 
 
 def test_a_temporary_file_left_by_a_process_that_exited_mid_write_is_removed_by_the_next_send():
-    spool = Spool(bounds=SpoolBounds(batch_size=1))
+    spool = Spool(DEFAULT_ENDPOINT, bounds=SpoolBounds(batch_size=1))
     spool.append(b'{"n":0}', 1_800_000_000)
     stale = os.path.join(spool.dir, ".spool.jsonl.999999999.0a0b0c0d.tmp")  # no such process
     fresh = os.path.join(spool.dir, ".backoff.json.999999998.0a0b0c0d.tmp")  # another process, writing now

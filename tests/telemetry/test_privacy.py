@@ -103,8 +103,8 @@ def wire(monkeypatch, tmp_path, capture, clock):
     """On mode, notice seen, every run due (batch size 1): each run sends what the previous one recorded."""
     import zomg.telemetry as telemetry
     from zomg.telemetry import SessionTiming
+    from zomg.telemetry.files import SpoolBounds
     from zomg.telemetry.sender import SendTiming
-    from zomg.telemetry.spool import SpoolBounds
 
     notice_seen()
     injected = {"timing": SessionTiming(clock=clock), "bounds": SpoolBounds(batch_size=1),

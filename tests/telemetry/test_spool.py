@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from zomg.telemetry import schema, sender, spool_edit
-from zomg.telemetry.files import uuid4
-from zomg.telemetry.spool import Spool, SpoolBounds
+from zomg.telemetry.files import Spool, SpoolBounds, uuid4
+from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -44,7 +44,7 @@ def answer(outcome: str, status: int | None = None):
 
 
 def make(**bounds) -> Spool:
-    return Spool(bounds=SpoolBounds(**bounds))
+    return Spool(DEFAULT_ENDPOINT, bounds=SpoolBounds(**bounds))
 
 
 def test_append_then_claim_returns_events_in_order_and_marks_them_tried():
@@ -89,16 +89,20 @@ def test_the_bound_drops_the_oldest_first():
     events = [event() for _ in range(8)]
     for i, e in enumerate(events):
         spool.append(encoded(e), NOW + i)
-    # The bound is enforced on append once the file is big enough to hold it, and always at claim.
+    # The bound is enforced at claim, whatever was appended.
     batch = sender.claim(spool, NOW + 10, ID, force=True)
     assert ids(batch) == [e["event_id"] for e in events[-5:]]
 
 
-def test_the_count_bound_holds_on_append_alone():
+def test_the_count_bound_holds_after_every_append():
     spool = make(max_events=20, batch_size=1000)
+    over = []
     for i in range(60):
-        spool.append(encoded(event()), NOW + i)
-    assert spool.count() == 20
+        if spool.append(encoded(event()), NOW + i):  # what every recorded run does
+            over.append(i)
+            spool_edit.trim(spool, NOW + i)
+        assert spool.count() == min(i + 1, 20)
+    assert over == list(range(20, 60))
 
 
 def test_events_older_than_the_age_bound_are_dropped():
@@ -177,8 +181,9 @@ def test_one_sender_at_a_time():
 
 WRITER = r"""
 import json, sys
-from zomg.telemetry.spool import Spool
-spool = Spool()
+from zomg.telemetry.files import Spool
+from zomg.telemetry.policy import DEFAULT_ENDPOINT
+spool = Spool(DEFAULT_ENDPOINT)
 for i in range(int(sys.argv[1])):
     spool.append(json.dumps({"writer": sys.argv[2], "i": i, "pad": "x" * 300}).encode(), 1800000000)
 """

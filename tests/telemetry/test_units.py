@@ -5,7 +5,7 @@ import pytest
 
 from zomg.parser import declared
 from zomg.telemetry import MAX_GRACE, SessionTiming, event, files, schema
-from zomg.telemetry.spool import SpoolBounds
+from zomg.telemetry.files import SpoolBounds
 
 pytestmark = pytest.mark.telemetry_on
 

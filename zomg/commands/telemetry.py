@@ -67,7 +67,7 @@ def flush() -> int:
 def _store(mode: str) -> None:
     from zomg.errors import ConflictError, from_os_error
     from zomg.telemetry import policy, settings
-    from zomg.telemetry.spool import Spool
+    from zomg.telemetry.files import Spool
 
     def change(data: dict) -> bool:
         data["mode"] = mode
@@ -81,7 +81,7 @@ def _store(mode: str) -> None:
 
         try:
             # Deployment metrics share the spool but not this switch: only CLI events go.
-            dropped = spool_edit.drop_events(Spool(), schema.CLI_COMMAND)
+            dropped = spool_edit.drop_events(Spool(policy.endpoint()), schema.CLI_COMMAND)
         except (OSError, TimeoutError) as exc:
             raise ConflictError(f"cannot delete the unsent telemetry events: {exc}") from None
     try:

@@ -19,9 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from zomg.telemetry.files import Layout
+    from zomg.telemetry.files import Layout, Spool, SpoolBounds
     from zomg.telemetry.sender import SendTiming
-    from zomg.telemetry.spool import Spool, SpoolBounds
 
 LOG_PREFIX = "zomg-telemetry: "
 # The event types, as zomg.telemetry.schema names them (not imported here: start-up cost).
@@ -88,9 +87,9 @@ class Session:
     def _spool(self) -> Spool:
         # One per invocation: its paths are resolved once, not at each use.
         if self._spool_cache is None:
-            from zomg.telemetry.spool import Spool
+            from zomg.telemetry.files import Spool
 
-            self._spool_cache = Spool(bounds=self.bounds, url=self.url, files=self.files)
+            self._spool_cache = Spool(self.url, bounds=self.bounds, files=self.files)
         return self._spool_cache
 
     def start_send_if_due(self) -> None:
@@ -157,7 +156,11 @@ class Session:
             schema.validate_event(built)
             self._print_log_line(schema.encode_batch([built]))
             return
-        self._spool().append_event(built, now)
+        spool = self._spool()
+        if spool.append_event(built, now):
+            from zomg.telemetry import spool_edit
+
+            spool_edit.trim(spool, now)
 
 
 def start(telemetry_command: bool = False, *, env: Mapping[str, str] | None = None,
@@ -273,7 +276,7 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
     telemetry off.
     """
     from zomg.telemetry import deployment, files, policy, sender
-    from zomg.telemetry.spool import Spool
+    from zomg.telemetry.files import Spool
 
     sending = sending or sender.SendTiming()
     decision = policy.decide(env)
@@ -295,7 +298,7 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
         if mode != "on":
             entry["reason"] = f"off ({reason})" if mode == "off" else "log mode prints events instead of sending them"
             continue
-        spool = Spool(bounds=bounds, url=url)
+        spool = Spool(url, bounds=bounds)
         waiting = _waiting(spool, kind)
         if problem is not None:
             entry.update(result="failed" if waiting else "nothing", kept=waiting,

@@ -1,10 +1,11 @@
-"""Telemetry's own files: where each one lives, reading them, what the settings say, and the lock.
+"""Telemetry's own files as every recorded command uses them: where each lives, the settings, the spool, the lock.
 
-This is everything a recorded command needs of telemetry's files before it
-appends its event, in one module: each module loaded costs a command about
-as much as the code in it (see docs/architecture.md). Changing the settings
-is ``zomg.telemetry.settings``'s; changing the spool beyond an append is
-``zomg.telemetry.spool_edit``'s.
+One module holds all that a recorded command does with telemetry's files
+(read the settings, ask whether a send is due, append its event): every
+module loaded costs a command about as much again as the code in it, and
+this path is paid on every run (see docs/architecture.md). Changing the
+settings is ``zomg.telemetry.settings``'s; everything done to the spool
+beyond the due check and an append is ``zomg.telemetry.spool_edit``'s.
 
 ``Layout`` is the one place that names the files (resolved from ``zomg.paths``):
 the user's settings file and its lock, the system-wide settings files, and
@@ -23,6 +24,23 @@ types, NaN, Infinity, numbers with thousands of digits, nesting deep enough
 to exhaust the parser's recursion, a directory where a file belongs. None of
 that may raise past these helpers: a value that cannot be used reads as
 absent, and the caller falls back to its documented default.
+
+The spool, ``<state dir>/telemetry/spool.jsonl``, is the on-disk queue of
+events waiting to be sent. It holds one event a line as ``<enqueued epoch
+seconds> <tries> <endpoint> <event JSON>``: the prefix lets the due rule read
+ages without parsing events; ``tries`` (one digit) counts sends that were
+never answered (the process exited first), so a batch already sent once goes
+after fresh ones; the endpoint is the one in effect when the event was
+recorded, the only one it is ever sent to. Lines written before that
+(``<epoch> <JSON>``) belong to the default endpoint. Every change happens
+under ``spool.lock``, held only briefly: an append is one short ``O_APPEND``
+write that starts on a fresh line; a rewrite (after a send, or to enforce
+the bound) writes and fsyncs its new file *before* taking the lock, then
+carries over whatever was appended meanwhile and renames, so no append ever
+waits for the disk. ``backoff.json`` says when to try again after a failure,
+``last.json`` what the last attempt gave. Sending (``zomg.telemetry.sender``)
+is serialised by ``send.lock``. The spool knows nothing about event types:
+it carries encoded events.
 
 ``FileLock`` is the inter-process lock both the settings file and the spool take.
 """
@@ -246,6 +264,167 @@ def writable(files: Layout | None = None) -> bool:
         if parent == directory:
             return False
         directory = parent
+
+
+# --- the spool ------------------------------------------------------------------
+
+_LOCK_WAIT = 2.0
+# Below this many bytes a line-count bound cannot be reached (no event is
+# shorter than this), so appends skip reading the file.
+_MIN_LINE = 128
+
+
+class SpoolBounds:
+    """When a send is due, how much the spool keeps, and how long to back off after a failure.
+
+    Read on every command's own path (the due rule), so it lives here, not in the sender.
+    One object so that tests inject their own numbers instead of waiting.
+    """
+
+    __slots__ = ("batch_size", "max_age", "backoff_base", "backoff_cap", "max_events", "max_event_age")
+
+    def __init__(
+        self,
+        batch_size: int = 50,
+        max_age: float = 3600.0,
+        backoff_base: float = 5.0,
+        backoff_cap: float = 3600.0,
+        max_events: int = 1000,
+        max_event_age: float = 30 * 86400.0,
+    ) -> None:
+        self.batch_size = batch_size  # a send is due at this many spooled events...
+        self.max_age = max_age  # ...or when the oldest is this old (seconds)
+        self.backoff_base = backoff_base  # first wait after a failed send, doubled per failure
+        self.backoff_cap = backoff_cap
+        self.max_events = max_events  # the spool keeps at most this many events...
+        self.max_event_age = max_event_age  # ...none older than this (seconds)
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failed sends."""
+        return min(self.backoff_cap, self.backoff_base * 2 ** max(0, min(failures - 1, 30)))
+
+
+_LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
+
+
+class Spool:
+    """The spool of the events recorded for one endpoint: whether a send is due, and appending one event.
+
+    Everything else done to it (reading lines for a send, rewrites, marks,
+    bounds, state files, dropping, clearing) is ``zomg.telemetry.spool_edit``'s,
+    as functions of a spool: that code runs in the sender thread and the
+    telemetry commands, and loading it on every command's path costs more
+    than the append itself.
+    """
+
+    def __init__(self, url: str, directory: str | None = None, bounds: SpoolBounds | None = None,
+                 files: Layout | None = None) -> None:
+        self.files = files if files is not None else Layout(directory)
+        self.dir = self.files.spool_dir
+        self.bounds = bounds or SpoolBounds()
+        self.url = url.encode("ascii", "replace")  # the endpoint this spool's appends are meant for
+        self.path = self.files.spool
+        self.backoff_path = self.files.backoff
+        self.last_path = self.files.last
+
+    def lock(self) -> FileLock:
+        return FileLock(self.files.spool_lock)
+
+    # Reading takes no lock: a torn last line only makes a count one short.
+
+    def _raw(self) -> bytes:
+        try:
+            return read_bytes(self.path)
+        except OSError:  # missing, or damaged into a directory (the next append repairs it)
+            return b""
+
+    def read(self) -> list[bytes]:
+        """The spool's non-empty lines, damaged ones included."""
+        return [line for line in self._raw().split(b"\n") if line]
+
+    def count(self) -> int:
+        return len(self.read())
+
+    def backoff(self, now: float | None = None) -> tuple[int, float]:
+        """(consecutive failures, earliest time of the next attempt); a damaged file is reset.
+
+        With ``now``, a ``retry_at`` later than now + the longest backoff (set by a
+        clock that was ahead) counts as expired.
+        """
+        data, problem, exists = read_json(self.backoff_path)
+        if not exists:
+            return 0, 0.0
+        failures = retry_at = None
+        if isinstance(data, dict):
+            failures = whole(data.get("failures"), 0, 1000)
+            retry_at = number(data.get("retry_at"), 0, _LATEST)
+        if failures is None or retry_at is None:
+            try:
+                clear_path(self.backoff_path)
+            except OSError:
+                pass
+            return 0, 0.0
+        if now is not None and retry_at > now + self.bounds.backoff_cap:
+            retry_at = now
+        return failures, retry_at
+
+    def due(self, now: float) -> bool:
+        """Whether a send should start: enough events, or an old one, and no backoff running."""
+        if now < self.backoff(now)[1]:
+            return False
+        # Every run asks this: one scan of the file in C for this endpoint's fresh lines
+        # (``<stamp> 0 <endpoint> ``) rather than splitting each line; the sender checks properly.
+        data = self._raw()
+        marker = b" 0 " + self.url + b" "
+        if data.count(marker) >= self.bounds.batch_size:
+            return True
+        first = data.find(marker)
+        if first < 0:
+            return False
+        stamp = data[data.rfind(b"\n", 0, first) + 1:first]  # the oldest fresh line's
+        return stamp.isdigit() and len(stamp) <= 12 and now - int(stamp) >= self.bounds.max_age
+
+    def append(self, encoded_event: bytes, now: float) -> bool:
+        """Queue one encoded event (compact JSON, no newline). Raises OSError if it cannot.
+
+        Returns True when the spool now holds more events than its bound: the
+        caller then trims it (``spool_edit.trim``), which this module cannot
+        load without the two importing each other.
+        """
+        record = b"%d 0 %s %s\n" % (max(0, int(now)), self.url, encoded_event)
+        lock = self.lock()
+        try:
+            got = lock.acquire(_LOCK_WAIT)
+        except FileNotFoundError:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            got = lock.acquire(_LOCK_WAIT)
+        if not got:
+            raise TimeoutError("telemetry spool lock busy")
+        try:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            except IsADirectoryError:  # damaged state: make room and start over
+                clear_path(self.path)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    os.lseek(fd, size - 1, os.SEEK_SET)
+                    if os.read(fd, 1) != b"\n":  # a torn last line must not swallow this event
+                        record = b"\n" + record
+                os.write(fd, record)
+            finally:
+                os.close(fd)
+        finally:
+            lock.release()
+        # A spool that waits for an endpoint that is down stays near its bound for a long
+        # time: counting its lines in C costs every run far less than parsing them.
+        limit = self.bounds.max_events
+        return size + len(record) >= limit * _MIN_LINE and self._raw().count(b"\n") > limit
+
+    def append_event(self, event: dict, now: float) -> bool:
+        """Queue one event, encoded as compact ASCII JSON; as ``append``."""
+        return self.append(json_light.dumps_compact(event).encode("ascii"), now)
 
 
 # --- the lock -------------------------------------------------------------------

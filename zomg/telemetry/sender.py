@@ -23,7 +23,7 @@ import threading
 import time
 
 from zomg.telemetry import schema, spool_edit
-from zomg.telemetry.spool import Spool
+from zomg.telemetry.files import Spool
 from zomg.telemetry.spool_edit import parse
 
 USER_AGENT = "zomg-telemetry"

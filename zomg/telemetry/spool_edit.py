@@ -1,4 +1,4 @@
-"""Everything done to the spool beyond an append and the due check: see ``zomg.telemetry.spool``.
+"""Everything done to the spool beyond an append and the due check: see ``zomg.telemetry.files``.
 
 The line format's parser, rewrites that write and fsync their new file
 before taking the spool lock, in-place marks of the tries digit, the due
@@ -17,8 +17,8 @@ from zomg.telemetry.files import _STALE_AFTER, FileLock, clear_path, read_json
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # for annotations only: at run time this module needs nothing from the spool module
-    from zomg.telemetry.spool import Spool
+if TYPE_CHECKING:  # for annotations only
+    from zomg.telemetry.files import Spool
 
 _DEFAULT = DEFAULT_ENDPOINT.encode("ascii")  # where lines from before endpoints were recorded go
 _MAX_GAP = 86400.0  # the most one gap between events (or to now) adds to their age
@@ -172,6 +172,12 @@ def set_tries_locked(spool: Spool, tries: dict[bytes, int]) -> None:
             offset += len(line) + 1
     finally:
         os.close(fd)
+
+
+def trim(spool: Spool, now: float) -> None:
+    """Hold the spool to its count bound, when an append said it is over it."""
+    limit = spool.bounds.max_events
+    transform(spool, lambda lines: bounded(spool, lines, now) if len(lines) > limit else None)
 
 
 def set_tries(spool: Spool, tries: dict[bytes, int]) -> None:

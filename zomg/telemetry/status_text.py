@@ -29,7 +29,6 @@ EXAMPLE_INVOCATION = {
 def status(notice_version: int, env=None) -> dict:
     """Everything `zomg telemetry status` shows; ``notice_version`` is the one in effect (``zomg.telemetry``'s)."""
     from zomg.telemetry import deployment, spool_edit
-    from zomg.telemetry.spool import Spool
 
     decision = policy.decide(env)
     user = decision.user if decision.user is not None else files.read_user()
@@ -42,7 +41,7 @@ def status(notice_version: int, env=None) -> dict:
         inactive = "the endpoint is not usable, so nothing is recorded or sent"
     elif decision.mode != "off" and not writable:
         inactive = "the config dir is not writable, so telemetry is off for every run until it is"
-    spool = Spool(url=url)
+    spool = files.Spool(url)
     mine, other = spool_edit.counts(spool)
     return {
         "mode": decision.mode,

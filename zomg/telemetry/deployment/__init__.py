@@ -97,16 +97,19 @@ def measure_if_due(mode: str, deployment_id: str, spool, now: float) -> bytes | 
     built = metrics.build(deployment_id, now)
     if mode == "log":
         return schema.encode_batch([built])
-    spool.append_event(built, now)
+    if spool.append_event(built, now):
+        from zomg.telemetry import spool_edit
+
+        spool_edit.trim(spool, now)
     return None
 
 
 def forget(spool_dir: str | None = None) -> int:
     """After an opt-out: delete unsent deployment events and the cadence; return how many events went."""
-    from zomg.telemetry import schema, spool_edit
-    from zomg.telemetry.spool import Spool
+    from zomg.telemetry import policy, schema, spool_edit
+    from zomg.telemetry.files import Spool
 
-    spool = Spool(spool_dir)
+    spool = Spool(policy.endpoint(), spool_dir)  # which endpoint does not matter: its events all go
     dropped = spool_edit.drop_events(spool, schema.DEPLOYMENT_METRICS) if os.path.isdir(spool.dir) else 0
     try:
         os.unlink(spool.files.deployment_state)
