@@ -66,6 +66,28 @@ def test_up_sends_due_events_as_one_batch_with_neutral_headers(cli, capture, mon
         "list", "list", "list", "show"]
 
 
+# Runs zomg in a fresh interpreter and prints the telemetry modules it loaded.
+_LOADED = r"""
+import json, sys
+from zomg.cli import main
+code = main(sys.argv[1:])
+sys.stdout.write("\n" + json.dumps(sorted(m for m in sys.modules if m.startswith("zomg.telemetry"))))
+"""
+
+
+def test_a_recorded_run_loads_only_what_recording_needs(capture, monkeypatch):
+    """docs/architecture.md: every module on this path costs every recorded command; sending, the schema
+    and the editors load only where they are needed."""
+    notice_seen()
+    monkeypatch.setenv("ZOMG_TELEMETRY_ENDPOINT", capture.url)
+    proc = subprocess.run([sys.executable, "-c", _LOADED, "box", "list"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == [
+        "zomg.telemetry", "zomg.telemetry.event", "zomg.telemetry.files", "zomg.telemetry.policy"]
+    assert [e["command"] for e in spooled()] == ["box"]
+
+
 @pytest.mark.parametrize("kind", ["refused", "blackhole", "dns"])
 def test_unreachable_endpoints_change_nothing_and_keep_the_events(cli, capture, monkeypatch, kind):
     notice_seen()
