@@ -93,16 +93,21 @@ def read_bytes(path: str, limit: int | None = None) -> bytes:
     """
     fd = os.open(path, _READ)
     try:
-        chunks, size = [], 0
-        while limit is None or size < limit:
-            chunk = os.read(fd, 1 << 16 if limit is None else min(1 << 16, limit - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
+        return read_fd(fd, limit)
     finally:
         os.close(fd)
+
+
+def read_fd(fd: int, limit: int | None = None) -> bytes:
+    """What is left to read of ``fd`` (at most ``limit`` bytes)."""
+    chunks, size = [], 0
+    while limit is None or size < limit:
+        chunk = os.read(fd, 1 << 16 if limit is None else min(1 << 16, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def read_json(path: str) -> tuple[object, str | None, bool]:
@@ -152,6 +157,20 @@ def clear_path(path: str) -> None:
         else:
             os.unlink(path)
     except FileNotFoundError:
+        pass
+
+
+def make_room(path: str) -> None:
+    """Before a file is written at ``path``: clear a directory that stands there (damaged state)."""
+    if os.path.isdir(path):
+        clear_path(path)
+
+
+def forget(path: str) -> None:
+    """Remove a state file (or what stands in its place) if it can be; it is rebuilt when needed."""
+    try:
+        clear_path(path)
+    except OSError:
         pass
 
 
@@ -304,6 +323,11 @@ class SpoolBounds:
         return min(self.backoff_cap, self.backoff_base * 2 ** max(0, min(failures - 1, 30)))
 
 
+def lines_of(data: bytes) -> list[bytes]:
+    """The non-empty lines of the spool file's contents."""
+    return [line for line in data.split(b"\n") if line]
+
+
 _LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
 
 
@@ -340,7 +364,7 @@ class Spool:
 
     def read(self) -> list[bytes]:
         """The spool's non-empty lines, damaged ones included."""
-        return [line for line in self._raw().split(b"\n") if line]
+        return lines_of(self._raw())
 
     def count(self) -> int:
         return len(self.read())
@@ -359,10 +383,7 @@ class Spool:
             failures = whole(data.get("failures"), 0, 1000)
             retry_at = number(data.get("retry_at"), 0, _LATEST)
         if failures is None or retry_at is None:
-            try:
-                clear_path(self.backoff_path)
-            except OSError:
-                pass
+            forget(self.backoff_path)
             return 0, 0.0
         if now is not None and retry_at > now + self.bounds.backoff_cap:
             retry_at = now

@@ -45,8 +45,7 @@ def show(env_decided: bool, version: int) -> bool:
         if not env_decided and data.get("mode") not in (None, "on"):
             return False
         data["notice_version"] = version
-        if not files.is_uuid4(data.get("installation_id")):
-            data["installation_id"] = files.uuid4()
+        settings.add_installation_id(data)
         marked.append(True)
         return True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from zomg.telemetry.files import FileLock, Layout, Settings, clear_path, is_uuid4, read_user, uuid4
+from zomg.telemetry.files import FileLock, Layout, Settings, is_uuid4, make_room, read_user, uuid4
 
 
 def user_path() -> str:
@@ -33,8 +33,7 @@ def update(change) -> Settings:
         config = read_user(files)
         data = dict(config.data)
         if change(data):
-            if os.path.isdir(config.path):  # damaged state: a directory where the file belongs
-                clear_path(config.path)
+            make_room(config.path)
             body = json.dumps(data, indent=2, sort_keys=True) + "\n"
             write_atomic(config.path, body.encode("utf-8"), mode=0o600)
             # write_atomic's mode is filtered by the umask; the id file is private regardless.
@@ -42,16 +41,17 @@ def update(change) -> Settings:
         return read_user(files)
 
 
+def add_installation_id(data: dict) -> bool:
+    """Give the settings ``data`` an installation id unless it holds one; whether it changed."""
+    if is_uuid4(data.get("installation_id")):
+        return False
+    data["installation_id"] = uuid4()
+    return True
+
+
 def ensure_installation_id() -> str:
     """The stored installation id, made and stored now if there is none."""
-
-    def add_id(data: dict) -> bool:
-        if is_uuid4(data.get("installation_id")):
-            return False
-        data["installation_id"] = uuid4()
-        return True
-
-    config = update(add_id)
+    config = update(add_installation_id)
     if config.installation_id is None:
         raise OSError("the installation id could not be stored")
     return config.installation_id

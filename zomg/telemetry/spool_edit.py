@@ -13,7 +13,7 @@ import json
 import os
 import time
 
-from zomg.telemetry.files import _STALE_AFTER, FileLock, clear_path, read_json
+from zomg.telemetry.files import _STALE_AFTER, FileLock, forget, lines_of, make_room, read_fd, read_json
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 TYPE_CHECKING = False
@@ -37,18 +37,6 @@ def parse(line: bytes) -> tuple[int, int, bytes, bytes] | None:
     if not (stamp.isdigit() and len(stamp) <= 12 and tries.isdigit() and len(tries) == 1 and body[:1] == b"{"):
         return None
     return int(stamp), int(tries), url, body
-
-
-def lines_of(data: bytes) -> list[bytes]:
-    """The non-empty lines of the spool file's contents."""
-    return [line for line in data.split(b"\n") if line]
-
-
-def _forget(path: str) -> None:
-    try:
-        clear_path(path)
-    except OSError:
-        pass
 
 
 def send_lock(spool: Spool) -> FileLock:
@@ -140,11 +128,10 @@ def transform(spool: Spool, change) -> None:
                     with open(tmp, "ab") as f:
                         f.write(b"".join(line + b"\n" for line in appended))
                 if tmp is not None:
-                    if os.path.isdir(spool.path):
-                        clear_path(spool.path)
+                    make_room(spool.path)
                     replace(tmp, spool.path)
                 else:
-                    _forget(spool.path)
+                    forget(spool.path)
                 return
         if tmp is not None:
             discard(tmp)
@@ -158,13 +145,8 @@ def set_tries_locked(spool: Spool, tries: dict[bytes, int]) -> None:
     except OSError:
         return
     try:
-        data, offset = b"", 0
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-        for line in data.split(b"\n"):
+        offset = 0
+        for line in read_fd(fd).split(b"\n"):
             parts = line.split(b" ", 3)
             if len(parts) == 4 and parts[3] in tries and len(parts[1]) == 1:
                 os.lseek(fd, offset + len(parts[0]) + 1, os.SEEK_SET)
@@ -192,8 +174,7 @@ def set_tries(spool: Spool, tries: dict[bytes, int]) -> None:
 def _write_state(path: str, state: dict) -> None:
     from zomg.fsutil import write_atomic
 
-    if os.path.isdir(path):
-        clear_path(path)
+    make_room(path)
     # Not fsynced: losing it to a crash costs one early or late attempt, never an event.
     write_atomic(path, json.dumps(state).encode("ascii"), mode=0o600, sync=False)
 
@@ -203,7 +184,7 @@ def write_backoff(spool: Spool, failures: int, retry_at: float) -> None:
 
 
 def clear_backoff(spool: Spool) -> None:
-    _forget(spool.backoff_path)
+    forget(spool.backoff_path)
 
 
 def write_last(spool: Spool, state: dict) -> None:
@@ -240,7 +221,7 @@ def clear(spool: Spool) -> int:
     with spool.lock():
         dropped = spool.count()
         for path in (spool.files.spool, spool.files.backoff, spool.files.last):
-            _forget(path)
+            forget(path)
     for path in (spool.files.spool_lock, spool.files.send_lock):
         try:
             os.unlink(path)

@@ -79,16 +79,14 @@ def measure_if_due(mode: str, deployment_id: str, spool, now: float) -> bytes | 
     import json
 
     from zomg.fsutil import write_atomic
+    from zomg.telemetry.files import make_room
 
     state_path = spool.files.deployment_state
     os.makedirs(spool.dir, mode=0o700, exist_ok=True)
     with spool.lock():
         if not due(now, state_path):
             return None
-        if os.path.isdir(state_path):
-            from zomg.telemetry.files import clear_path
-
-            clear_path(state_path)
+        make_room(state_path)
         # Not fsynced (the spool lock is held): a lost cadence costs one early measurement.
         write_atomic(state_path, json.dumps({"recorded_at": now}).encode(), mode=0o600, sync=False)
     from zomg.telemetry import schema
