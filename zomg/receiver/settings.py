@@ -39,6 +39,7 @@ def refuse_to_start(error: SettingsError) -> int:
 TOKEN_VAR = "POSTHOG_PROJECT_API_KEY"
 HOST_VAR = "POSTHOG_HOST"
 OUTPUT_VAR = "ZOMG_RECEIVER_OUTPUT"
+STORE_VAR = "ZOMG_RECEIVER_STORE"
 # The forwarder's bounds: (variable, Forwarder keyword, type, smallest value).
 FORWARDER_VARS = (
     ("ZOMG_RECEIVER_BATCH_EVENTS", "batch_events", int, 1),
@@ -83,6 +84,23 @@ def check_output(path: str) -> str:
 
 def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
     """Check every setting without starting anything; a one-line description of where events go."""
+    where = _check_sink(environ, output)
+    # The usage store (ZOMG_RECEIVER_STORE), beside forwarding or the local output.
+    store = environ.get(STORE_VAR) or None
+    if store is None:
+        return where
+    from zomg.receiver.store import StoreError, check_store
+
+    try:
+        check_store(store)
+    except StoreError as exc:
+        raise SettingsError(str(exc)) from None
+    if not environ.get(TOKEN_VAR) and not (output or environ.get(OUTPUT_VAR)):
+        return f"{TOKEN_VAR} is not set: not forwarding; keeping accepted events in the store {store}"
+    return f"{where}; keeping them in the store {store}"
+
+
+def _check_sink(environ: Mapping[str, str], output: str | None) -> str:
     from zomg.receiver.posthog import DEFAULT_HOST, check_host, check_token
 
     token = environ.get(TOKEN_VAR, "")
@@ -102,16 +120,26 @@ def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
 def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) -> tuple[Callable, str]:
     """(the deliver callable, a one-line description of where events go)."""
     where = check_env(environ, output)
+    store = environ.get(STORE_VAR) or None
+    if store is not None:
+        from zomg.receiver.store import Store, StoreSink
+
+        only_store = not environ.get(TOKEN_VAR) and not (output or environ.get(OUTPUT_VAR))
+        return StoreSink(Store(store), None if only_store else _sink(environ, output)), where
+    return _sink(environ, output), where
+
+
+def _sink(environ: Mapping[str, str], output: str | None) -> Callable:
     token = environ.get(TOKEN_VAR, "")
     if token:
         from zomg.receiver.forwarder import Forwarder
         from zomg.receiver.posthog import DEFAULT_HOST, PostHogClient
 
         client = PostHogClient(token, environ.get(HOST_VAR) or DEFAULT_HOST)
-        return Forwarder(client, **forwarder_settings(environ)), where
+        return Forwarder(client, **forwarder_settings(environ))
     from zomg.receiver.local_sink import LocalSink
 
-    return LocalSink(output or environ.get(OUTPUT_VAR) or None), where
+    return LocalSink(output or environ.get(OUTPUT_VAR) or None)
 
 
 def app_from_env(

@@ -1,0 +1,276 @@
+"""The local usage store (``Store``): accepted events kept in an SQLite database, one row per event_id.
+
+Set ``ZOMG_RECEIVER_STORE=PATH`` and the receiver writes every batch it
+accepts here before it answers 202, whether or not it also forwards to
+PostHog (``StoreSink`` wraps the other sink). A batch is one transaction;
+the event_id is the primary key, so a batch a client sends again (after a
+503, or a lost answer) adds nothing. The database is in WAL mode with
+``synchronous=NORMAL``: readers (a report) never block writers, a commit
+costs no fsync, and a committed batch survives the receiver being killed
+(it can be lost only if the machine itself loses power). Several gunicorn
+workers share the file; each takes SQLite's write lock per batch and waits
+up to ``BUSY_TIMEOUT_MS`` for it. A write that fails anyway refuses the
+batch (503 and Retry-After), so the client keeps it and sends it again.
+
+The tables are the schema's event types, one column per field
+(docs/receiver.md, "The usage store"); ``flags`` is the JSON array as sent
+and ``ci`` is 0 or 1. Nothing else is stored: no request data, no address.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+
+from zomg.receiver.fastpath import encode_event
+from zomg.receiver.wsgi import DeliveryError
+from zomg.telemetry import schema
+
+# Incremented when a table changes; a store written by a newer receiver is refused.
+STORE_VERSION = 1
+# How long a worker waits for another worker's write to finish before it refuses a batch.
+BUSY_TIMEOUT_MS = 5000
+# What a client is told when a write failed: try again soon.
+RETRY_AFTER_SECONDS = 1
+SECONDS_PER_DAY = 86400
+
+# event type -> its table; the columns are the schema's fields minus the two constant ones.
+TABLES = {schema.CLI_COMMAND: "cli_command", schema.DEPLOYMENT_METRICS: "deployment_metrics"}
+_CONSTANT = ("event", "schema_version")
+
+
+def columns(event_name: str) -> tuple[str, ...]:
+    """The columns of ``event_name``'s table, in the schema's order."""
+    return tuple(name for name in schema.field_names(event_name) if name not in _CONSTANT)
+
+
+def _create_statements() -> list[str]:
+    statements = []
+    for name, table in TABLES.items():
+        defs = []
+        for column in columns(name):
+            if column == "event_id":
+                defs.append("event_id TEXT NOT NULL")
+            elif column == "ci":
+                defs.append("ci INTEGER NOT NULL")  # 0 or 1
+            else:
+                nullable = column in ("command", "subcommand", "error_class")
+                defs.append(f"{column} TEXT" + ("" if nullable else " NOT NULL"))
+        # Keyed by (timestamp, event_id), which is unique exactly when event_id is (an event is sent
+        # again whole, with its own timestamp): new rows land near one end of the table instead of at
+        # random places, so a batch writes a few pages, and a period is a range of the key.
+        defs.append("PRIMARY KEY (timestamp, event_id)")
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(defs)}) WITHOUT ROWID")
+    return statements
+
+
+SCHEMA_SQL = _create_statements()
+
+
+def _insert(event_name: str) -> str:
+    names = columns(event_name)
+    # A row holds JSON's true/false for ci: SQLite makes it 0 or 1.
+    values = ", ".join("? = 'true'" if n == "ci" else "?" for n in names)
+    return f"INSERT OR IGNORE INTO {TABLES[event_name]} ({', '.join(names)}) VALUES ({values})"
+
+
+_INSERTS = {name: _insert(name) for name in TABLES}
+
+
+class StoreError(Exception):
+    """The store cannot be opened, read or written; the message is one line for a person."""
+
+
+def _value_pattern(rule: object) -> str:
+    # From the rule's JSON Schema: accepted events hold no quote or escape in any value
+    # (every string field is a name, a bucket, a UUID, a version or a timestamp).
+    fragment = rule.json_schema()
+    if "const" in fragment:
+        return re.escape(json.dumps(fragment["const"]))
+    kind = fragment["type"]
+    if kind == "boolean":
+        return "(true|false)"
+    if kind == "array":
+        return r"(\[[^\]]*\])"
+    if kind == "string":
+        return '"([^"]*)"'
+    return '(?:"([^"]*)"|null)'  # ["string", "null"]: the group is None for null
+
+
+def _line_pattern(event_name: str) -> re.Pattern:
+    fields = schema.EVENT_TYPES[event_name][0]
+    body = ",".join(f'"{name}":{_value_pattern(rule)}' for name, rule, _ in fields)
+    return re.compile("^{" + body + "}$", re.MULTILINE)
+
+
+# An accepted event as the receiver's JSON line (fastpath's canonical form) -> its row, by one match.
+# (how a line of the type starts, the pattern): a type absent from a batch costs one substring search.
+_LINE_PATTERNS = {name: ('{"event":"%s"' % name, _line_pattern(name)) for name in TABLES}
+
+
+def rows_by_type(lines: str) -> dict[str, list[tuple]]:
+    """The rows of accepted events given as the receiver's JSON lines: {event type: [row, ...]}."""
+    rows = {
+        name: [m.groups() for m in pattern.finditer(lines)] if start in lines else []
+        for name, (start, pattern) in _LINE_PATTERNS.items()
+    }
+    if sum(map(len, rows.values())) != lines.count("\n") + (not lines.endswith("\n") and bool(lines)):
+        raise StoreError("store: an event is not in the receiver's line form")
+    return rows
+
+
+def connect(path: str, create: bool = True) -> sqlite3.Connection:
+    """A connection to the store at ``path`` (made, if ``create``); StoreError if it is not one."""
+    if not create and not os.path.isfile(path):
+        raise StoreError(f"{path}: no such store")
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open the store ({exc})") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > STORE_VERSION:
+            raise StoreError(f"{path}: store version {version} is newer than this receiver's ({STORE_VERSION})")
+        if create:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if version < STORE_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in SCHEMA_SQL:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {STORE_VERSION}")
+                conn.execute("COMMIT")
+        elif version != STORE_VERSION:
+            raise StoreError(f"{path}: not a zomg usage store")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"{path}: not a usable SQLite store ({exc})") from None
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def check_store(path: str) -> str:
+    """``path`` when the store can be created or opened and written there; StoreError otherwise."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StoreError(f"store: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise StoreError(f"store: {path} is a directory")
+    connect(path).close()
+    return path
+
+
+class Store:
+    """Writes batches of validated events into the store at ``path``, one transaction each."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def _connection(self) -> sqlite3.Connection:
+        # Opened on first use in the process that writes: a connection must not cross a fork.
+        if self._conn is None or self._pid != os.getpid():
+            self._conn = connect(self.path)
+            self._pid = os.getpid()
+        return self._conn
+
+    def write_events(self, events: Iterable[dict]) -> None:
+        """Keep validated events (duplicates of kept ones are ignored); StoreError if they were not kept."""
+        self.write_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
+
+    def write_lines(self, lines: bytes) -> None:
+        """Keep events given as the receiver's JSON lines (one validated event per line)."""
+        self.write_rows(rows_by_type(lines.decode("ascii")))
+
+    def write_rows(self, rows: dict[str, list[tuple]]) -> None:
+        """Keep rows made by ``rows_by_type`` in one transaction."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for name, batch in rows.items():
+                        if batch:
+                            conn.executemany(_INSERTS[name], batch)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                # A broken connection is dropped; the next batch opens a new one.
+                self.close()
+                raise StoreError(f"store: cannot record events ({exc})") from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+
+
+class StoreSink:
+    """``deliver`` for make_app: keep a batch in the store, then hand it to ``inner`` (if any).
+
+    A batch the store could not keep is refused before ``inner`` sees it; one
+    ``inner`` then refuses is kept, and its resend adds nothing to the store.
+    """
+
+    def __init__(self, store: Store, inner: object = None) -> None:
+        self.store = store
+        self.inner = inner
+        if inner is None or hasattr(inner, "deliver_lines"):
+            self.deliver_lines = self._deliver_lines
+
+    def __call__(self, events: list) -> None:
+        self._keep(self.store.write_events, events)
+        if self.inner is not None:
+            self.inner(events)
+
+    def _deliver_lines(self, lines: bytes) -> None:
+        self._keep(self.store.write_lines, lines)
+        if self.inner is not None:
+            self.inner.deliver_lines(lines)
+
+    @staticmethod
+    def _keep(write, batch: object) -> None:
+        try:
+            write(batch)
+        except StoreError as exc:
+            raise DeliveryError(str(exc), status=503, retry_after=RETRY_AFTER_SECONDS) from None
+
+    def __getattr__(self, name: str) -> object:
+        # The server's hooks (start, close, hurry) reach the inner sink.
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+
+def expire(path: str, keep_days: int, now: float | None = None) -> int:
+    """Delete events older than ``keep_days`` days from the store; how many were deleted."""
+    cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((time.time() if now is None else now)
+                                                              - keep_days * SECONDS_PER_DAY))
+    conn = connect(path, create=False)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        deleted = 0
+        for table in TABLES.values():
+            deleted += conn.execute(f"DELETE FROM {table} WHERE timestamp < ?", (cutoff,)).rowcount
+        conn.execute("COMMIT")
+        return deleted
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot expire events ({exc})") from None
+    finally:
+        conn.close()
