@@ -136,9 +136,13 @@ def _week(timestamp: str) -> str:
 
 
 def _fold(rows: dict, key_names: tuple, k: int, extra: object = None) -> list[dict]:
-    """{key tuple: (runs, installation set)} -> published rows, those below k folded into one."""
+    """{key tuple: (runs, installation set)} -> published rows, those below k folded into one.
+
+    Sorted by installations, then runs, descending, ties by the key fields as text.
+    """
     out, folded_runs, folded_ids = [], 0, set()
-    for key, (runs, ids) in rows.items():
+    for key, (runs, ids) in sorted(rows.items(), key=lambda item: (
+            -len(item[1][1]), -item[1][0], tuple("" if v is None else str(v) for v in item[0]))):
         if len(ids) >= k:
             row = dict(zip(key_names, key))
             row.update(runs=runs, installations=len(ids))
@@ -148,7 +152,6 @@ def _fold(rows: dict, key_names: tuple, k: int, extra: object = None) -> list[di
         else:
             folded_runs += runs
             folded_ids |= ids
-    out.sort(key=lambda row: (-row["installations"], -row["runs"]))
     if folded_runs:
         row = dict.fromkeys(key_names)
         row.update(runs=folded_runs, installations=len(folded_ids), folded=True)

@@ -123,12 +123,13 @@ def rows_by_type(lines: str) -> dict[str, list[tuple]]:
     return rows
 
 
-def connect(path: str, create: bool = True) -> sqlite3.Connection:
+def connect(path: str, create: bool = True, uri: bool = False) -> sqlite3.Connection:
     """A connection to the store at ``path`` (made, if ``create``); StoreError if it is not one."""
-    if not create and not os.path.isfile(path):
+    if not create and not uri and not os.path.isfile(path):
         raise StoreError(f"{path}: no such store")
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
+                               uri=uri)
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot open the store ({exc})") from None
     try:

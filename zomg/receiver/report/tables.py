@@ -1,0 +1,200 @@
+"""The report's figures: the tables (``TABLES``), counted in SQL and folded below K installations.
+
+Every table counts, per row, runs (events) and distinct installations (for
+deployment tables: distinct deployments). SQLite groups the period's events
+once per installation and combination of fields (one sort, in C), ordered
+by installation; this module then reads that stream once, one installation
+at a time, adding each combination to every table it belongs to. So
+memory holds the tables and one set of bits per installation and table, not
+the events, and "distinct installations" is exact. A row with fewer than
+``k`` installations is folded, with every other such row of its table, into
+one row whose key fields are null and ``"folded": true``; its installations
+are those behind any folded row, counted once (the bits say which).
+
+Three streams (commands, weeks, deployments) run on their own connections in
+threads: SQLite sorts without holding the GIL, so two cores share the work.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+
+REPORT_VERSION = 1
+
+# name -> (title, key fields, what "installations" counts)
+TABLES = {
+    "commands": ("Commands", ("command", "subcommand"), "installations"),
+    "flags": ("Flags per command (share of that command's runs)", ("command", "subcommand", "flag"),
+              "installations"),
+    "os": ("Operating systems", ("value",), "installations"),
+    "arch": ("Architectures", ("value",), "installations"),
+    "ci": ("Run under CI", ("value",), "installations"),
+    "results": ("Results and error classes per command", ("command", "subcommand", "result", "error_class"),
+                "installations"),
+    "durations": ("Durations per command", ("command", "subcommand", "duration_bucket"), "installations"),
+    "cli_versions": ("zomg versions", ("value",), "installations"),
+    "weekly_active": ("Weekly active installations (weeks start on Monday)", ("week",), "installations"),
+    "node_shapes": ("Deployments: node shapes (CPUs, memory)", ("cpu_bucket", "memory_bucket"), "deployments"),
+    "active_boxes": ("Deployments: boxes used in the last 7 days", ("value",), "deployments"),
+    "storage_used": ("Deployments: share of the boxes' file system in use", ("value",), "deployments"),
+    "box_bytes": ("Deployments: disk space used by all boxes", ("value",), "deployments"),
+}
+
+_CLI_FIELDS = ("command", "subcommand", "flags", "duration_bucket", "result", "error_class", "os", "arch", "ci",
+               "cli_version")
+_DEPLOYMENT_FIELDS = ("cpu_bucket", "memory_bucket", "active_boxes_bucket", "storage_used_bucket",
+                      "box_bytes_bucket")
+_PERIOD = "timestamp >= ? AND timestamp < ?"
+
+
+def _grouped(who: str, fields: Iterable[str], table: str) -> str:
+    columns = ", ".join((who, *fields))
+    return (f"SELECT {columns}, COUNT(*) FROM {table} WHERE {_PERIOD} GROUP BY {columns} ORDER BY {who}")
+
+
+_flag_lists: dict = {}
+
+
+def _flags(text: str) -> list:
+    found = _flag_lists.get(text)
+    if found is None:
+        found = _flag_lists[text] = json.loads(text)
+    return found
+
+
+# Each stream: (SQL grouped by who first, [(table, keys of a row)]).
+_STREAMS = {
+    "cli": (_grouped("installation_id", _CLI_FIELDS, "cli_command"), [
+        ("commands", lambda r: ((r[1], r[2]),)),
+        ("flags", lambda r: [(r[1], r[2], flag) for flag in _flags(r[3])]),
+        ("results", lambda r: ((r[1], r[2], r[5], r[6]),)),
+        ("durations", lambda r: ((r[1], r[2], r[4]),)),
+        ("os", lambda r: ((r[7],),)),
+        ("arch", lambda r: ((r[8],),)),
+        ("ci", lambda r: ((bool(r[9]),),)),
+        ("cli_versions", lambda r: ((r[10],),)),
+    ]),
+    "weeks": (
+        "SELECT installation_id, date(substr(timestamp, 1, 10), '-6 days', 'weekday 1') AS week, COUNT(*)"
+        f" FROM cli_command WHERE {_PERIOD} GROUP BY installation_id, week ORDER BY installation_id",
+        [("weekly_active", lambda r: ((r[1],),))],
+    ),
+    "deployments": (_grouped("deployment_id", _DEPLOYMENT_FIELDS, "deployment_metrics"), [
+        ("node_shapes", lambda r: ((r[1], r[2]),)),
+        ("active_boxes", lambda r: ((r[3],),)),
+        ("storage_used", lambda r: ((r[4],),)),
+        ("box_bytes", lambda r: ((r[5],),)),
+    ]),
+}
+
+
+class _Tally:
+    """Runs and installations per key of some tables, from rows grouped by installation."""
+
+    def __init__(self, tables: list[tuple[str, Callable]]) -> None:
+        self.tables = tables
+        self.runs = {name: defaultdict(int) for name, _ in tables}
+        self.installations = {name: defaultdict(int) for name, _ in tables}
+        self.bits = {name: {} for name, _ in tables}  # key -> its bit
+        self.masks = {name: Counter() for name, _ in tables}  # an installation's keys as bits -> how many
+        self.events = 0
+        self.who = 0
+
+    def read(self, rows: Iterable[tuple]) -> None:
+        current, seen = None, {name: set() for name, _ in self.tables}
+        for row in rows:
+            if row[0] != current:
+                if current is not None:
+                    self._close(seen)
+                current = row[0]
+            runs = row[-1]
+            self.events += runs
+            for name, keys in self.tables:
+                table, mine = self.runs[name], seen[name]
+                for key in keys(row):
+                    table[key] += runs
+                    mine.add(key)
+        if current is not None:
+            self._close(seen)
+
+    def _close(self, seen: dict) -> None:
+        self.who += 1
+        for name, keys in seen.items():
+            counts, bits, mask = self.installations[name], self.bits[name], 0
+            for key in keys:
+                counts[key] += 1
+                bit = bits.get(key)
+                if bit is None:
+                    bit = bits[key] = 1 << len(bits)
+                mask |= bit
+            self.masks[name][mask] += 1
+            keys.clear()
+
+    def rows(self, name: str, k: int) -> list[dict]:
+        """The table's published rows: those of ``k`` installations or more, the rest folded into one."""
+        fields = TABLES[name][1]
+        runs, counts, bits = self.runs[name], self.installations[name], self.bits[name]
+        kept = [key for key in runs if counts[key] >= k]
+        out = [dict(zip(fields, key), runs=runs[key], installations=counts[key]) for key in kept]
+        out.sort(key=sort_key)
+        folded_bits, folded_runs = 0, 0
+        for key in runs:
+            if counts[key] < k:
+                folded_bits |= bits[key]
+                folded_runs += runs[key]
+        if folded_runs:
+            who = sum(n for mask, n in self.masks[name].items() if mask & folded_bits)
+            out.append(dict(dict.fromkeys(fields), runs=folded_runs, installations=who, folded=True))
+        return out
+
+
+def sort_key(row: dict) -> tuple:
+    """Installations, then runs, descending; then the key fields, so that ties have one order."""
+    keys = tuple("" if value is None else str(value) for name, value in row.items()
+                 if name not in ("runs", "installations", "share", "folded"))
+    return (-row["installations"], -row["runs"], keys)
+
+
+def _run_stream(connect: Callable[[], sqlite3.Connection], stream: str, bounds: tuple, out: dict) -> None:
+    query, tables = _STREAMS[stream]
+    tally = _Tally(tables)
+    conn = connect()
+    try:
+        tally.read(conn.execute(query, bounds))
+    except sqlite3.Error as exc:
+        out["error"] = exc
+    finally:
+        conn.close()
+    out[stream] = tally
+
+
+def build(connect: Callable[[], sqlite3.Connection], since: str, until_exclusive: str, k: int) -> dict:
+    """The report's tables and totals from the store ``connect()`` opens, events in [since, until_exclusive)."""
+    bounds = (since + "T00:00:00Z", until_exclusive + "T00:00:00Z")
+    results: dict = {}
+    threads = [threading.Thread(target=_run_stream, args=(connect, name, bounds, results)) for name in _STREAMS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if "error" in results:
+        raise results["error"]
+    tables = {}
+    by_table = {name: results[stream] for stream, (_, parts) in _STREAMS.items() for name, _ in parts}
+    for name in TABLES:
+        tables[name] = by_table[name].rows(name, k)
+    command_runs = by_table["commands"].runs["commands"]
+    for row in tables["flags"]:
+        row["share"] = None if row.get("folded") else round(row["runs"] / command_runs[(row["command"],
+                                                                                         row["subcommand"])], 4)
+    cli, deployments = results["cli"], results["deployments"]
+    return {
+        "events": cli.events,
+        "installations": cli.who,
+        "deployment_events": deployments.events,
+        "deployments": deployments.who,
+        "tables": tables,
+    }
