@@ -200,6 +200,7 @@ def truth(events: Iterable[dict], since: str, until: str, k: int) -> dict:
                              ("cpu_bucket", "memory_bucket"), k),
         "active_boxes": _fold(table(dep, lambda e: [(e["active_boxes_bucket"],)], "deployment_id"), ("value",), k),
         "storage_used": _fold(table(dep, lambda e: [(e["storage_used_bucket"],)], "deployment_id"), ("value",), k),
+        "box_bytes": _fold(table(dep, lambda e: [(e["box_bytes_bucket"],)], "deployment_id"), ("value",), k),
     }
     return {
         "version": 1,

@@ -44,7 +44,7 @@ def chart(name: str, rows: list[dict]) -> str:
     height = BAR_HEIGHT * len(shown) + 4
     width = LABEL_WIDTH + BAR_WIDTH + 60
     who = TABLES[name][2]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img"'
+    parts = [f'<svg width="{width}" height="{height}" role="img"'
              f' viewBox="0 0 {width} {height}"><title>{escape(TABLES[name][0])}: {who} per row</title>']
     for i, row in enumerate(shown):
         y = i * BAR_HEIGHT + 2
