@@ -85,7 +85,7 @@ def test_store_only_without_a_token_and_with_forwarding_both(tmp_path):
 @pytest.mark.parametrize("make_bad", [
     lambda tmp: str(tmp / "missing" / "usage.sqlite3"),
     lambda tmp: str(tmp),
-    lambda tmp: (tmp / "junk.sqlite3").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200) and str(tmp / "junk.sqlite3"),
+    lambda tmp: (tmp / "junk.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200) and str(tmp / "junk.db"),
 ])
 def test_a_bad_store_path_stops_the_receiver_at_start_with_one_line(tmp_path, make_bad):
     bad = make_bad(tmp_path)

@@ -71,7 +71,7 @@ def open_page(chromium: str, page: str, workdir: str, size: str = "1280,4000") -
     thread.start()
     screenshot = os.path.join(workdir, os.path.basename(page) + ".png")
     profile = os.path.join(workdir, "chromium-profile")
-    proxy = "http://127.0.0.1:%d" % recorder.server_address[1]
+    proxy = f"http://127.0.0.1:{recorder.server_address[1]}"
     argv = [chromium, *FLAGS, f"--user-data-dir={profile}", f"--proxy-server={proxy}",
             "--proxy-bypass-list=<-loopback>", f"--window-size={size}", f"--screenshot={screenshot}",
             "file://" + os.path.abspath(page)]

@@ -109,7 +109,7 @@ def _line_pattern(event_name: str) -> re.Pattern:
 
 # An accepted event as the receiver's JSON line (fastpath's canonical form) -> its row, by one match.
 # (how a line of the type starts, the pattern): a type absent from a batch costs one substring search.
-_LINE_PATTERNS = {name: ('{"event":"%s"' % name, _line_pattern(name)) for name in TABLES}
+_LINE_PATTERNS = {name: ('{"event":"' + name + '"', _line_pattern(name)) for name in TABLES}
 
 
 def rows_by_type(lines: str) -> dict[str, list[tuple]]:
