@@ -38,82 +38,88 @@ BUSY_TIMEOUT_MS = 5000
 RETRY_AFTER_SECONDS = 1
 SECONDS_PER_DAY = 86400
 
-# event type -> its table; the columns are the schema's fields minus the two constant ones.
-TABLES = {schema.CLI_COMMAND: "cli_command", schema.DEPLOYMENT_METRICS: "deployment_metrics"}
-_CONSTANT = ("event", "schema_version")
+# Each event type is three tables and a view. Its events table holds, per event, only what differs
+# from event to event: (timestamp, event_id, the installation's number, the shape's number). The
+# installation (or deployment) ids and the shapes (every other field, as a combination) are numbered
+# once in their own tables. Rows stay small, so a batch writes few pages and a report sorts integers.
+# The view joins them back into one column per field of the schema.
+
+
+class _Kind:
+    def __init__(self, event_name: str, view: str, who: str, who_table: str) -> None:
+        self.name, self.view, self.who, self.who_table = event_name, view, who, who_table
+        self.events, self.shapes = view + "_events", view + "_shapes"
+        fields = schema.field_names(event_name)
+        # The pattern below relies on this order: event, schema_version, event_id, who, timestamp, the rest.
+        assert fields[:5] == ("event", "schema_version", "event_id", who, "timestamp"), fields
+        self.shape_columns = fields[5:]
+
+
+KINDS = {
+    schema.CLI_COMMAND: _Kind(schema.CLI_COMMAND, "cli_command", "installation_id", "installations"),
+    schema.DEPLOYMENT_METRICS: _Kind(schema.DEPLOYMENT_METRICS, "deployment_metrics", "deployment_id", "deployments"),
+}
+# event type -> the view with one column per field (what a person queries).
+TABLES = {name: kind.view for name, kind in KINDS.items()}
+_NULLABLE = {name for fields, _ in schema.EVENT_TYPES.values() for name, rule, _ in fields
+             if getattr(rule, "nullable", False)}
 
 
 def columns(event_name: str) -> tuple[str, ...]:
-    """The columns of ``event_name``'s table, in the schema's order."""
-    return tuple(name for name in schema.field_names(event_name) if name not in _CONSTANT)
+    """The columns of ``event_name``'s view, in the schema's order."""
+    kind = KINDS[event_name]
+    return ("event_id", kind.who, "timestamp", *kind.shape_columns)
+
+
+def _column(name: str) -> str:
+    if name == "ci":
+        return "ci INTEGER NOT NULL"  # 0 or 1
+    return f"{name} TEXT" + ("" if name in _NULLABLE else " NOT NULL")
 
 
 def _create_statements() -> list[str]:
     statements = []
-    for name, table in TABLES.items():
-        defs = []
-        for column in columns(name):
-            if column == "event_id":
-                defs.append("event_id TEXT NOT NULL")
-            elif column == "ci":
-                defs.append("ci INTEGER NOT NULL")  # 0 or 1
-            else:
-                nullable = column in ("command", "subcommand", "error_class")
-                defs.append(f"{column} TEXT" + ("" if nullable else " NOT NULL"))
-        # Keyed by (timestamp, event_id), which is unique exactly when event_id is (an event is sent
-        # again whole, with its own timestamp): new rows land near one end of the table instead of at
-        # random places, so a batch writes a few pages, and a period is a range of the key.
-        defs.append("PRIMARY KEY (timestamp, event_id)")
-        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(defs)}) WITHOUT ROWID")
+    for kind in KINDS.values():
+        statements += [
+            f"CREATE TABLE IF NOT EXISTS {kind.who_table} (id INTEGER PRIMARY KEY, {kind.who} TEXT NOT NULL UNIQUE)",
+            # shape: the fields as the event's JSON has them, the key the receiver finds them by.
+            f"CREATE TABLE IF NOT EXISTS {kind.shapes} (id INTEGER PRIMARY KEY, shape TEXT NOT NULL UNIQUE, "
+            + ", ".join(_column(c) for c in kind.shape_columns) + ")",
+            # Keyed by (timestamp, event_id), which is unique exactly when event_id is (an event is sent
+            # again whole, with its own timestamp): new rows land near one end of the table instead of at
+            # random places, and a period is a range of the key.
+            f"CREATE TABLE IF NOT EXISTS {kind.events} (timestamp TEXT NOT NULL, event_id TEXT NOT NULL, "
+            f"who INTEGER NOT NULL REFERENCES {kind.who_table} (id), shape INTEGER NOT NULL REFERENCES "
+            f"{kind.shapes} (id), PRIMARY KEY (timestamp, event_id)) WITHOUT ROWID",
+            f"CREATE VIEW IF NOT EXISTS {kind.view} AS SELECT e.event_id, w.{kind.who}, e.timestamp, "
+            + ", ".join(f"s.{c}" for c in kind.shape_columns)
+            + f" FROM {kind.events} e JOIN {kind.who_table} w ON w.id = e.who JOIN {kind.shapes} s ON s.id = e.shape",
+        ]
     return statements
 
 
 SCHEMA_SQL = _create_statements()
 
 
-def _insert(event_name: str) -> str:
-    names = columns(event_name)
-    # A row holds JSON's true/false for ci: SQLite makes it 0 or 1.
-    values = ", ".join("? = 'true'" if n == "ci" else "?" for n in names)
-    return f"INSERT OR IGNORE INTO {TABLES[event_name]} ({', '.join(names)}) VALUES ({values})"
-
-
-_INSERTS = {name: _insert(name) for name in TABLES}
-
-
 class StoreError(Exception):
     """The store cannot be opened, read or written; the message is one line for a person."""
 
 
-def _value_pattern(rule: object) -> str:
-    # From the rule's JSON Schema: accepted events hold no quote or escape in any value
-    # (every string field is a name, a bucket, a UUID, a version or a timestamp).
-    fragment = rule.json_schema()
-    if "const" in fragment:
-        return re.escape(json.dumps(fragment["const"]))
-    kind = fragment["type"]
-    if kind == "boolean":
-        return "(true|false)"
-    if kind == "array":
-        return r"(\[[^\]]*\])"
-    if kind == "string":
-        return '"([^"]*)"'
-    return '(?:"([^"]*)"|null)'  # ["string", "null"]: the group is None for null
+def _line_pattern(kind: _Kind) -> re.Pattern:
+    # Accepted events hold no quote or escape in any value (every string field is a name, a
+    # bucket, a UUID, a version or a timestamp), so a line splits by its fixed start.
+    return re.compile('^{"event":"%s","schema_version":%d,"event_id":"([^"]*)","%s":"([^"]*)","timestamp":"([^"]*)",'
+                      '(.*)}$' % (re.escape(kind.name), schema.SCHEMA_VERSION, kind.who), re.MULTILINE)
 
 
-def _line_pattern(event_name: str) -> re.Pattern:
-    fields = schema.EVENT_TYPES[event_name][0]
-    body = ",".join(f'"{name}":{_value_pattern(rule)}' for name, rule, _ in fields)
-    return re.compile("^{" + body + "}$", re.MULTILINE)
-
-
-# An accepted event as the receiver's JSON line (fastpath's canonical form) -> its row, by one match.
-# (how a line of the type starts, the pattern): a type absent from a batch costs one substring search.
-_LINE_PATTERNS = {name: ('{"event":"' + name + '"', _line_pattern(name)) for name in TABLES}
+# An accepted event as the receiver's JSON line (fastpath's canonical form) -> (event_id, who,
+# timestamp, shape), by one match. (How a line of the type starts, the pattern): a type absent from
+# a batch costs one substring search.
+_LINE_PATTERNS = {name: ('{"event":"' + name + '"', _line_pattern(kind)) for name, kind in KINDS.items()}
 
 
 def rows_by_type(lines: str) -> dict[str, list[tuple]]:
-    """The rows of accepted events given as the receiver's JSON lines: {event type: [row, ...]}."""
+    """Accepted events given as the receiver's JSON lines: {event type: [(event_id, who, timestamp, shape)]}."""
     rows = {
         name: [m.groups() for m in pattern.finditer(lines)] if start in lines else []
         for name, (start, pattern) in _LINE_PATTERNS.items()
@@ -121,6 +127,54 @@ def rows_by_type(lines: str) -> dict[str, list[tuple]]:
     if sum(map(len, rows.values())) != lines.count("\n") + (not lines.endswith("\n") and bool(lines)):
         raise StoreError("store: an event is not in the receiver's line form")
     return rows
+
+
+def _shape_row(kind: _Kind, shape: str) -> tuple:
+    fields = json.loads("{" + shape + "}")
+    values = []
+    for column in kind.shape_columns:
+        value = fields[column]
+        if column == "flags":
+            value = json.dumps(value, separators=(",", ":"))
+        elif type(value) is bool:
+            value = int(value)
+        values.append(value)
+    return (shape, *values)
+
+
+class _Numbers:
+    """A writer's memory of the numbers its store gave to ids and shapes (forgotten when a write fails)."""
+
+    # Past this many remembered ids, start again: a receiver may see millions of installations.
+    LIMIT = 500_000
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[str, str], dict] = {}
+
+    def forget(self) -> None:
+        self.known.clear()
+
+    def resolve(self, conn: sqlite3.Connection, kind: _Kind, rows: list[tuple]) -> list[tuple]:
+        """The events table's rows for ``rows``, numbering new ids and shapes in ``conn``'s transaction."""
+        who = self._numbers(conn, kind.who_table, (kind.who,), {r[1] for r in rows}, lambda w: (w,))
+        shapes = self._numbers(conn, kind.shapes, ("shape", *kind.shape_columns), {r[3] for r in rows},
+                               lambda s: _shape_row(kind, s))
+        return [(timestamp, event_id, who[w], shapes[s]) for event_id, w, timestamp, s in rows]
+
+    def _numbers(self, conn: sqlite3.Connection, table: str, names: tuple, wanted: set, row) -> dict:
+        key = names[0]
+        known = self.known.setdefault((table, key), {})
+        if len(known) > self.LIMIT:
+            known.clear()
+        missing = [value for value in wanted if value not in known]
+        if missing:
+            conn.executemany(f"INSERT OR IGNORE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                             map(row, missing))
+            for start in range(0, len(missing), 500):
+                part = missing[start:start + 500]
+                known.update(conn.execute(
+                    f"SELECT {key}, id FROM {table} WHERE {key} IN ({', '.join('?' * len(part))})", part))
+        return known
 
 
 def connect(path: str, create: bool = True, uri: bool = False) -> sqlite3.Connection:
@@ -176,10 +230,12 @@ class Store:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._numbers = _Numbers()
 
     def _connection(self) -> sqlite3.Connection:
         # Opened on first use in the process that writes: a connection must not cross a fork.
         if self._conn is None or self._pid != os.getpid():
+            self._numbers.forget()
             self._conn = connect(self.path)
             self._pid = os.getpid()
         return self._conn
@@ -201,9 +257,13 @@ class Store:
                 try:
                     for name, batch in rows.items():
                         if batch:
-                            conn.executemany(_INSERTS[name], batch)
+                            kind = KINDS[name]
+                            conn.executemany(f"INSERT OR IGNORE INTO {kind.events} VALUES (?, ?, ?, ?)",
+                                             self._numbers.resolve(conn, kind, batch))
                     conn.execute("COMMIT")
                 except BaseException:
+                    # Numbers given in a transaction that did not commit do not exist.
+                    self._numbers.forget()
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
@@ -267,8 +327,8 @@ def expire(path: str, keep_days: int, now: float | None = None) -> int:
     try:
         conn.execute("BEGIN IMMEDIATE")
         deleted = 0
-        for table in TABLES.values():
-            deleted += conn.execute(f"DELETE FROM {table} WHERE timestamp < ?", (cutoff,)).rowcount
+        for kind in KINDS.values():
+            deleted += conn.execute(f"DELETE FROM {kind.events} WHERE timestamp < ?", (cutoff,)).rowcount
         conn.execute("COMMIT")
         return deleted
     except sqlite3.Error as exc:

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 from zomg.receiver.fastpath import encode_event, validate_batch
-from zomg.receiver.store import TABLES, Store, StoreError, connect, rows_by_type
+from zomg.receiver.store import KINDS, Store, StoreError, connect, rows_by_type
 from zomg.telemetry import schema
 
 # Lines read from a JSON-lines file per transaction of the working store.
@@ -80,7 +80,7 @@ def _load_lines(store: Store, path: str, bounds: tuple[str, str]) -> None:
 
     def flush() -> None:
         rows = rows_by_type("".join(chunk))
-        # The timestamp is the third column of every table (event_id, who, timestamp, ...).
+        # rows_by_type's rows are (event_id, who, timestamp, shape).
         store.write_rows({name: [r for r in batch if since <= r[2] < until] for name, batch in rows.items()})
         chunk.clear()
 
@@ -132,9 +132,21 @@ def _copy_store(work: str, path: str, bounds: tuple[str, str]) -> None:
     try:
         conn.execute("ATTACH DATABASE ? AS source", ("file:" + _quote(os.path.abspath(path)) + "?mode=ro",))
         conn.execute("BEGIN IMMEDIATE")
-        for table in TABLES.values():
-            conn.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM source.{table}"
-                         " WHERE timestamp >= ? AND timestamp < ?", bounds)
+        for kind in KINDS.values():
+            # Ids and shapes by their text (numbers differ from store to store), then the period's events.
+            conn.execute(f"INSERT OR IGNORE INTO main.{kind.who_table} ({kind.who})"
+                         f" SELECT {kind.who} FROM source.{kind.who_table}")
+            shape_columns = ", ".join(("shape", *kind.shape_columns))
+            conn.execute(f"INSERT OR IGNORE INTO main.{kind.shapes} ({shape_columns})"
+                         f" SELECT {shape_columns} FROM source.{kind.shapes}")
+            conn.execute(
+                f"INSERT OR IGNORE INTO main.{kind.events} SELECT e.timestamp, e.event_id, mw.id, ms.id"
+                f" FROM source.{kind.events} e"
+                f" JOIN source.{kind.who_table} sw ON sw.id = e.who"
+                f" JOIN main.{kind.who_table} mw ON mw.{kind.who} = sw.{kind.who}"
+                f" JOIN source.{kind.shapes} ss ON ss.id = e.shape"
+                f" JOIN main.{kind.shapes} ms ON ms.shape = ss.shape"
+                " WHERE e.timestamp >= ? AND e.timestamp < ?", bounds)
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE source")
     except sqlite3.Error as exc:

@@ -16,6 +16,7 @@ threads: SQLite sorts without holding the GIL, so two cores share the work.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import sqlite3
 import threading
@@ -50,26 +51,21 @@ _DEPLOYMENT_FIELDS = ("cpu_bucket", "memory_bucket", "active_boxes_bucket", "sto
 _PERIOD = "timestamp >= ? AND timestamp < ?"
 
 
-def _grouped(who: str, fields: Iterable[str], table: str) -> str:
-    columns = ", ".join((who, *fields))
-    return (f"SELECT {columns}, COUNT(*) FROM {table} WHERE {_PERIOD} GROUP BY {columns} ORDER BY {who}")
+def _per_shape(events: str) -> str:
+    return f"SELECT who, shape, COUNT(*) FROM {events} WHERE {_PERIOD} GROUP BY who, shape ORDER BY who"
 
 
-_flag_lists: dict = {}
+def _monday(day: str) -> str:
+    date = datetime.date.fromisoformat(day)
+    return (date - datetime.timedelta(days=date.weekday())).isoformat()
 
 
-def _flags(text: str) -> list:
-    found = _flag_lists.get(text)
-    if found is None:
-        found = _flag_lists[text] = json.loads(text)
-    return found
-
-
-# Each stream: (SQL grouped by who first, [(table, keys of a row)]).
+# Each stream: (SQL giving (who, item, runs) ordered by who, SQL listing the items as (item, fields...)
+# or None when the item is its own field, [(table, the keys of an item's fields)]).
 _STREAMS = {
-    "cli": (_grouped("installation_id", _CLI_FIELDS, "cli_command"), [
+    "cli": (_per_shape("cli_command_events"), f"SELECT id, {', '.join(_CLI_FIELDS)} FROM cli_command_shapes", [
         ("commands", lambda r: ((r[1], r[2]),)),
-        ("flags", lambda r: [(r[1], r[2], flag) for flag in _flags(r[3])]),
+        ("flags", lambda r: [(r[1], r[2], flag) for flag in json.loads(r[3])]),
         ("results", lambda r: ((r[1], r[2], r[5], r[6]),)),
         ("durations", lambda r: ((r[1], r[2], r[4]),)),
         ("os", lambda r: ((r[7],),)),
@@ -78,11 +74,13 @@ _STREAMS = {
         ("cli_versions", lambda r: ((r[10],),)),
     ]),
     "weeks": (
-        "SELECT installation_id, date(substr(timestamp, 1, 10), '-6 days', 'weekday 1') AS week, COUNT(*)"
-        f" FROM cli_command WHERE {_PERIOD} GROUP BY installation_id, week ORDER BY installation_id",
-        [("weekly_active", lambda r: ((r[1],),))],
+        f"SELECT who, substr(timestamp, 1, 10) AS day, COUNT(*) FROM cli_command_events WHERE {_PERIOD}"
+        " GROUP BY who, day ORDER BY who",
+        None,
+        [("weekly_active", lambda r: ((_monday(r[0]),),))],
     ),
-    "deployments": (_grouped("deployment_id", _DEPLOYMENT_FIELDS, "deployment_metrics"), [
+    "deployments": (_per_shape("deployment_metrics_events"),
+                    f"SELECT id, {', '.join(_DEPLOYMENT_FIELDS)} FROM deployment_metrics_shapes", [
         ("node_shapes", lambda r: ((r[1], r[2]),)),
         ("active_boxes", lambda r: ((r[3],),)),
         ("storage_used", lambda r: ((r[4],),)),
@@ -103,20 +101,24 @@ class _Tally:
         self.events = 0
         self.who = 0
 
-    def read(self, rows: Iterable[tuple]) -> None:
+    def read(self, rows: Iterable[tuple], items: dict | None) -> None:
+        """Count ``rows`` of (who, item, runs) ordered by who; ``items`` maps an item to its fields."""
+        keys_of: dict = {}  # item -> [(its table's runs, the keys seen of that table, key)]
         current, seen = None, {name: set() for name, _ in self.tables}
-        for row in rows:
-            if row[0] != current:
+        for who, item, runs in rows:
+            if who != current:
                 if current is not None:
                     self._close(seen)
-                current = row[0]
-            runs = row[-1]
+                current = who
             self.events += runs
-            for name, keys in self.tables:
-                table, mine = self.runs[name], seen[name]
-                for key in keys(row):
-                    table[key] += runs
-                    mine.add(key)
+            pairs = keys_of.get(item)
+            if pairs is None:
+                fields = items[item] if items is not None else (item,)
+                pairs = keys_of[item] = [(self.runs[name], seen[name], key)
+                                         for name, keys in self.tables for key in keys(fields)]
+            for table, mine, key in pairs:
+                table[key] += runs
+                mine.add(key)
         if current is not None:
             self._close(seen)
 
@@ -159,15 +161,17 @@ def sort_key(row: dict) -> tuple:
 
 
 def _run_stream(connect: Callable[[], sqlite3.Connection], stream: str, bounds: tuple, out: dict) -> None:
-    query, tables = _STREAMS[stream]
+    query, items_query, tables = _STREAMS[stream]
     tally = _Tally(tables)
-    conn = connect()
     try:
-        tally.read(conn.execute(query, bounds))
-    except sqlite3.Error as exc:
+        conn = connect()
+        try:
+            items = None if items_query is None else {row[0]: row for row in conn.execute(items_query)}
+            tally.read(conn.execute(query, bounds), items)
+        finally:
+            conn.close()
+    except Exception as exc:  # handed to the caller's thread
         out["error"] = exc
-    finally:
-        conn.close()
     out[stream] = tally
 
 
@@ -183,7 +187,7 @@ def build(connect: Callable[[], sqlite3.Connection], since: str, until_exclusive
     if "error" in results:
         raise results["error"]
     tables = {}
-    by_table = {name: results[stream] for stream, (_, parts) in _STREAMS.items() for name, _ in parts}
+    by_table = {name: results[stream] for stream, (_, _, parts) in _STREAMS.items() for name, _ in parts}
     for name in TABLES:
         tables[name] = by_table[name].rows(name, k)
     command_runs = by_table["commands"].runs["commands"]
