@@ -176,3 +176,17 @@ def test_bad_input_is_one_line_and_an_exit_status(tmp_path, args, status, says):
     assert proc.returncode == status
     assert len(proc.stderr.splitlines()) == 1 and says in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_a_store_damaged_inside_is_one_line(tmp_path, generated):
+    path = make_store(str(tmp_path / "usage.sqlite3"), generated)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:  # the header and the first pages intact, the events' pages garbage
+        f.seek(size // 2)
+        f.write(b"\xa5" * (size // 2))
+    proc = report(path, "--since", SINCE, "--until", UNTIL, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr

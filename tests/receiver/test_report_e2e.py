@@ -36,9 +36,16 @@ def run_zomg(home, endpoint: str, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_cli_runs_to_a_stored_report_equal_to_the_truth(receiver_process, tmp_path):
+@pytest.mark.parametrize("server", ["dev server", "gunicorn"])
+def test_cli_runs_to_a_stored_report_equal_to_the_truth(receiver_process, serve, tmp_path, server):
     store, lines = tmp_path / "usage.sqlite3", tmp_path / "events.jsonl"
-    server = receiver_process(ZOMG_RECEIVER_STORE=str(store), ZOMG_RECEIVER_OUTPUT=str(lines))
+    env = {"ZOMG_RECEIVER_STORE": str(store), "ZOMG_RECEIVER_OUTPUT": str(lines)}
+    if server == "gunicorn":  # the documented production command, two workers sharing the store
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:zomg.receiver.gunicorn_conf", "--bind",
+                "127.0.0.1:0", "--workers", "2", "zomg.receiver:app"]
+        server = serve(argv, clean_env(**env), ready=r"Listening at: (http://\S+)")
+    else:
+        server = receiver_process(**env)
     endpoint = server.url + "/v1/events"
     for name in ("alice", "bob"):
         home = tmp_path / name

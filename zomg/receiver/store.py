@@ -37,6 +37,8 @@ BUSY_TIMEOUT_MS = 5000
 # What a client is told when a write failed: try again soon.
 RETRY_AFTER_SECONDS = 1
 SECONDS_PER_DAY = 86400
+# About 64 MB of write-ahead log (4 KiB pages) between checkpoints.
+WAL_CHECKPOINT_PAGES = 16384
 
 # Each event type is three tables and a view. Its events table holds, per event, only what differs
 # from event to event: (timestamp, event_id, the installation's number, the shape's number). The
@@ -108,8 +110,9 @@ class StoreError(Exception):
 def _line_pattern(kind: _Kind) -> re.Pattern:
     # Accepted events hold no quote or escape in any value (every string field is a name, a
     # bucket, a UUID, a version or a timestamp), so a line splits by its fixed start.
-    return re.compile('^{"event":"%s","schema_version":%d,"event_id":"([^"]*)","%s":"([^"]*)","timestamp":"([^"]*)",'
-                      '(.*)}$' % (re.escape(kind.name), schema.SCHEMA_VERSION, kind.who), re.MULTILINE)
+    start = f'^{{"event":"{re.escape(kind.name)}","schema_version":{schema.SCHEMA_VERSION},'
+    return re.compile(start + f'"event_id":"([^"]*)","{kind.who}":"([^"]*)","timestamp":"([^"]*)",(.*)}}$',
+                      re.MULTILINE)
 
 
 # An accepted event as the receiver's JSON line (fastpath's canonical form) -> (event_id, who,
@@ -168,8 +171,8 @@ class _Numbers:
             known.clear()
         missing = [value for value in wanted if value not in known]
         if missing:
-            conn.executemany(f"INSERT OR IGNORE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                             map(row, missing))
+            places = ", ".join("?" * len(names))
+            conn.executemany(f"INSERT OR IGNORE INTO {table} ({', '.join(names)}) VALUES ({places})", map(row, missing))
             for start in range(0, len(missing), 500):
                 part = missing[start:start + 500]
                 known.update(conn.execute(
@@ -194,6 +197,9 @@ def connect(path: str, create: bool = True, uri: bool = False) -> sqlite3.Connec
         if create:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Copy the log into the database every WAL_CHECKPOINT_PAGES pages rather than SQLite's 1000:
+            # fewer, larger checkpoints (each one syncs) cost a batch less on average.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             if version < STORE_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA_SQL:

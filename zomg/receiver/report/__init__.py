@@ -10,8 +10,9 @@ leaves ``report.tables``: only keys from the schema's names and counts do.
 from __future__ import annotations
 
 import datetime
+import sqlite3
 
-from zomg.receiver.report.inputs import open_inputs, temporary_directory
+from zomg.receiver.report.inputs import InputError, open_inputs, temporary_directory
 from zomg.receiver.report.tables import REPORT_VERSION, build
 
 
@@ -20,7 +21,10 @@ def build_report(paths: list[str], since: datetime.date, until: datetime.date, k
     after = (until + datetime.timedelta(days=1)).isoformat()
     with temporary_directory() as workdir:
         connect = open_inputs(paths, (since.isoformat() + "T00:00:00Z", after + "T00:00:00Z"), workdir)
-        figures = build(connect, since.isoformat(), after, k)
+        try:
+            figures = build(connect, since.isoformat(), after, k)
+        except sqlite3.Error as exc:  # damage found only while reading the events
+            raise InputError(f"cannot read the events ({exc})") from None
     report = {
         "version": REPORT_VERSION,
         "period": {"since": since.isoformat(), "until": until.isoformat()},
