@@ -51,6 +51,8 @@ def test_accepted_events_are_kept_once_whatever_the_body_form(tmp_path):
     deployments = stored(path, "deployment_metrics")
     assert [row["deployment_id"] for row in deployments] == [events[2]["deployment_id"]]
     assert len(inner.events) == 8  # the inner sink saw every batch, resends included
+    for suffix in ("", "-wal", "-shm"):  # installation ids are the operator's only
+        assert os.stat(path + suffix).st_mode & 0o777 == 0o600
 
 
 def test_a_store_that_cannot_be_written_refuses_the_batch_before_anyone_else_sees_it(tmp_path, monkeypatch):

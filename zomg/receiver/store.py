@@ -1,10 +1,10 @@
-"""The local usage store (``Store``): accepted events kept in an SQLite database, one row per event_id.
+"""The local usage store (``Store``): accepted events kept in an SQLite database, once per event_id.
 
 Set ``ZOMG_RECEIVER_STORE=PATH`` and the receiver writes every batch it
 accepts here before it answers 202, whether or not it also forwards to
 PostHog (``StoreSink`` wraps the other sink). A batch is one transaction;
-the event_id is the primary key, so a batch a client sends again (after a
-503, or a lost answer) adds nothing. The database is in WAL mode with
+events are keyed by (timestamp, event_id), so a batch a client sends again
+(after a 503, or a lost answer) adds nothing. The database is in WAL mode with
 ``synchronous=NORMAL``: readers (a report) never block writers, a commit
 costs no fsync, and a committed batch survives the receiver being killed
 (it can be lost only if the machine itself loses power). Several gunicorn
@@ -12,9 +12,10 @@ workers share the file; each takes SQLite's write lock per batch and waits
 up to ``BUSY_TIMEOUT_MS`` for it. A write that fails anyway refuses the
 batch (503 and Retry-After), so the client keeps it and sends it again.
 
-The tables are the schema's event types, one column per field
-(docs/receiver.md, "The usage store"); ``flags`` is the JSON array as sent
-and ``ci`` is 0 or 1. Nothing else is stored: no request data, no address.
+Each event type is a view with one column per field of the schema
+(docs/receiver.md, "The usage store"; ``flags`` is the JSON array as sent,
+``ci`` 0 or 1) over small tables (``KINDS``). Nothing else is stored: no
+request data, no address.
 """
 from __future__ import annotations
 
@@ -61,16 +62,8 @@ KINDS = {
     schema.CLI_COMMAND: _Kind(schema.CLI_COMMAND, "cli_command", "installation_id", "installations"),
     schema.DEPLOYMENT_METRICS: _Kind(schema.DEPLOYMENT_METRICS, "deployment_metrics", "deployment_id", "deployments"),
 }
-# event type -> the view with one column per field (what a person queries).
-TABLES = {name: kind.view for name, kind in KINDS.items()}
 _NULLABLE = {name for fields, _ in schema.EVENT_TYPES.values() for name, rule, _ in fields
              if getattr(rule, "nullable", False)}
-
-
-def columns(event_name: str) -> tuple[str, ...]:
-    """The columns of ``event_name``'s view, in the schema's order."""
-    kind = KINDS[event_name]
-    return ("event_id", kind.who, "timestamp", *kind.shape_columns)
 
 
 def _column(name: str) -> str:
@@ -184,6 +177,8 @@ def connect(path: str, create: bool = True, uri: bool = False) -> sqlite3.Connec
     """A connection to the store at ``path`` (made, if ``create``); StoreError if it is not one."""
     if not create and not uri and not os.path.isfile(path):
         raise StoreError(f"{path}: no such store")
+    if create and not uri:
+        _make_private(path)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
                                uri=uri)
@@ -215,6 +210,17 @@ def connect(path: str, create: bool = True, uri: bool = False) -> sqlite3.Connec
         conn.close()
         raise
     return conn
+
+
+def _make_private(path: str) -> None:
+    # Installation ids are for the receiver's operator only: the file is made 0600, as the
+    # local sink's is, and SQLite gives its -wal and -shm files the database's mode.
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
 
 
 def check_store(path: str) -> str:
