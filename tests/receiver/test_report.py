@@ -144,6 +144,26 @@ def test_text_tables_are_aligned_and_html_is_self_contained(tmp_path, generated)
     assert html.count("<svg") == sum(1 for rows in truth(generated, SINCE, UNTIL, 10)["tables"].values() if rows)
     for forbidden in ("<script", "http:", "https:", "src=", "href=", "@import", "url("):
         assert forbidden not in html.lower()
+    # Without its styles the page is headings and real tables, with their column headers.
+    from html.parser import HTMLParser
+
+    class Outline(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags, self.headers, self.inside = [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self.inside = tag
+
+        def handle_data(self, data):
+            if self.inside == "th":
+                self.headers.append(data)
+
+    outline = Outline()
+    outline.feed(html)
+    assert outline.tags.count("h2") == 13 and outline.tags.count("table") == outline.tags.count("svg")
+    assert outline.headers[:4] == ["command", "subcommand", "runs", "installations"]
     assert [p for p in os.listdir(tmp_path) if p.startswith(".zomg-report-")] == []
 
 

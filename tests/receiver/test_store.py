@@ -126,3 +126,15 @@ def test_several_processes_share_one_store(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code, path], cwd=root) for _ in range(3)]
     assert [p.wait(120) for p in procs] == [0, 0, 0]
     assert len(stored(path)) == 1 + 3 * 50 * 20
+
+
+def test_kept_in_the_store_and_forwarded_to_posthog(tmp_path, forwarding, fake_posthog):
+    path = str(tmp_path / "usage.sqlite3")
+    forward = forwarding()
+    app = make_app(StoreSink(Store(path), forward.forwarder))
+    events = [cli_event() for _ in range(5)]
+    assert call_app(app, schema.encode_batch(events)).status == 202
+    forward.flush()
+    ids = [event["event_id"] for event in events]
+    assert sorted(fake_posthog.accepted_uuids()) == sorted(ids)
+    assert sorted(row["event_id"] for row in stored(path)) == sorted(ids)
