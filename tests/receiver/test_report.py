@@ -210,3 +210,17 @@ def test_a_store_damaged_inside_is_one_line(tmp_path, generated):
     proc = report(path, "--since", SINCE, "--until", UNTIL, check=False)
     assert proc.returncode == 1, proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_generated_events_are_valid_and_realistic(generated):
+    from zomg.telemetry import schema
+
+    for start in range(0, len(generated), schema.MAX_BATCH):
+        schema.validate_batch({"events": generated[start:start + schema.MAX_BATCH]})
+    expected = truth(generated, SINCE, UNTIL, 1)
+    commands = expected["tables"]["commands"]
+    assert commands[0]["runs"] > 5 * commands[-1]["runs"]  # skewed command use
+    assert {row["value"] for row in expected["tables"]["ci"]} == {True, False}
+    assert len(expected["tables"]["cli_versions"]) >= 3
+    assert any(row["result"] == "error" for row in expected["tables"]["results"])
+    assert expected["deployments"] == 12 and expected["installations"] == 60
