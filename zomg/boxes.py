@@ -92,8 +92,28 @@ def parse_env(assignments: list[str]) -> dict[str, str]:
     return env
 
 
+def _remove_hint(name: str) -> str:
+    return f"remove it with: zomg box rm --force {name}"
+
+
 def _damaged(name: str, what: str) -> ConfigError:
-    return ConfigError(f"box '{name}' is damaged ({what}); remove it with: zomg box rm --force {name}")
+    return ConfigError(f"box '{name}' is damaged ({what}); {_remove_hint(name)}")
+
+
+def workspace_problem(box: Box) -> str | None:
+    """The one line saying what is wrong with ``box``'s workspace, or None when it is a directory."""
+    if os.path.isdir(box.workspace):
+        return None
+    what = "is not a directory" if os.path.lexists(box.workspace) else "is missing"
+    return f"box '{box.name}': its workspace {what} ({box.workspace}); {_remove_hint(box.name)}"
+
+
+def check_workspace(box: Box) -> Box:
+    """``box``, or the damage error when its workspace is gone: nothing can run in it."""
+    problem = workspace_problem(box)
+    if problem is not None:
+        raise ConfigError(problem)
+    return box
 
 
 def root() -> str:
@@ -198,6 +218,10 @@ def list_boxes(project: str | None = None) -> tuple[list[Box], list[str]]:
             continue
         if project is None or box.project == project:
             boxes.append(box)
+            # Listed all the same: its name and metadata are fine, and rm --force needs the name.
+            problem = workspace_problem(box)
+            if problem is not None:
+                problems.append(problem)
     return boxes, problems
 
 
@@ -233,6 +257,8 @@ def remove(name: str, force: bool = False) -> None:
         has_files = bool(os.listdir(os.path.join(path, WORKSPACE)))
     except FileNotFoundError:
         has_files = False
+    except NotADirectoryError:
+        has_files = True  # something the user put in its place: theirs until --force
     except OSError as exc:
         raise from_os_error(exc, f"cannot inspect box '{name}'") from None
     if has_files and not force:

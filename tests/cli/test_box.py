@@ -225,3 +225,11 @@ def test_two_processes_creating_the_same_box_give_one_box_and_one_conflict(tmp_p
         assert box.env["WHO"] in {"0", "1", "2", "3"}
         assert sorted(os.listdir(boxes.root())) == ["race"]
         boxes.remove("race")
+
+
+def test_show_prints_env_one_variable_per_line_shell_quoted(zomg):
+    assert zomg("box", "create", "x", "--env", "A=x B=y", "--env", "C=z", "--env", "D=it's").code == 0
+    lines = zomg("box", "show", "x").out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("env:"))
+    assert [line.split(None, 1)[-1] if i == 0 else line.strip() for i, line in enumerate(lines[start:])] == [
+        "A='x B=y'", "C=z", "D='it'\"'\"'s'"]

@@ -35,14 +35,22 @@ def list_(project: str | None, json: bool, names: bool) -> int:
 
 def show(name: str, json: bool) -> int:
     box = boxes.get(name)
+    problem = boxes.workspace_problem(box)
     if json:
         print_json(box.to_json())
-        return 0
-    env = " ".join(f"{k}={v}" for k, v in sorted(box.env.items())) or "-"
-    print_table(
-        ("name:", box.name),
-        [("project:", box.project or "-"), ("created:", box.created), ("workspace:", box.workspace), ("env:", env)],
-    )
+    else:
+        import shlex
+
+        # One variable per line, its value shell-quoted: `--env 'A=x B=y'` never reads as two.
+        env = [f"{k}={shlex.quote(v)}" for k, v in sorted(box.env.items())] or ["-"]
+        print_table(
+            ("name:", box.name),
+            [("project:", box.project or "-"), ("created:", box.created),
+             ("workspace:", box.workspace + (" (damaged)" if problem else "")),
+             ("env:", env[0]), *(("", line) for line in env[1:])],
+        )
+    if problem is not None:
+        raise ConfigError(problem)  # shown all the same: the name and the fix are what the user needs
     return 0
 
 

@@ -8,11 +8,18 @@ from zomg.commands import BOX, DIRECTORY, MULTI, POSITIONAL, REST, Arg, Command
 from zomg.errors import UsageError
 
 
-def box_environment(box: boxes.Box, extra: dict[str, str]) -> dict[str, str]:
+def box_environment(box: boxes.Box, extra: dict[str, str], cwd: str) -> dict[str, str]:
+    """The child's environment: the caller's, the box's, ``extra``; then what a shell's `cd cwd` would set."""
     env = dict(os.environ)
     env.update(box.env)
     env.update(extra)
     env["ZOMG_BOX"] = box.name
+    # Programs (node, make, build scripts) trust $PWD over getcwd(): it must name where the child runs.
+    env["PWD"] = cwd
+    try:
+        env["OLDPWD"] = os.getcwd()  # as after `cd`: `cd -` goes back to where zomg was started
+    except OSError:  # the caller's directory was deleted: there is nowhere to go back to
+        env.pop("OLDPWD", None)
     return env
 
 
@@ -32,12 +39,18 @@ def resolve_workdir(box: boxes.Box, workdir: str | None) -> str:
     return target
 
 
-def run_in_box(name: str, argv: list[str], extra: dict[str, str], workdir: str | None = None) -> int:
-    """Run ``argv`` in box ``name`` the way exec and console both do; return the exit code."""
-    box = boxes.get(name)
+def enter(name: str, extra: dict[str, str], workdir: str | None = None) -> tuple[boxes.Box, str, dict[str, str]]:
+    """Box ``name``, the directory its command runs in and the command's environment (exec and console)."""
+    box = boxes.check_workspace(boxes.get(name))
     cwd = resolve_workdir(box, workdir)
     boxes.mark_used(box)
-    return process.run(argv, cwd, box_environment(box, extra))
+    return box, cwd, box_environment(box, extra, cwd)
+
+
+def run_in_box(name: str, argv: list[str], extra: dict[str, str], workdir: str | None = None) -> int:
+    """Run ``argv`` in box ``name`` the way exec and console both do; return the exit code."""
+    _, cwd, env = enter(name, extra, workdir)
+    return process.run(argv, cwd, env)
 
 
 def run(name: str, env: list[str], workdir: str | None, command: list[str]) -> int:
