@@ -82,7 +82,8 @@ class _Formatter(argparse_private.WidthFormatter):
 class _Parser(argparse_private.ChoiceCheckingParser):
     """A parser (or subparser) whose actions note into ``matched`` and whose errors are UsageErrors."""
 
-    def __init__(self, *args, matched: Matched, **kwargs) -> None:
+    def __init__(self, *args, matched: Matched, examples: tuple = (), **kwargs) -> None:
+        self.examples = examples
         kwargs["allow_abbrev"] = False
         kwargs["formatter_class"] = _Formatter
         # -h is added here, after the recording actions are registered, so it is recorded too.
@@ -94,6 +95,9 @@ class _Parser(argparse_private.ChoiceCheckingParser):
 
     def error(self, message: str):
         raise _usage_error(self.prog, message)
+
+    def format_help(self) -> str:
+        return super().format_help() + commands.examples_text(self.examples)
 
     def invalid_choice(self, action, value) -> None:
         # Says which word was wrong and what was meant; a command is not "a choice".
@@ -116,6 +120,10 @@ def _fill(parser: _Parser, spec, words: list[str] | None) -> None:
             kwargs["action"] = "store_true"
         elif arg.kind == commands.MULTI:
             kwargs.update(action="append", default=[])
+        elif arg.kind == commands.POSITIONALS:
+            kwargs["nargs"] = "+"
+        elif arg.kind == commands.WORDS:
+            kwargs["nargs"] = "*"
         if arg.metavar and arg.kind != commands.FLAG:
             kwargs["metavar"] = arg.metavar
         if arg.choices:
@@ -142,7 +150,7 @@ def _add_commands(parser: _Parser, entries, words: list[str] | None) -> None:
         spec = load()
         path = (*parser.prog.split()[1:], name)
         child = sub.add_parser(name, help=spec.help, description=commands.describe(spec),
-                               usage=commands.synopsis(path, spec), matched=parser.matched)
+                               usage=commands.synopsis(path, spec), matched=parser.matched, examples=spec.examples)
         if full or name == wanted:
             _fill(child, spec, None if full else words[1:] if name == wanted else [])
 
@@ -158,7 +166,7 @@ def _build_parser(matched: Matched, words: list[str] | None) -> _Parser:
     from zomg import __version__
 
     parser = _Parser(prog="zomg", description="Named workspaces (boxes) for running commands and shells.",
-                     usage=commands.ROOT_SYNOPSIS, matched=matched)
+                     usage=commands.ROOT_SYNOPSIS, matched=matched, examples=commands.ROOT_EXAMPLES)
     parser.add_argument("--version", action="version", version=f"zomg {__version__}", help=commands.VERSION_ARG.help)
     entries = [(name, partial(commands.load, name)) for name in commands.TOP_LEVEL]
     _add_commands(parser, entries, words)
@@ -244,8 +252,72 @@ def _command_words(argv: list[str]) -> list[str]:
     return words
 
 
+def _spec_of(words: list[str]):
+    """The declaration the command words ``words`` name (None: zomg itself); KeyError if they name none."""
+    spec = None
+    for word in words:
+        if spec is None:
+            spec = commands.load(word) if word in commands.TOP_LEVEL else {}[word]
+        else:
+            spec = {child.name: child for child in spec.subcommands}[word]
+    return spec
+
+
+def _print_help(words: list[str]) -> None:
+    """Print the help of the command ``words`` name, as its --help does (UsageError if they name none)."""
+    for i in range(1, len(words)):
+        try:
+            spec = _spec_of(words[:i])
+        except KeyError:
+            break  # the parser below names the unknown word, with a suggestion
+        if not spec.subcommands:
+            path = " ".join(["zomg", *words[:i]])
+            raise _usage_error(path, f"no command '{words[i]}' below '{path}'")
+    try:
+        with argparse_private.EnglishOnly():
+            _build_parser(Matched(), words).parse_known_args([*words, "--help"])
+    except SystemExit as exc:  # --help printed
+        if exc.code not in (0, None):
+            raise
+
+
+def _names_a_group(argv: list[str]) -> bool:
+    """Whether ``argv`` is zomg alone or a command group alone (`zomg box`): its help is the answer."""
+    if any(token.startswith("-") for token in argv):
+        return False
+    try:
+        spec = _spec_of(argv)
+    except KeyError:
+        return False
+    return spec is None or bool(spec.subcommands)
+
+
+def _dash_hint(path: list[str], argv: list[str]):
+    """The usage error for a positional value that starts with '-' (`box create -dash`), or None."""
+    try:
+        spec = _spec_of(path)
+    except KeyError:
+        return None
+    if spec is None or spec.subcommands:
+        return None
+    wanted = [arg for arg in spec.args if arg.kind in (commands.POSITIONAL, commands.POSITIONALS)]
+    known = _options_of(spec) + ("--version",)
+    dashed = [t for t in argv if t.startswith("-") and t not in ("-", "--") and t.partition("=")[0] not in known]
+    if not wanted or not dashed:
+        return None
+    usage = commands.synopsis(tuple(path), spec)
+    return _usage_error(" ".join(["zomg", *path]), f"'{dashed[0]}' is not an option{_suggestion(dashed[0], known)}, "
+                        f"and {wanted[0].metavar} cannot start with '-' (usage: {usage}; "
+                        "nothing after '--' is read as an option)")
+
+
 def parse(argv: list[str], matched: Matched):
     """Return a zero-argument callable that runs the command, or None after --help."""
+    if _names_a_group(argv):
+        # As git, cargo and docker do: `zomg` or `zomg box` alone shows what can follow.
+        matched.path.extend(argv)
+        _print_help(argv)
+        return None
     _check_group_options(argv)
     words = _command_words(argv)
     only = words[0] if words and words[0] in commands.TOP_LEVEL else None
@@ -263,7 +335,14 @@ def parse(argv: list[str], matched: Matched):
         if exc.code in (0, None):
             return None
         raise
+    except Exception as exc:
+        hint = _dash_hint(matched.path, argv) if getattr(exc, "exit_code", None) == 2 else None
+        if hint is None:
+            raise
+        raise hint from None
     spec = namespace._spec
+    if spec.name == commands.HELP_COMMAND and matched.path == [commands.HELP_COMMAND]:
+        return lambda: _print_help(namespace.command)
     if extra:
         hint = " (the command to run goes after '--')" if takes_rest and rest is None else ""
         known = _options_of(spec)

@@ -37,4 +37,8 @@ SPEC = Command(
         Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX),
         Arg("--shell", help="the shell to run (default: $SHELL, then /bin/sh)", metavar="PATH", complete=PROGRAM),
     ),
+    examples=(("a shell in box web", "zomg console web"),
+              ("bash, whatever $SHELL says", "zomg console web --shell /bin/bash"),
+              ("show the box in bash's prompt (in ~/.bashrc)",
+               "PS1='${ZOMG_BOX:+[$ZOMG_BOX] }'\"$PS1\"")),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from zomg import boxes, process
-from zomg.commands import BOX, DIRECTORY, MULTI, POSITIONAL, REST, Arg, Command
+from zomg.commands import BOX, MULTI, POSITIONAL, REST, WORKSPACE_DIRECTORY, Arg, Command
 from zomg.errors import UsageError
 
 
@@ -63,14 +63,20 @@ def run(name: str, env: list[str], workdir: str | None, command: list[str]) -> i
 SPEC = Command(
     "exec",
     help="run a command inside a box",
-    description="Run CMD in the box's workspace with the box's environment. No shell is involved "
-    "unless CMD is one. zomg exits with CMD's exit code.",
+    description="Run CMD in the box's workspace with the box's environment, PWD set to the directory it "
+    "runs in and ZOMG_BOX to the box's name. No shell is involved unless CMD is one. zomg exits with CMD's "
+    "exit code.",
     run=run,
     args=(
         Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX),
         Arg("--env", help="set an environment variable for this command (repeatable)", kind=MULTI,
             metavar="KEY=VALUE"),
-        Arg("--workdir", help="directory inside the workspace to run in", metavar="DIR", complete=DIRECTORY),
+        Arg("--workdir", help="directory inside the workspace to run in", metavar="DIR",
+            complete=WORKSPACE_DIRECTORY),
         Arg("command", help="the command and its arguments, after --", kind=REST, metavar="CMD [ARG...]"),
     ),
+    examples=(("run the tests in box web", "zomg exec web -- make test"),
+              ("in a subdirectory of its workspace, with one more variable",
+               "zomg exec web --workdir src --env DEBUG=1 -- python3 app.py"),
+              ("a shell command line", "zomg exec web -- sh -c 'ls | wc -l'")),
 )

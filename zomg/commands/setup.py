@@ -187,4 +187,8 @@ SPEC = Command(
         Arg("--show", help="print the current answers and the deployment-metrics payload, change nothing",
             kind=FLAG),
     ),
+    examples=(("answer the questions on a terminal", "zomg setup"),
+              ("from a script: where boxes live, and no deployment metrics",
+               "zomg setup --no-input --boxes-dir /srv/boxes --deployment-metrics off"),
+              ("what is stored, and what deployment metrics would send", "zomg setup --show")),
 )
