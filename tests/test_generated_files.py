@@ -350,3 +350,47 @@ def test_zsh_completes_workdir_inside_the_named_boxs_workspace(workspace_dirs):
     assert _zsh_complete("zomg exec web --workdir s", cwd, cwd=cwd) == ["scratch", "src"]
     assert _zsh_complete("zomg exec web --workdir src/", cwd, cwd=cwd) == ["src/app"]
     assert _zsh_complete("zomg exec db --workdir ", cwd, cwd=cwd) == []
+
+
+def _install_lines(zomg, what):
+    """The command line `zomg completion --help` gives under the example whose comment starts with ``what``."""
+    lines = zomg("completion", "--help").out.split("\nexamples:\n", 1)[1].splitlines()
+    return next(lines[i + 1].strip() for i, line in enumerate(lines) if line.strip().startswith(f"# {what}"))
+
+
+@pytest.mark.parametrize("shell,what,check", [
+    ("bash", "bash with", ". ~/.local/share/bash-completion/completions/zomg; complete -p zomg"),
+    ("bash", "bash without", ". ~/.bashrc; complete -p zomg"),
+    ("zsh", "zsh", "source ~/.zshrc; print -r -- $_comps[zomg]"),
+    ("fish", "fish", "complete -C'zomg bo'"),
+])
+def test_completion_install_commands_work_in_a_fresh_home(zomg, tmp_path, shell, what, check):
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    env = dict(_shell_env(), HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    install = subprocess.run(["sh", "-c", _install_lines(zomg, what)], env=env, cwd=home, capture_output=True,
+                             text=True)
+    assert install.returncode == 0, install.stderr
+    argv = {"bash": ["bash", "-c"], "zsh": ["zsh", "-f", "-c"], "fish": ["fish", "-c"]}[shell]
+    loaded = subprocess.run([*argv, check], env=env, cwd=home, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert {"bash": "complete -F _zomg zomg", "zsh": "_zomg", "fish": "box"}[shell] in loaded.stdout
+
+
+def test_install_instructions_work_from_this_repository_and_name_the_man_page():
+    import configparser
+    import glob
+    import re
+
+    for path in [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "*.md"))]:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        assert not re.search(r"pip install (-\S+ )*zomg\b", text), f"{path}: zomg is not on the package index"
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert "man ./docs/zomg.1" in readme and ".venv/share/man/man1/zomg.1" in readme
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    assert config["options.data_files"]["share/man/man1"].split() == ["docs/zomg.1"]

@@ -39,6 +39,6 @@ SPEC = Command(
     ),
     examples=(("a shell in box web", "zomg console web"),
               ("bash, whatever $SHELL says", "zomg console web --shell /bin/bash"),
-              ("show the box in bash's prompt (in ~/.bashrc)",
-               "PS1='${ZOMG_BOX:+[$ZOMG_BOX] }'\"$PS1\"")),
+              ("show the box in the prompt: this line in ~/.bashrc or ~/.zshrc",
+               'PS1="${ZOMG_BOX:+[$ZOMG_BOX] }$PS1"')),
 )
