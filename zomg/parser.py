@@ -5,6 +5,8 @@ command, raising ``UsageError`` for bad input. While it parses, a ``Matched``
 notes what the parser matched by the parser's own names: the commands and the
 canonical names of the options it consumed, never a value; ``declared`` gives
 the names the matched commands declare, the contract telemetry checks against.
+`zomg help [COMMAND...]`, and zomg or a command group given alone, are
+answered here with the text --help prints: that text is argparse's.
 argparse's private API is used only through ``zomg.argparse_private``; this
 module is imported only to parse (``zomg --version`` alone never needs it).
 """

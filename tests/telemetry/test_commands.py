@@ -138,9 +138,11 @@ def test_telemetry_commands_never_record(zomg):
     assert "zomg-telemetry: " not in zomg("telemetry", "status").err
 
 
-def test_a_missing_subcommand_is_a_usage_error(zomg):
+def test_telemetry_alone_prints_its_help_and_records_nothing(zomg):
+    notice_seen()
     r = zomg("telemetry")
-    assert r.code == 2 and r.err.startswith("zomg: error: ")
+    assert (r.code, r.err) == (0, "") and r.out.startswith("usage: zomg telemetry COMMAND")
+    assert spooled() == []
 
 
 def test_off_on_a_machine_that_never_ran_setup_does_not_claim_a_setup_choice(zomg):
