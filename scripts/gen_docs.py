@@ -58,6 +58,7 @@ ENVIRONMENT = (
     ("ZOMG_TELEMETRY_ENDPOINT", "where telemetry is sent"),
     ("SHELL", "the shell `zomg console` opens (default /bin/sh)"),
     ("ZOMG_DEBUG", "set to print the traceback of an internal error"),
+    ("NO_COLOR, FORCE_COLOR, PYTHON_COLORS", "whether help is coloured (Python 3.14 and later), as Python decides it"),
     ("ZOMG_BOX", "set by zomg, for the commands it runs: the box's name"),
 )
 
@@ -106,6 +107,11 @@ def markdown() -> str:
         "",
         "Every command accepts `-h`/`--help`. `zomg --version` prints the version. Options are never",
         "abbreviated: `--proj` is an error, not `--project`.",
+        "",
+        "Help is coloured as Python's own argparse colours it: from Python 3.14 on, when standard output",
+        "is a terminal, unless `NO_COLOR` is set or `PYTHON_COLORS=0`; `FORCE_COLOR` or `PYTHON_COLORS=1`",
+        "colours it anywhere. Before 3.14 help is never coloured. Nothing but help is coloured, and the",
+        "colour support is loaded only when help is written, so it costs other commands nothing.",
         "",
         "Box, project and deployment names are 1 to 63 lowercase letters, digits and `-`, starting with a",
         "letter or digit. Results go to standard output; messages for people (and every error, as one",
