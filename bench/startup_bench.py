@@ -7,7 +7,11 @@ time (user + system of the child) and, as the goal's figure, the median of
 the per-round ratios to the floor run in the same round (paired, so that a
 slow moment of the machine weighs on both sides alike).
 
-    python bench/startup_bench.py [--runs 40] [--python PATH ...]
+    python bench/startup_bench.py [--runs 40] [--instructions] [--python PATH ...]
+
+``--instructions`` adds each case's instruction count under
+``valgrind --tool=callgrind`` (one run each, PYTHONHASHSEED=0): unlike time,
+it repeats exactly on a busy machine, so its ratios show small changes.
 
 ``--python`` (repeatable) names interpreters that have zomg installed (a
 venv's python, say); the default is the one running this script. zomg runs
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -49,7 +54,14 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def measure(python: str, runs: int) -> bool:
+def _instructions(cmd: list[str], env: dict) -> int:
+    """Instructions one run of ``cmd`` executes, as callgrind counts them."""
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                          env=dict(env, PYTHONHASHSEED="0"), check=True, capture_output=True, text=True)
+    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+
+
+def measure(python: str, runs: int, instructions: bool = False) -> bool:
     """Print one interpreter's figures; return whether both goals are met."""
     scratch = tempfile.mkdtemp(prefix="zomg-bench-")
     env = dict(os.environ, HOME=scratch, ZOMG_TELEMETRY="off")
@@ -75,6 +87,7 @@ def measure(python: str, runs: int) -> bool:
                 w, c = _timed(cmd, env)
                 wall[name].append(w)
                 cpu[name].append(c)
+        counts = {name: _instructions(cmd, env) for name, cmd in cases.items()} if instructions else {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -82,7 +95,8 @@ def measure(python: str, runs: int) -> bool:
                              text=True, check=True).stdout.strip()
     print(f"interpreter: {python} (Python {version}); zomg via: {' '.join(os.path.basename(c) for c in zomg)}")
     print(f"runs per case: {runs}, interleaved round by round")
-    print(f"  {'case':30} {'wall ms':>8} {'CPU ms':>8} {'paired wall ratio':>18} {'CPU ratio':>10}")
+    print(f"  {'case':30} {'wall ms':>8} {'CPU ms':>8} {'paired wall ratio':>18} {'CPU ratio':>10}"
+          + (f" {'instructions':>14} {'ratio':>6}" if counts else ""))
     met = True
     for name in cases:
         paired = statistics.median(w / f for w, f in zip(wall[name], wall[FLOOR]))
@@ -90,17 +104,19 @@ def measure(python: str, runs: int) -> bool:
         goal = GOALS.get(name)
         verdict = "" if goal is None else f"  goal <= {goal:.2f}: {'met' if paired <= goal else 'NOT met'}"
         met = met and (goal is None or paired <= goal)
+        counted = f" {counts[name]:14,} {counts[name] / counts[FLOOR]:6.3f}" if counts else ""
         print(f"  {name:30} {statistics.median(wall[name]) * 1000:8.1f} {statistics.median(cpu[name]) * 1000:8.1f}"
-              f" {paired:18.3f} {cpu_ratio:10.3f}{verdict}")
+              f" {paired:18.3f} {cpu_ratio:10.3f}{counted}{verdict}")
     return met
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
     parser.add_argument("--python", action="append", help="an interpreter with zomg installed (repeatable)")
     args = parser.parse_args()
-    results = [measure(python, args.runs) for python in (args.python or [sys.executable])]
+    results = [measure(python, args.runs, args.instructions) for python in (args.python or [sys.executable])]
     print("goals: zomg box list <= 1.25x the floor, zomg --version <= 1.0x (paired wall ratio):",
           "all met" if all(results) else "NOT all met")
     return 0

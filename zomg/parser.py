@@ -205,7 +205,7 @@ def _options_of(spec) -> tuple[str, ...]:
     return (*_HELP_OPTIONS, *(name for arg in spec.args if arg.is_option for name in arg.names))
 
 
-def _check_group_options(argv: list[str]) -> None:
+def _check_group_options(argv: list[str], matched: Matched) -> None:
     """Name an unknown option or command given before the command that runs, at the level where it was given.
 
     Left to argparse, `zomg --bogus` would complain that no command was given and
@@ -227,6 +227,7 @@ def _check_group_options(argv: list[str]) -> None:
         if token not in children:
             if answered:
                 return
+            matched.path[:] = path  # the commands matched so far, as argparse would have noted them
             raise _usage_error(" ".join(["zomg", *path]), f"unknown command '{token}'{_suggestion(token, children)}; "
                                                           f"commands: {', '.join(children)}")
         spec = children[token] or commands.load(token)
@@ -261,7 +262,7 @@ def _command_words(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str], matched: Matched):
     """Return a zero-argument callable that runs the command, or None after --help."""
-    _check_group_options(argv)
+    _check_group_options(argv, matched)
     words = _command_words(argv)
     only = words[0] if words and words[0] in commands.TOP_LEVEL else None
     rest: list[str] | None = None
