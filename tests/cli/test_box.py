@@ -332,3 +332,9 @@ def test_rename_refuses_a_name_taken_by_a_damaged_box_or_a_stray_directory(zomg)
     assert r.code == 1 and "already exists" in r.err
     assert os.listdir(os.path.join(boxes.root(), "taken")) == []
     assert boxes.get("web")
+
+
+def test_rm_the_same_name_twice_removes_it_once(zomg):
+    zomg("box", "create", "a1")
+    r = zomg("box", "rm", "a1", "a1")
+    assert (r.code, r.err) == (0, "removed box 'a1'\n")

@@ -268,3 +268,19 @@ def test_console_banner_only_when_stderr_is_a_terminal(zomg, box, fp, monkeypatc
     shown = zomg("console", "dev", "--shell", "/bin/sh")
     assert shown.code == 0
     assert shown.err == f"zomg: inside box 'dev' ({os.path.realpath(box.workspace)}); exit the shell to leave\n"
+
+
+def test_a_workspace_removed_after_the_check_is_still_named_not_the_command(zomg, box, monkeypatch):
+    import shutil
+
+    from zomg import process
+
+    real_run = process.run
+
+    def remove_then_run(argv, cwd, env):
+        shutil.rmtree(box.workspace)
+        return real_run(argv, cwd, env)
+
+    monkeypatch.setattr(process, "run", remove_then_run)
+    r = zomg("exec", "dev", "--", "true")
+    assert r.code == 1 and "its workspace is missing" in r.err and "command not found" not in r.err

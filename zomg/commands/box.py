@@ -58,23 +58,23 @@ def show(name: str, json: bool, workspace: bool) -> int:
 
 def rm(names: list[str], force: bool) -> int:
     """Remove each box in turn, saying what became of each; exit 1 if any was not removed."""
-    for name in names:
+    unique = list(dict.fromkeys(names))
+    for name in unique:
         boxes.check_name(name)  # a mistyped command line removes nothing
     failed = []
-    for name in dict.fromkeys(names):
+    for name in unique:
         try:
             boxes.remove(name, force=force)
         except ZomgError as exc:
-            failed.append(exc)
-            if len(names) > 1:
-                note(f"zomg: error: {exc.message}")
+            if len(unique) == 1:
+                raise
+            failed.append(name)
+            note(f"zomg: error: {exc.message}")
             continue
         note(f"removed box '{name}'")
-    if not failed:
-        return 0
-    if len(names) == 1:
-        raise failed[0]
-    raise ConfigError(f"{len(failed)} of {len(dict.fromkeys(names))} boxes not removed (see above)")
+    if failed:
+        raise ConfigError(f"{len(failed)} of {len(unique)} boxes not removed (see above)")
+    return 0
 
 
 def edit(name: str, env: list[str], unset_env: list[str], project: str | None, no_project: bool) -> int:

@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
-from zomg import process
 from zomg.commands import BOX, POSITIONAL, PROGRAM, Arg, Command
-from zomg.commands.exec import enter
+from zomg.commands.exec import enter, run_child
 from zomg.output import note
 
 
@@ -22,7 +21,7 @@ def run(name: str, shell: str | None) -> int:
     if _stderr_is_terminal():
         # For the person at the terminal only: a script's captured stderr stays the shell's own.
         note(f"zomg: inside box '{box.name}' ({cwd}); exit the shell to leave")
-    return process.run([shell or os.environ.get("SHELL") or "/bin/sh"], cwd, env)
+    return run_child(box, [shell or os.environ.get("SHELL") or "/bin/sh"], cwd, env)
 
 
 SPEC = Command(

@@ -5,7 +5,7 @@ import os
 
 from zomg import boxes, process
 from zomg.commands import BOX, MULTI, POSITIONAL, REST, WORKSPACE_DIRECTORY, Arg, Command
-from zomg.errors import UsageError
+from zomg.errors import CommandNotFoundError, UsageError
 
 
 def box_environment(box: boxes.Box, extra: dict[str, str], cwd: str) -> dict[str, str]:
@@ -47,10 +47,19 @@ def enter(name: str, extra: dict[str, str], workdir: str | None = None) -> tuple
     return box, cwd, box_environment(box, extra, cwd)
 
 
+def run_child(box: boxes.Box, argv: list[str], cwd: str, env: dict[str, str]) -> int:
+    """Run ``argv`` as ``enter`` prepared it; return the exit code."""
+    try:
+        return process.run(argv, cwd, env)
+    except CommandNotFoundError:
+        boxes.check_workspace(box)  # removed since `enter` looked: that, not the command, is what is missing
+        raise
+
+
 def run_in_box(name: str, argv: list[str], extra: dict[str, str], workdir: str | None = None) -> int:
     """Run ``argv`` in box ``name`` the way exec and console both do; return the exit code."""
-    _, cwd, env = enter(name, extra, workdir)
-    return process.run(argv, cwd, env)
+    box, cwd, env = enter(name, extra, workdir)
+    return run_child(box, argv, cwd, env)
 
 
 def run(name: str, env: list[str], workdir: str | None, command: list[str]) -> int:
