@@ -177,6 +177,24 @@ def test_real_interrupt_reaches_the_child_and_zomg_exits_130_when_it_kills_the_c
     assert "Traceback" not in err
 
 
+def test_a_signal_that_comes_while_the_child_is_being_started_is_passed_on_to_it():
+    # SIGTERM reaches zomg just as it starts the child (made certain here by sending it
+    # from inside Popen): the child must get it and zomg must report it, not die first.
+    subprocess.run(_installed_zomg("box", "create", "early"), check=True, capture_output=True)
+    program = ("import os, signal, subprocess, sys\n"
+               "real = subprocess.Popen.__init__\n"
+               "def starting(self, *args, **kwargs):\n"
+               "    os.kill(os.getpid(), signal.SIGTERM)\n"
+               "    real(self, *args, **kwargs)\n"
+               "subprocess.Popen.__init__ = starting\n"
+               "from zomg.cli import main\n"
+               "sys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", program, "exec", "early", "--", sys.executable, "-c",
+                           "import time; time.sleep(60)"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143, "the child died of SIGTERM: 128 + 15, as a shell says"
+    assert done.stderr == ""
+
+
 def test_a_child_that_handles_ctrl_c_and_exits_gives_its_own_code():
     # The child waits for SIGINT itself (no sleeping), then exits 5 as `trap "" INT; ...; exit 5` would.
     child = ("import signal, sys\n"
