@@ -160,10 +160,13 @@ def chosen_line(chosen: bool) -> str:
     return "deployment metrics: off"
 
 
-def setup_state(chosen: bool) -> str:
-    """The deployment-metrics line of `zomg setup --show`: the choice, and the effective mode when it differs."""
+def setup_state(chosen: bool, answered: bool) -> str:
+    """The deployment-metrics line of `zomg setup --show`: the choice, and the effective mode when it differs.
+
+    ``answered``: whether `zomg setup` has stored its answers (every save stores this one).
+    """
     if not chosen:
-        return "off (never chosen in setup)"
+        return "off (as chosen in zomg setup)" if answered else "off (never chosen in zomg setup)"
     mode, reason = decide()
     return "on" if mode == "on" else f"on as chosen; effective: {mode} ({reason})"
 
@@ -173,9 +176,12 @@ def after_telemetry_off_line() -> str:
     from zomg import setup_config
     from zomg.errors import ZomgError
 
+    change = "(change with: zomg setup --deployment-metrics on|off)"
+    if not os.path.exists(setup_config.path()):
+        return ("telemetry: deployment metrics are separate and stay off: they are sent only after opting in "
+                "with: zomg setup --deployment-metrics on")
     try:
         chosen = "on" if setup_config.load().deployment_metrics else "off"
     except ZomgError:
         chosen = "as stored"
-    return (f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup "
-            "(change with: zomg setup --deployment-metrics on|off)")
+    return f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup {change}"
