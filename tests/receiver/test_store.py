@@ -88,6 +88,8 @@ def test_store_only_without_a_token_and_with_forwarding_both(tmp_path):
     lambda tmp: str(tmp / "missing" / "usage.sqlite3"),
     lambda tmp: str(tmp),
     lambda tmp: (tmp / "junk.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200) and str(tmp / "junk.db"),
+    lambda tmp: sqlite3.connect(str(tmp / "app.db")).execute("CREATE TABLE t (x)").connection.close()
+    or str(tmp / "app.db"),  # another program's database is left alone
 ])
 def test_a_bad_store_path_stops_the_receiver_at_start_with_one_line(tmp_path, make_bad):
     bad = make_bad(tmp_path)
@@ -98,6 +100,9 @@ def test_a_bad_store_path_stops_the_receiver_at_start_with_one_line(tmp_path, ma
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("zomg-receiver: error: ") and "Traceback" not in proc.stderr
+    if bad.endswith("app.db"):
+        tables = sqlite3.connect(bad).execute("SELECT name FROM sqlite_master").fetchall()
+        assert tables == [("t",)]
 
 
 def test_expire_deletes_what_is_older_than_the_days_kept(tmp_path):

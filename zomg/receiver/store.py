@@ -195,6 +195,8 @@ def connect(path: str, create: bool = True, uri: bool = False) -> sqlite3.Connec
             # Copy the log into the database every WAL_CHECKPOINT_PAGES pages rather than SQLite's 1000:
             # fewer, larger checkpoints (each one syncs) cost a batch less on average.
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise StoreError(f"{path}: not a zomg usage store (another program's database?)")
             if version < STORE_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA_SQL:
