@@ -95,9 +95,14 @@ def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
         check_store(store)
     except StoreError as exc:
         raise SettingsError(str(exc)) from None
-    if not environ.get(TOKEN_VAR) and not (output or environ.get(OUTPUT_VAR)):
+    if _store_only(environ, output):
         return f"{TOKEN_VAR} is not set: not forwarding; keeping accepted events in the store {store}"
     return f"{where}; keeping them in the store {store}"
+
+
+def _store_only(environ: Mapping[str, str], output: str | None) -> bool:
+    # With a store, no token and no output, events go to the store alone (not also to stdout).
+    return bool(environ.get(STORE_VAR)) and not environ.get(TOKEN_VAR) and not (output or environ.get(OUTPUT_VAR))
 
 
 def _check_sink(environ: Mapping[str, str], output: str | None) -> str:
@@ -124,8 +129,7 @@ def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) ->
     if store is not None:
         from zomg.receiver.store import Store, StoreSink
 
-        only_store = not environ.get(TOKEN_VAR) and not (output or environ.get(OUTPUT_VAR))
-        return StoreSink(Store(store), None if only_store else _sink(environ, output)), where
+        return StoreSink(Store(store), None if _store_only(environ, output) else _sink(environ, output)), where
     return _sink(environ, output), where
 
 
