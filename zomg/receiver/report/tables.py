@@ -4,9 +4,10 @@ Every table counts, per row, runs (events) and distinct installations (for
 deployment tables: distinct deployments). SQLite groups the period's events
 once per installation and combination of fields (one sort, in C), ordered
 by installation; this module then reads that stream once, one installation
-at a time, adding each combination to every table it belongs to. So
-memory holds the tables and one set of bits per installation and table, not
-the events, and "distinct installations" is exact. A row with fewer than
+at a time: each key of each table is a bit, and an installation is the set
+of bits of the combinations it used (``_Tally``). So memory holds the
+combinations and one integer per installation, not the events, and
+"distinct installations" is exact. A row with fewer than
 ``k`` installations is folded, with every other such row of its table, into
 one row whose key fields are null and ``"folded": true``; its installations
 are those behind any folded row, counted once (the bits say which).
@@ -21,7 +22,7 @@ import json
 import sqlite3
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 REPORT_VERSION = 1
 
@@ -89,66 +90,90 @@ _STREAMS = {
 }
 
 
+def _bits(mask: int) -> Iterator[int]:
+    """The positions of the bits set in ``mask``."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
 class _Tally:
-    """Runs and installations per key of some tables, from rows grouped by installation."""
+    """Runs and installations per key of some tables, from rows of (who, item, runs) grouped by who.
+
+    Every (table, key) gets a bit; an item (a shape, a day) is the bits of its
+    keys, and an installation the OR of its items' bits. Reading a row is
+    then two additions and an OR; which keys an installation has, and how
+    many installations have each, come from those masks at the end.
+    """
 
     def __init__(self, tables: list[tuple[str, Callable]]) -> None:
         self.tables = tables
-        self.runs = {name: defaultdict(int) for name, _ in tables}
-        self.installations = {name: defaultdict(int) for name, _ in tables}
-        self.bits = {name: {} for name, _ in tables}  # key -> its bit
-        self.masks = {name: Counter() for name, _ in tables}  # an installation's keys as bits -> how many
+        self.bit_of: dict = {}  # (table, key) -> its bit's position
+        self.item_bits: dict = {}  # item -> its keys as bits
+        self.item_runs: defaultdict = defaultdict(int)
+        self.masks: Counter = Counter()  # an installation's keys as bits -> how many installations
         self.events = 0
         self.who = 0
 
+    def _item(self, fields: tuple) -> int:
+        mask = 0
+        for name, keys in self.tables:
+            for key in keys(fields):
+                bit = self.bit_of.setdefault((name, key), len(self.bit_of))
+                mask |= 1 << bit
+        return mask
+
     def read(self, rows: Iterable[tuple], items: dict | None) -> None:
         """Count ``rows`` of (who, item, runs) ordered by who; ``items`` maps an item to its fields."""
-        keys_of: dict = {}  # item -> [(its table's runs, the keys seen of that table, key)]
-        current, seen = None, {name: set() for name, _ in self.tables}
+        item_bits, item_runs, masks = self.item_bits, self.item_runs, self.masks
+        current, mask, events = None, 0, 0
         for who, item, runs in rows:
             if who != current:
                 if current is not None:
-                    self._close(seen)
-                current = who
-            self.events += runs
-            pairs = keys_of.get(item)
-            if pairs is None:
-                fields = items[item] if items is not None else (item,)
-                pairs = keys_of[item] = [(self.runs[name], seen[name], key)
-                                         for name, keys in self.tables for key in keys(fields)]
-            for table, mine, key in pairs:
-                table[key] += runs
-                mine.add(key)
+                    masks[mask] += 1
+                current, mask = who, 0
+            bits = item_bits.get(item)
+            if bits is None:
+                bits = item_bits[item] = self._item(items[item] if items is not None else (item,))
+            mask |= bits
+            item_runs[item] += runs
+            events += runs
         if current is not None:
-            self._close(seen)
+            masks[mask] += 1
+        self.events, self.who = events, sum(masks.values())
+        self._count()
 
-    def _close(self, seen: dict) -> None:
-        self.who += 1
-        for name, keys in seen.items():
-            counts, bits, mask = self.installations[name], self.bits[name], 0
-            for key in keys:
-                counts[key] += 1
-                bit = bits.get(key)
-                if bit is None:
-                    bit = bits[key] = 1 << len(bits)
-                mask |= bit
-            self.masks[name][mask] += 1
-            keys.clear()
+    def _count(self) -> None:
+        self.runs = [0] * len(self.bit_of)
+        self.installations = [0] * len(self.bit_of)
+        for item, runs in self.item_runs.items():
+            for bit in _bits(self.item_bits[item]):
+                self.runs[bit] += runs
+        for mask, how_many in self.masks.items():
+            for bit in _bits(mask):
+                self.installations[bit] += how_many
+
+    def table_runs(self, name: str) -> dict:
+        """{key: runs} of one table."""
+        return {key: self.runs[bit] for (table, key), bit in self.bit_of.items() if table == name}
 
     def rows(self, name: str, k: int) -> list[dict]:
         """The table's published rows: those of ``k`` installations or more, the rest folded into one."""
         fields = TABLES[name][1]
-        runs, counts, bits = self.runs[name], self.installations[name], self.bits[name]
-        kept = [key for key in runs if counts[key] >= k]
-        out = [dict(zip(fields, key), runs=runs[key], installations=counts[key]) for key in kept]
+        out, folded_bits, folded_runs = [], 0, 0
+        for (table, key), bit in self.bit_of.items():
+            if table != name:
+                continue
+            runs, installations = self.runs[bit], self.installations[bit]
+            if installations >= k:
+                out.append(dict(zip(fields, key), runs=runs, installations=installations))
+            else:
+                folded_bits |= 1 << bit
+                folded_runs += runs
         out.sort(key=sort_key)
-        folded_bits, folded_runs = 0, 0
-        for key in runs:
-            if counts[key] < k:
-                folded_bits |= bits[key]
-                folded_runs += runs[key]
         if folded_runs:
-            who = sum(n for mask, n in self.masks[name].items() if mask & folded_bits)
+            who = sum(n for mask, n in self.masks.items() if mask & folded_bits)
             out.append(dict(dict.fromkeys(fields), runs=folded_runs, installations=who, folded=True))
         return out
 
@@ -190,7 +215,7 @@ def build(connect: Callable[[], sqlite3.Connection], since: str, until_exclusive
     by_table = {name: results[stream] for stream, (_, _, parts) in _STREAMS.items() for name, _ in parts}
     for name in TABLES:
         tables[name] = by_table[name].rows(name, k)
-    command_runs = by_table["commands"].runs["commands"]
+    command_runs = by_table["commands"].table_runs("commands")
     for row in tables["flags"]:
         row["share"] = None if row.get("folded") else round(row["runs"] / command_runs[(row["command"],
                                                                                          row["subcommand"])], 4)
