@@ -224,3 +224,18 @@ def test_generated_events_are_valid_and_realistic(generated):
     assert len(expected["tables"]["cli_versions"]) >= 3
     assert any(row["result"] == "error" for row in expected["tables"]["results"])
     assert expected["deployments"] == 12 and expected["installations"] == 60
+
+
+def test_weeks_below_k_fold_and_weeks_are_cut_by_the_period(tmp_path):
+    ids = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(3)]
+    events = [cli_event(installation_id=i, timestamp="2026-03-03T10:00:00Z") for i in ids]  # week of 03-02
+    events += [cli_event(installation_id=ids[0], timestamp=t) for t in ("2026-03-10T10:00:00Z",  # week of 03-09
+                                                                        "2026-03-17T10:00:00Z")]  # 03-16
+    events.append(cli_event(installation_id=ids[1], timestamp="2026-03-16T00:00:00Z"))
+    path = make_store(str(tmp_path / "usage.sqlite3"), events)
+    got = report_json(path, "--since", "2026-03-03", "--until", "2026-03-16", "--min-installations", "2")
+    assert got["tables"]["weekly_active"] == [
+        {"week": "2026-03-02", "runs": 3, "installations": 3},
+        {"week": None, "runs": 2, "installations": 2, "folded": True},  # 03-09 (one) and 03-16 (another)
+    ]
+    assert got == truth(events, "2026-03-03", "2026-03-16", 2)

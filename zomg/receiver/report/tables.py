@@ -12,8 +12,10 @@ combinations and one integer per installation, not the events, and
 one row whose key fields are null and ``"folded": true``; its installations
 are those behind any folded row, counted once (the bits say which).
 
-Three streams (commands, weeks, deployments) run on their own connections in
-threads: SQLite sorts without holding the GIL, so two cores share the work.
+Weekly active installations need no sort: a week is a range of the events'
+key, counted with one COUNT(DISTINCT) each. The two streams (commands,
+deployments) and the weeks run on their own connections in threads: SQLite
+sorts and counts without holding the GIL, so two cores share the work.
 """
 from __future__ import annotations
 
@@ -56,9 +58,39 @@ def _per_shape(events: str) -> str:
     return f"SELECT who, shape, COUNT(*) FROM {events} WHERE {_PERIOD} GROUP BY who, shape ORDER BY who"
 
 
-def _monday(day: str) -> str:
-    date = datetime.date.fromisoformat(day)
-    return (date - datetime.timedelta(days=date.weekday())).isoformat()
+def _weeks(since: str, until_exclusive: str) -> list[tuple[str, str, str]]:
+    """(Monday, first day, day after the last) of each week the period touches, cut to the period."""
+    first, end = datetime.date.fromisoformat(since), datetime.date.fromisoformat(until_exclusive)
+    monday = first - datetime.timedelta(days=first.weekday())
+    weeks = []
+    while monday < end:
+        after = monday + datetime.timedelta(days=7)
+        weeks.append((monday.isoformat(), max(monday, first).isoformat(), min(after, end).isoformat()))
+        monday = after
+    return weeks
+
+
+def _weekly(connect: Callable[[], sqlite3.Connection], since: str, until_exclusive: str, k: int) -> list[dict]:
+    """The weekly_active table: one COUNT(DISTINCT) per week, a range of the events' key (no sort)."""
+    count = "SELECT COUNT(*), COUNT(DISTINCT who) FROM cli_command_events WHERE "
+    conn = connect()
+    try:
+        rows, folded = [], []
+        for monday, first, after in _weeks(since, until_exclusive):
+            bounds = (first + "T00:00:00Z", after + "T00:00:00Z")
+            runs, installations = conn.execute(count + _PERIOD, bounds).fetchone()
+            if installations >= k:
+                rows.append({"week": monday, "runs": runs, "installations": installations})
+            elif runs:
+                folded.append(bounds)
+        rows.sort(key=sort_key)
+        if folded:
+            where = " OR ".join(f"({_PERIOD})" for _ in folded)
+            runs, installations = conn.execute(count + where, [b for pair in folded for b in pair]).fetchone()
+            rows.append({"week": None, "runs": runs, "installations": installations, "folded": True})
+        return rows
+    finally:
+        conn.close()
 
 
 # Each stream: (SQL giving (who, item, runs) ordered by who, SQL listing the items as (item, fields...)
@@ -74,12 +106,6 @@ _STREAMS = {
         ("ci", lambda r: ((bool(r[9]),),)),
         ("cli_versions", lambda r: ((r[10],),)),
     ]),
-    "weeks": (
-        f"SELECT who, substr(timestamp, 1, 10) AS day, COUNT(*) FROM cli_command_events WHERE {_PERIOD}"
-        " GROUP BY who, day ORDER BY who",
-        None,
-        [("weekly_active", lambda r: ((_monday(r[0]),),))],
-    ),
     "deployments": (_per_shape("deployment_metrics_events"),
                     f"SELECT id, {', '.join(_DEPLOYMENT_FIELDS)} FROM deployment_metrics_shapes", [
         ("node_shapes", lambda r: ((r[1], r[2]),)),
@@ -204,7 +230,15 @@ def build(connect: Callable[[], sqlite3.Connection], since: str, until_exclusive
     """The report's tables and totals from the store ``connect()`` opens, events in [since, until_exclusive)."""
     bounds = (since + "T00:00:00Z", until_exclusive + "T00:00:00Z")
     results: dict = {}
+
+    def weekly() -> None:
+        try:
+            results["weekly_active"] = _weekly(connect, since, until_exclusive, k)
+        except Exception as exc:  # handed to the caller's thread
+            results["error"] = exc
+
     threads = [threading.Thread(target=_run_stream, args=(connect, name, bounds, results)) for name in _STREAMS]
+    threads.append(threading.Thread(target=weekly))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -214,7 +248,7 @@ def build(connect: Callable[[], sqlite3.Connection], since: str, until_exclusive
     tables = {}
     by_table = {name: results[stream] for stream, (_, _, parts) in _STREAMS.items() for name, _ in parts}
     for name in TABLES:
-        tables[name] = by_table[name].rows(name, k)
+        tables[name] = results[name] if name == "weekly_active" else by_table[name].rows(name, k)
     command_runs = by_table["commands"].table_runs("commands")
     for row in tables["flags"]:
         row["share"] = None if row.get("folded") else round(row["runs"] / command_runs[(row["command"],
