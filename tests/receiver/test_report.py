@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -20,8 +21,9 @@ SINCE, UNTIL = "2026-03-01", "2026-03-31"
 
 
 def report(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    # From a temp dir: under tox, the installed package runs, not the source tree.
     proc = subprocess.run([sys.executable, "-m", "zomg.receiver", "report", *args], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=tempfile.gettempdir())
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

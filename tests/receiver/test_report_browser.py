@@ -33,7 +33,8 @@ def test_the_html_report_renders_fetches_nothing_and_logs_no_error(tmp_path):
     page = tmp_path / "report.html"
     proc = subprocess.run([sys.executable, "-m", "zomg.receiver", "report", str(tmp_path / "usage.sqlite3"),
                            "--since", "2026-03-01", "--until", "2026-03-31", "--min-installations", "3",
-                           "--format", "html", "--output", str(page)], capture_output=True, text=True, timeout=120)
+                           "--format", "html", "--output", str(page)], capture_output=True, text=True, timeout=120,
+                          cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     opened = open_page(CHROMIUM, str(page), str(tmp_path))
     assert opened.returncode == 0, opened.stderr[-2000:]

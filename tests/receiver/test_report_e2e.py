@@ -33,7 +33,8 @@ def run_zomg(home, endpoint: str, *argv: str) -> subprocess.CompletedProcess:
                     XDG_STATE_HOME=str(home / ".local/state"), XDG_DATA_HOME=str(home / ".local/share"),
                     XDG_CACHE_HOME=str(home / ".cache"))
     env.pop("ZOMG_TELEMETRY", None)
-    return subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=str(home))
 
 
 @pytest.mark.parametrize("server", ["dev server", "gunicorn"])
@@ -65,7 +66,7 @@ def test_cli_runs_to_a_stored_report_equal_to_the_truth(receiver_process, serve,
     def report(form: str) -> str:
         proc = subprocess.run([sys.executable, "-m", "zomg.receiver", "report", str(store), "--since", since,
                                "--until", until, "--min-installations", "2", "--format", form],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 

@@ -113,11 +113,11 @@ def test_expire_deletes_what_is_older_than_the_days_kept(tmp_path):
     assert expire(path, 30, now=now) == 2
     assert [row["event_id"] for row in stored(path)] == [new["event_id"]]
     proc = subprocess.run([sys.executable, "-m", "zomg.receiver", "expire", path, "--keep-days", "1"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert stored(path) == []
     missing = subprocess.run([sys.executable, "-m", "zomg.receiver", "expire", str(tmp_path / "nope"),
-                              "--keep-days", "1"], capture_output=True, text=True, timeout=60)
+                              "--keep-days", "1"], capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
     assert missing.returncode == 1 and len(missing.stderr.splitlines()) == 1
 
 
