@@ -69,11 +69,11 @@ def load() -> Answers:
 def save(answers: Answers) -> None:
     import json
 
-    from zomg.fsutil import write_atomic
+    from zomg.fsutil import make_private_dirs, write_atomic
 
     where = path()
     try:
-        os.makedirs(os.path.dirname(where), exist_ok=True)
+        make_private_dirs(os.path.dirname(where))
         write_atomic(where, (json.dumps(answers.to_json(), indent=2, sort_keys=True) + "\n").encode(), 0o600)
     except OSError as exc:
         raise from_os_error(exc, f"cannot write {where}") from None
