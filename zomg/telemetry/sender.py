@@ -368,7 +368,10 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
                 break
             lines = [line for line, _ in batch]
             body = schema.encode_batch([event for _, event in batch])
-            spool_edit.begin_attempt(spool, clock(), len(batch))
+            try:
+                spool_edit.begin_attempt(spool, clock(), len(batch))
+            except (OSError, TimeoutError):
+                pass  # a full disk: the note is lost, not the send
 
             def written(lines=lines, tries=tries) -> None:
                 try:
