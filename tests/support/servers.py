@@ -17,10 +17,12 @@ class Capture:
     """An HTTP endpoint on 127.0.0.1:0 that records every POST.
 
     ``statuses`` is consumed one per request (then 200); ``delay`` holds each
-    response that many seconds after the body was read.
+    response that many seconds after the body was read; ``port`` takes the
+    place of an endpoint that was there before (a bench's receiver coming back).
     """
 
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, headers: dict | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, headers: dict | None = None,
+                 port: int = 0) -> None:
         self.statuses = list(statuses or [])
         self.delay = delay
         self.extra_headers = headers or {}
@@ -55,7 +57,7 @@ class Capture:
             def handle_error(self, request, client_address):
                 pass  # a client that gave up waiting (the grace ran out) is expected here
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
