@@ -53,7 +53,7 @@ import time
 from zomg import json_light, paths
 
 _MAX_BYTES = 1 << 20  # far above anything zomg writes; a bigger file is not zomg's
-_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # Windows would otherwise translate line ends
+READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # opening to read; Windows would otherwise translate line ends
 
 SETTINGS = "telemetry.json"  # in the config dir, and in each system config dir
 
@@ -93,7 +93,8 @@ class Layout:
 # written, read or deleted through. Each file is opened relative to a
 # descriptor of its directory that was checked (a real directory, the user's),
 # with O_NOFOLLOW and O_NONBLOCK, then checked again with fstat; renames and
-# deletes use the same directory descriptor, so nothing can be swapped between
+# deletes use the same directory descriptor (``zomg.telemetry.directory``, loaded
+# only where a file is replaced or removed), so nothing can be swapped between
 # the check and the use. The config directory itself may be a symlink (dotfiles
 # managers link ~/.config/zomg) but must be the user's; the spool directory,
 # which zomg creates, may not. Where ``dir_fd`` is not supported (Windows)
@@ -102,7 +103,7 @@ class Layout:
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _SAFE = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _DIR_OPEN = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-_DIR_FDS = os.open in os.supports_dir_fd  # POSIX
+DIR_FDS = os.open in os.supports_dir_fd  # POSIX
 _KIND = 0o170000  # stat.S_IFMT, by hand: a name looked up costs less than a function call
 _REGULAR = 0o100000
 _DIRECTORY = 0o040000
@@ -121,6 +122,10 @@ def what_is(st: os.stat_result) -> str:
     kind = st.st_mode & _KIND
     return {_REGULAR: "a file", _DIRECTORY: "a directory", 0o120000: "a symlink", 0o010000: "a FIFO",
             0o140000: "a socket", 0o020000: "a device", 0o060000: "a device"}.get(kind, "not a file")
+
+
+def is_directory(st: os.stat_result) -> bool:
+    return st.st_mode & _KIND == _DIRECTORY
 
 
 def _check(fd: int, want: int, owned: bool = True) -> int:
@@ -158,7 +163,7 @@ def open_dir(path: str, follow: bool = False) -> int:
     return _check(fd, _DIRECTORY)
 
 
-def open_in(dir_fd: int | None, name: str, flags: int = _READ, mode: int = 0o600, owned: bool = True) -> int:
+def open_in(dir_fd: int | None, name: str, flags: int = READ, mode: int = 0o600, owned: bool = True) -> int:
     """Open ``name`` in the checked directory ``dir_fd`` (None: ``name`` is a path): a regular file of the
     user's (``owned``), or Planted."""
     try:
@@ -176,9 +181,9 @@ def _split(path: str) -> tuple[str, str]:
     return path[:cut] or os.sep, path[cut + 1:]
 
 
-def open_file(path: str, flags: int = _READ, mode: int = 0o600, follow_dir: bool = False) -> int:
+def open_file(path: str, flags: int = READ, mode: int = 0o600, follow_dir: bool = False) -> int:
     """Open telemetry's file at ``path`` the safe way (see above); raises OSError, Planted for a planted object."""
-    if not _DIR_FDS:
+    if not DIR_FDS:
         return open_in(None, path, flags, mode)
     directory, name = _split(path)
     dir_fd = open_dir(directory, follow_dir)
@@ -186,83 +191,6 @@ def open_file(path: str, flags: int = _READ, mode: int = 0o600, follow_dir: bool
         return open_in(dir_fd, name, flags, mode)
     finally:
         os.close(dir_fd)
-
-
-class Directory:
-    """A checked directory held open: files in it are opened, renamed and removed through its descriptor.
-
-    ``path`` is used instead where descriptors of directories are not supported.
-    """
-
-    __slots__ = ("path", "fd")
-
-    def __init__(self, path: str, follow: bool = False, create: bool = False) -> None:
-        self.path = path
-        self.fd: int | None = None
-        if create:
-            make_dirs(path)
-        if _DIR_FDS:
-            self.fd = open_dir(path, follow)
-        elif os.path.islink(path) and not follow or not os.path.isdir(path):
-            raise Planted("is not a directory zomg made")
-
-    def at(self, name: str) -> str:
-        """What to hand an ``os`` call with ``dir_fd=self.fd``."""
-        return name if self.fd is not None else os.path.join(self.path, name)
-
-    def open(self, name: str, flags: int = _READ, mode: int = 0o600) -> int:
-        return open_in(self.fd, self.at(name), flags, mode)
-
-    def read(self, name: str, limit: int | None = None) -> bytes:
-        fd = self.open(name)
-        try:
-            return read_fd(fd, limit)
-        finally:
-            os.close(fd)
-
-    def lstat(self, name: str) -> os.stat_result:
-        return os.stat(self.at(name), dir_fd=self.fd, follow_symlinks=False)
-
-    def remove(self, name: str) -> None:
-        """Remove ``name`` (a symlink itself, never its target); a directory that holds something is renamed aside.
-
-        What is in such a directory is not zomg's to destroy: it becomes ``<name>.damaged-<random>``.
-        """
-        try:
-            if self.lstat(name).st_mode & _KIND == _DIRECTORY:
-                try:
-                    os.rmdir(self.at(name), dir_fd=self.fd)
-                except OSError:
-                    self.rename(name, f"{name}.damaged-{os.urandom(3).hex()}")
-            else:
-                os.unlink(self.at(name), dir_fd=self.fd)
-        except FileNotFoundError:
-            pass
-
-    def make_room(self, name: str) -> None:
-        """Before a file is renamed to ``name``: clear a directory that stands there (damaged state)."""
-        try:
-            if self.lstat(name).st_mode & _KIND == _DIRECTORY:
-                self.remove(name)
-        except FileNotFoundError:
-            pass
-
-    def rename(self, old: str, new: str) -> None:
-        os.replace(self.at(old), self.at(new), src_dir_fd=self.fd, dst_dir_fd=self.fd)
-
-    def names(self) -> list[str]:
-        return os.listdir(self.fd if self.fd is not None else self.path)
-
-    def close(self) -> None:
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
-
-    def __enter__(self) -> Directory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def make_dirs(path: str) -> None:
@@ -277,7 +205,7 @@ def read_bytes(path: str, limit: int | None = None, follow_dir: bool = False) ->
 
     os.open and os.read rather than open(): no io objects for a file read once.
     """
-    fd = open_file(path, _READ, 0, follow_dir)
+    fd = open_file(path, READ, 0, follow_dir)
     try:
         return read_fd(fd, limit)
     finally:
@@ -303,7 +231,7 @@ def read_json(path: str, follow_dir: bool = False, system: bool = False) -> tupl
     """
     try:
         if system:
-            fd = open_in(None, path, _READ, 0, owned=False) if not _NOFOLLOW else _open_system(path)
+            fd = open_in(None, path, READ, 0, owned=False) if not _NOFOLLOW else _open_system(path)
             try:
                 raw = read_fd(fd, _MAX_BYTES + 1)
             finally:
@@ -326,7 +254,7 @@ def read_json(path: str, follow_dir: bool = False, system: bool = False) -> tupl
 
 def _open_system(path: str) -> int:
     # An administrator may link the system file: followed, but it must be a regular file (never a FIFO).
-    fd = os.open(path, _READ | (_SAFE & ~_NOFOLLOW))
+    fd = os.open(path, READ | (_SAFE & ~_NOFOLLOW))
     return _check(fd, _REGULAR, owned=False)
 
 
@@ -344,15 +272,38 @@ def whole(value: object, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
+def remove_in(dir_fd: int | None, name: str) -> None:
+    """Remove ``name`` in the checked directory ``dir_fd`` (None: ``name`` is a path): a symlink itself, never
+    its target. A directory that holds something is renamed aside (``<name>.damaged-<random>``): what is in it
+    is not zomg's to destroy."""
+    try:
+        if is_directory(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)):
+            try:
+                os.rmdir(name, dir_fd=dir_fd)
+            except OSError:
+                aside = f"{name}.damaged-{os.urandom(3).hex()}"
+                os.replace(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:
+            os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
 def forget(path: str, follow_dir: bool = False) -> None:
     """Remove a state file (or what stands in its place, never through a link) if it can be; it is rebuilt
     when needed."""
     directory, name = _split(path)
     try:
-        with Directory(directory, follow_dir) as d:
-            d.remove(name)
+        dir_fd = open_dir(directory, follow_dir) if DIR_FDS else None
+    except OSError:
+        return
+    try:
+        remove_in(dir_fd, name if dir_fd is not None else path)
     except OSError:
         pass
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
 
 
 # --- what the settings files say ---------------------------------------------------

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from zomg.telemetry.files import Directory, FileLock, Layout, Settings, is_uuid4, read_user, uuid4
+from zomg.telemetry.directory import Directory
+from zomg.telemetry.files import FileLock, Layout, Settings, is_uuid4, read_user, uuid4
 
 
 def user_path() -> str:

@@ -13,10 +13,10 @@ import json
 import os
 import time
 
+from zomg.telemetry.directory import Directory
 from zomg.telemetry.files import (
     _STALE_AFTER,
     MAX_SPOOL_BYTES,
-    Directory,
     FileLock,
     Planted,
     forget,
