@@ -39,10 +39,15 @@ def path() -> str:
 
 def load() -> Answers:
     import json
+    import stat
 
     where = path()
     try:
-        with open(where, "rb") as f:
+        # O_NONBLOCK and a regular-file check: a FIFO planted here must not hang every command.
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"{where} is not a regular file; remove it and run 'zomg setup' again")
             data = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         return Answers()

@@ -442,3 +442,15 @@ def test_reset_works_when_the_environment_turns_telemetry_off(capture, monkeypat
     assert r.returncode == 0, r.stderr
     assert spooled() == [] and user_config()["installation_id"] != before
     assert capture.requests == []
+
+
+def test_a_fifo_in_place_of_the_setup_file_is_one_line_not_a_hang():
+    """Every recorded run asks whether `zomg setup` opted in to deployment metrics: it reads that file too."""
+    from zomg import paths
+
+    notice_seen()
+    os.makedirs(os.path.dirname(paths.setup_file()), exist_ok=True)
+    os.mkfifo(paths.setup_file())
+    r = run("box", "list")
+    assert r.returncode == 1 and "not a regular file" in r.stderr and len(r.stderr.splitlines()) == 1, r
+    assert run("telemetry", "status").returncode in (0, 1)
