@@ -22,7 +22,7 @@ at most 2 copies of any event.
     python bench/telemetry_delivery_bench.py [--runs-a-down 100] [--runs-a-up 1000] [--runs-b 1000] [--runs-c 1000]
 
 Run it from an installed zomg (see bench/telemetry_bench.py); it takes about
-twenty minutes with the defaults, most of it the 0.5 s grace of each run.
+a few minutes with the defaults, most of it the 0.5 s grace of runs whose send is under way.
 """
 from __future__ import annotations
 

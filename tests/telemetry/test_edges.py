@@ -254,8 +254,11 @@ def test_a_run_that_exits_before_connecting_leaves_its_events_fresh_and_status_c
     hole = Unanswered()
     try:
         _seed(hole.url, stamp=int(time.time()) - 7200)  # an hour old: a send is due
-        r = run("box", "list", env={"ZOMG_TELEMETRY_ENDPOINT": hole.url})
-        assert r.returncode == 0
+        assert run("box", "create", "b", env={"ZOMG_TELEMETRY": "off"}).returncode == 0
+        # The send starts after parsing and goes on while the box's command runs: a second of
+        # margin for it to reach the connect, which then hangs until the process exits.
+        r = run("exec", "b", "--", "sleep", "1", env={"ZOMG_TELEMETRY_ENDPOINT": hole.url})
+        assert r.returncode == 0, r.stderr
         assert _tries() == [0, 0]
         info = json.loads(run("telemetry", "status", "--json", env={"ZOMG_TELEMETRY_ENDPOINT": hole.url}).stdout)
         assert info["attempts_cut_short"] == 1
