@@ -17,6 +17,7 @@ TOP_LEVEL = {
     "setup": "zomg.commands.setup",
     "telemetry": "zomg.commands.telemetry",
     "completion": "zomg.commands.completion",
+    "help": "zomg.commands.help",
 }
 
 # Commands telemetry never records (nor shows the notice for): `telemetry` manages
@@ -28,17 +29,29 @@ BUILTIN_OPTIONS = ("--help", "--version")
 
 # The line every surface (--help, man page, docs/cli.md) shows for zomg itself.
 ROOT_SYNOPSIS = "zomg [--version] [-h|--help] COMMAND ..."
+# The examples `zomg --help` (and `zomg` alone) ends with: (what it does, the command line).
+ROOT_EXAMPLES = (
+    ("create a box and run a command in it", "zomg box create web && zomg exec web -- make test"),
+    ("open a shell inside it", "zomg console web"),
+    ("the help of one command (the same as zomg box list --help)", "zomg help box list"),
+)
+# The command that shows the others' help: the parser answers it, with the text --help prints.
+HELP_COMMAND = "help"
 
 FLAG = "flag"  # --force: present or not
 VALUE = "value"  # --project P
 MULTI = "multi"  # --env K=V, repeatable
 POSITIONAL = "positional"  # NAME
+POSITIONALS = "positionals"  # NAME...: one or more
+WORDS = "words"  # [WORD...]: zero or more
 REST = "rest"  # everything after `--`, never parsed
 
 # What a shell completes for an argument's value (choices, when declared, come first).
 BOX = "box"  # the name of an existing box
 DIRECTORY = "directory"
 PROGRAM = "program"  # a command on PATH
+WORKSPACE_DIRECTORY = "workspace-directory"  # a directory inside the workspace of the box the line names
+COMMAND = "command"  # the name of one of zomg's commands
 
 
 class Arg:
@@ -79,7 +92,7 @@ class Arg:
 class Command:
     """A command: either a leaf with ``run``, or a group of ``subcommands``."""
 
-    __slots__ = ("name", "help", "args", "run", "subcommands", "description")
+    __slots__ = ("name", "help", "args", "run", "subcommands", "description", "examples")
 
     def __init__(
         self,
@@ -89,7 +102,9 @@ class Command:
         run=None,
         subcommands: tuple[Command, ...] = (),
         description: str | None = None,
+        examples: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        self.examples = examples  # (what it does, the command line), shown by --help and the docs
         self.name = name
         self.help = help
         self.args = args
@@ -141,12 +156,23 @@ def synopsis(path: tuple[str, ...], spec: Command) -> str:
     for arg in spec.args:
         if arg.kind == REST:
             parts.append(f"-- {arg.metavar}")
+        elif arg.kind == POSITIONALS:
+            parts.append(f"{arg.metavar}...")
+        elif arg.kind == WORDS:
+            parts.append(f"[{arg.metavar}...]")
         elif not arg.is_option:
             parts.append(arg.metavar)
         else:
             value = "" if arg.kind == FLAG else f" {arg.metavar}"
             parts.append(f"[{'|'.join(arg.names)}{value}]{'...' if arg.kind == MULTI else ''}")
     return " ".join(parts)
+
+
+def examples_text(examples: tuple[tuple[str, str], ...]) -> str:
+    """The examples block --help ends with (the man page and docs/cli.md lay the same pairs out their way)."""
+    if not examples:
+        return ""
+    return "\nexamples:\n" + "".join(f"  # {what}\n  {line}\n" for what, line in examples)
 
 
 def load_all() -> list[Command]:

@@ -181,26 +181,35 @@ SPEC = Command(
     help="see or change what zomg's usage telemetry does",
     description="zomg sends pseudonymous usage telemetry (the command run, never its arguments). "
     "See `zomg telemetry explain` for every field. These commands never record anything themselves.",
+    examples=(("why telemetry is on or off", "zomg telemetry status"), ("turn it off", "zomg telemetry off")),
     subcommands=(
         Command(
             "status",
             help="show the mode, why, the endpoint and the installation id",
             run=status,
             args=(Arg("--json", help="print one JSON object", kind=FLAG),),
+            examples=(("the mode and why", "zomg telemetry status"),
+                      ("the same for a script", "zomg telemetry status --json")),
         ),
-        Command("on", help="turn telemetry on", run=on),
-        Command("off", help="turn telemetry off and delete the installation id and unsent events", run=off),
-        Command("log", help="print each event to stderr instead of sending it", run=log),
+        Command("on", help="turn telemetry on", run=on, examples=(("turn it back on", "zomg telemetry on"),)),
+        Command("off", help="turn telemetry off and delete the installation id and unsent events", run=off,
+                examples=(("turn it off for good", "zomg telemetry off"),
+                          ("off for one command only", "ZOMG_TELEMETRY=off zomg box list"))),
+        Command("log", help="print each event to stderr instead of sending it", run=log,
+                examples=(("see what each command would send", "zomg telemetry log && zomg box list"),)),
         Command("reset", help="start afresh: a new installation id, and the unsent events and delivery state deleted",
                 run=reset,
                 description="Give this installation a new random id and delete every unsent event and the "
                 "delivery state (backoff, last attempt). Sends nothing; works whatever the mode, also when "
-                "the environment turns telemetry off."),
-        Command("explain", help="what is collected, an example payload, and how the mode is decided", run=explain),
+                "the environment turns telemetry off.",
+                examples=(("a new installation id, nothing waiting", "zomg telemetry reset"),)),
+        Command("explain", help="what is collected, an example payload, and how the mode is decided", run=explain,
+                examples=(("every field, with an example", "zomg telemetry explain"),)),
         Command("flush", help="send every unsent event now, for each data set that is on", run=flush,
                 description="Send every unsent event now, ignoring when a send would be due and any backoff: CLI "
                 "events when telemetry is on, deployment metrics when opted in with zomg setup. Prints one "
                 "line per data set; exits 1 when the endpoint failed. Never sends when the environment turns "
-                "telemetry off."),
+                "telemetry off.",
+                examples=(("send what is waiting now", "zomg telemetry flush"),)),
     ),
 )

@@ -291,10 +291,8 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
     decision = policy.decide(env)
     url = policy.endpoint(env)
     problem = policy.endpoint_problem(url)
-    if not _setup_may_opt_in(decision):
-        metrics = ("off", "not chosen in zomg setup" if decision.mode != "off" else decision.reason)
-    else:
-        metrics = deployment.decide(env, decision)
+    # Their own rule: a stored `telemetry off` is not theirs to report (reading setup costs nothing here).
+    metrics = deployment.decide(env, decision)
     sets = (
         ("cli events", CLI_COMMAND, decision.mode, decision.reason),
         ("deployment metrics", DEPLOYMENT_METRICS) + tuple(metrics),

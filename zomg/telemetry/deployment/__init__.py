@@ -13,6 +13,8 @@ import because it runs on every invocation of an opted-in deployment.
 """
 from __future__ import annotations
 
+import os
+
 INTERVAL = 24 * 3600  # at most one event per this many seconds
 
 
@@ -151,10 +153,13 @@ def chosen_line(chosen: bool) -> str:
     return "deployment metrics: off"
 
 
-def setup_state(chosen: bool) -> str:
-    """The deployment-metrics line of `zomg setup --show`: the choice, and the effective mode when it differs."""
+def setup_state(chosen: bool, answered: bool) -> str:
+    """The deployment-metrics line of `zomg setup --show`: the choice, and the effective mode when it differs.
+
+    ``answered``: whether `zomg setup` has stored its answers (every save stores this one).
+    """
     if not chosen:
-        return "off (never chosen in setup)"
+        return "off (as chosen in zomg setup)" if answered else "off (never chosen in zomg setup)"
     mode, reason = decide()
     return "on" if mode == "on" else f"on as chosen; effective: {mode} ({reason})"
 
@@ -164,9 +169,12 @@ def after_telemetry_off_line() -> str:
     from zomg import setup_config
     from zomg.errors import ZomgError
 
+    change = "(change with: zomg setup --deployment-metrics on|off)"
+    if not os.path.exists(setup_config.path()):
+        return ("telemetry: deployment metrics are separate and stay off: they are sent only after opting in "
+                "with: zomg setup --deployment-metrics on")
     try:
         chosen = "on" if setup_config.load().deployment_metrics else "off"
     except ZomgError:
         chosen = "as stored"
-    return (f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup "
-            "(change with: zomg setup --deployment-metrics on|off)")
+    return f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup {change}"
