@@ -208,11 +208,12 @@ def test_directories_zomg_creates_are_0700_whatever_the_umask(umask, tmp_path):
     home.mkdir(mode=0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
     env.update(HOME=str(home), ZOMG_TELEMETRY="log")
-    for argv in (("box", "list"), ("telemetry", "on"), ("setup", "--help")):
+    for argv in (("box", "create", "b"), ("box", "list"), ("telemetry", "on"), ("setup", "--help")):
         subprocess.run([sys.executable, "-m", "zomg", *argv], env=env, capture_output=True, timeout=60,
                        preexec_fn=lambda: os.umask(umask))
-    made = [home / ".config", home / ".config" / "zomg", home / ".local", home / ".local" / "state"]
-    assert all(p.is_dir() for p in made[:2])
+    made = [home / ".config", home / ".config" / "zomg", home / ".local", home / ".local" / "state",
+            home / ".local" / "share", home / ".local" / "share" / "zomg" / "boxes"]
+    assert all(p.is_dir() for p in made if p.name != "state")  # log mode keeps no spool
     for directory in made:
         if directory.exists():
             assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
