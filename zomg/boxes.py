@@ -176,7 +176,9 @@ def create(name: str, project: str | None = None, env: dict[str, str] | None = N
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     box = Box(name, project, dict(env or {}), created, path)
     try:
-        os.makedirs(root, exist_ok=True)
+        from zomg.fsutil import make_private_dirs
+
+        make_private_dirs(root)  # 0700 with the parents it makes (~/.local, ~/.local/share), whatever the umask
         tmp = os.path.join(root, f".creating-{name}-{os.getpid()}-{os.urandom(4).hex()}")
         os.mkdir(tmp, 0o700)
     except OSError as exc:

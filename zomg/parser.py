@@ -19,8 +19,6 @@ import sys
 from zomg import argparse_private, commands
 
 _HELP_OPTIONS = ("-h", "--help")
-# Options argparse itself adds: --help on every parser, --version on the top one.
-_BUILTIN_OPTIONS = ("--help", "--version")
 
 
 class Matched:
@@ -36,21 +34,8 @@ class Matched:
 
 
 def declared(path: list[str]) -> dict:
-    """The names a command line matching ``path`` may record: {"command", "subcommand", "flags"}.
-
-    ``command`` and ``subcommand`` are the declared names at each level; ``flags``
-    the canonical names of the options the matched commands (and argparse) define.
-    """
-    names: dict = {"command": list(commands.TOP_LEVEL), "subcommand": [], "flags": list(_BUILTIN_OPTIONS)}
-    if not path or path[0] not in commands.TOP_LEVEL:
-        return names
-    spec = commands.load(path[0])
-    names["subcommand"] = [child.name for child in spec.subcommands]
-    names["flags"] += [arg.canonical for arg in spec.args if arg.is_option]
-    child = next((c for c in spec.subcommands if len(path) > 1 and c.name == path[1]), None)
-    if child is not None:
-        names["flags"] += [arg.canonical for arg in child.args if arg.is_option]
-    return names
+    """The names a command line matching ``path`` may record (see ``zomg.commands.declared``)."""
+    return commands.declared(path)
 
 
 def _canonical(option_strings: list[str]) -> str:

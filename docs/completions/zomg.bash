@@ -49,6 +49,7 @@ _zomg() {
                 "telemetry|on") path="telemetry on"; continue ;;
                 "telemetry|off") path="telemetry off"; continue ;;
                 "telemetry|log") path="telemetry log"; continue ;;
+                "telemetry|reset") path="telemetry reset"; continue ;;
                 "telemetry|explain") path="telemetry explain"; continue ;;
                 "telemetry|flush") path="telemetry flush"; continue ;;
             esac
@@ -107,6 +108,7 @@ _zomg() {
             "telemetry on") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "telemetry off") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "telemetry log") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "telemetry reset") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "telemetry explain") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "telemetry flush") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "completion") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
@@ -126,7 +128,7 @@ _zomg() {
         "exec|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
         "exec|1") COMPREPLY=($(compgen -W "--" -- "$cur")) ;;
         "console|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
-        "telemetry|0") COMPREPLY=($(compgen -W "status on off log explain flush" -- "$cur")) ;;
+        "telemetry|0") COMPREPLY=($(compgen -W "status on off log reset explain flush" -- "$cur")) ;;
         "completion|0") COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")) ;;
         "help|0") COMPREPLY=($(compgen -W "box exec console setup telemetry completion help" -- "$cur")) ;;
         *) COMPREPLY=() ;;

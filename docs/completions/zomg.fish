@@ -43,7 +43,7 @@ function __zomg_at
                 continue
         end
         set -l deeper (string trim -- "$path $t")
-        if test $npos = 0; and contains -- $deeper 'box' 'box create' 'box list' 'box show' 'box edit' 'box rename' 'box rm' 'exec' 'console' 'setup' 'telemetry' 'telemetry status' 'telemetry on' 'telemetry off' 'telemetry log' 'telemetry explain' 'telemetry flush' 'completion' 'help'
+        if test $npos = 0; and contains -- $deeper 'box' 'box create' 'box list' 'box show' 'box edit' 'box rename' 'box rm' 'exec' 'console' 'setup' 'telemetry' 'telemetry status' 'telemetry on' 'telemetry off' 'telemetry log' 'telemetry reset' 'telemetry explain' 'telemetry flush' 'completion' 'help'
             set path $deeper
             continue
         end
@@ -121,6 +121,7 @@ complete -c zomg -n '__zomg_at "telemetry" 0' -a status -d 'show the mode, why, 
 complete -c zomg -n '__zomg_at "telemetry" 0' -a on -d 'turn telemetry on'
 complete -c zomg -n '__zomg_at "telemetry" 0' -a off -d 'turn telemetry off and delete the installation id and unsent events'
 complete -c zomg -n '__zomg_at "telemetry" 0' -a log -d 'print each event to stderr instead of sending it'
+complete -c zomg -n '__zomg_at "telemetry" 0' -a reset -d 'start afresh: a new installation id, and the unsent events and delivery state deleted'
 complete -c zomg -n '__zomg_at "telemetry" 0' -a explain -d 'what is collected, an example payload, and how the mode is decided'
 complete -c zomg -n '__zomg_at "telemetry" 0' -a flush -d 'send every unsent event now, for each data set that is on'
 complete -c zomg -n '__zomg_at "telemetry" any' -l help -s h -d 'show this help and exit'
@@ -129,6 +130,7 @@ complete -c zomg -n '__zomg_at "telemetry status" any' -l json -d 'print one JSO
 complete -c zomg -n '__zomg_at "telemetry on" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "telemetry off" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "telemetry log" any' -l help -s h -d 'show this help and exit'
+complete -c zomg -n '__zomg_at "telemetry reset" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "telemetry explain" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "telemetry flush" any' -l help -s h -d 'show this help and exit'
 complete -c zomg -n '__zomg_at "completion" any' -l help -s h -d 'show this help and exit'

@@ -51,8 +51,6 @@ CASES = [
     (["exec", "nobox", "--env", "K=V", "--workdir", "sub", "--", "echo", "--force", "hi"], "exec", None,
      ["--env", "--workdir"], "error", "not_found"),
     (["console", "nobox", "--shell", "/bin/zsh"], "console", None, ["--shell"], "error", "not_found"),
-    (["completion", "bash"], "completion", None, [], "success", None),
-    (["completion", "tcsh"], "completion", None, [], "error", "usage"),
     (["box", "list", "--bogus"], "box", "list", [], "error", "usage"),
     (["box", "frob"], "box", None, [], "error", "usage"),
     (["box"], "box", None, [], "success", None),

@@ -20,6 +20,13 @@ TOP_LEVEL = {
     "help": "zomg.commands.help",
 }
 
+# Commands telemetry never records (nor shows the notice for): `telemetry` manages
+# telemetry itself, and `completion` runs from shell start-up files, on the
+# user's behalf rather than by the user's hand (docs/telemetry.md says which and why).
+NOT_RECORDED = ("telemetry", "completion")
+# Options argparse itself adds: --help on every parser, --version on the top one.
+BUILTIN_OPTIONS = ("--help", "--version")
+
 # The line every surface (--help, man page, docs/cli.md) shows for zomg itself.
 ROOT_SYNOPSIS = "zomg [--version] [-h|--help] COMMAND ..."
 # The examples `zomg --help` (and `zomg` alone) ends with: (what it does, the command line).
@@ -115,6 +122,25 @@ def load(name: str) -> Command:
     """Import one top-level command's module and return its declaration."""
     # __import__ rather than importlib: importing importlib costs more than the command module.
     return __import__(TOP_LEVEL[name], fromlist=("SPEC",)).SPEC
+
+
+def declared(path: list[str]) -> dict:
+    """The names a command line matching ``path`` may record: {"command", "subcommand", "flags"}.
+
+    ``command`` and ``subcommand`` are the declared names at each level; ``flags``
+    the canonical names of the options the matched commands (and argparse:
+    ``BUILTIN_OPTIONS``) define. Telemetry keeps no other name.
+    """
+    names: dict = {"command": list(TOP_LEVEL), "subcommand": [], "flags": list(BUILTIN_OPTIONS)}
+    if not path or path[0] not in TOP_LEVEL:
+        return names
+    spec = load(path[0])
+    names["subcommand"] = [child.name for child in spec.subcommands]
+    names["flags"] += [arg.canonical for arg in spec.args if arg.is_option]
+    child = next((c for c in spec.subcommands if len(path) > 1 and c.name == path[1]), None)
+    if child is not None:
+        names["flags"] += [arg.canonical for arg in child.args if arg.is_option]
+    return names
 
 
 def describe(spec: Command) -> str:
