@@ -227,14 +227,14 @@ def manpage() -> str:
 
 def outputs() -> dict[str, str]:
     _use_source_tree_if_needed()
-    from zomg import completion
+    from zomg.commands import completion_scripts
 
     return {
         "docs/cli.md": markdown(),
         "docs/zomg.1": manpage(),
-        "docs/completions/zomg.bash": completion.bash(),
-        "docs/completions/_zomg": completion.zsh(),
-        "docs/completions/zomg.fish": completion.fish(),
+        "docs/completions/zomg.bash": completion_scripts.bash(),
+        "docs/completions/_zomg": completion_scripts.zsh(),
+        "docs/completions/zomg.fish": completion_scripts.fish(),
     }
 
 

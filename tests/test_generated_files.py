@@ -245,7 +245,7 @@ def test_man_page_and_reference_show_the_declared_texts():
 
 
 def test_zsh_and_fish_describe_commands_and_options_with_the_declared_help():
-    from zomg.completion import _quote_single
+    from zomg.commands.completion_scripts import _quote_single
 
     zsh, fish = _read("docs/completions/_zomg"), _read("docs/completions/zomg.fish")
     for _, spec in _declared():

@@ -38,11 +38,6 @@ def declared(path: list[str]) -> dict:
     return commands.declared(path)
 
 
-def _canonical(option_strings: list[str]) -> str:
-    long = [s for s in option_strings if s.startswith("--")]
-    return long[0] if long else option_strings[0]
-
-
 def _recording(base):
     """``base``, an argparse action class, noting what it matched in its parser's ``Matched``."""
 
@@ -52,7 +47,7 @@ def _recording(base):
                 if values and values[0] in self.choices:
                     parser.matched.path.append(values[0])
             elif option_string is not None:
-                parser.matched.flags.add(_canonical(self.option_strings))
+                parser.matched.flags.add(commands.canonical(self.option_strings))
             super().__call__(parser, namespace, values, option_string)
 
     return Recording

@@ -65,7 +65,7 @@ def test_a_missing_command_is_a_usage_error_when_options_were_given(zomg):
 
 
 def test_every_commands_help_ends_with_examples_that_run_zomg(zomg):
-    from zomg import completion
+    from zomg.commands import completion_scripts
 
     def walk(node):
         yield node
@@ -77,7 +77,7 @@ def test_every_commands_help_ends_with_examples_that_run_zomg(zomg):
         reference = f.read()
     with open(os.path.join(root, "docs", "zomg.1"), encoding="utf-8") as f:
         man = f.read().replace("\\-", "-").replace("\\e", "\\")
-    for node in walk(completion.tree()):
+    for node in walk(completion_scripts.tree()):
         out = zomg(*node.path, "--help").out
         examples = out.split("\nexamples:\n", 1)
         assert len(examples) == 2, f"zomg {node.key} --help shows no example"

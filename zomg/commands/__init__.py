@@ -54,6 +54,18 @@ WORKSPACE_DIRECTORY = "workspace-directory"  # a directory inside the workspace 
 COMMAND = "command"  # the name of one of zomg's commands
 
 
+def canonical(names: tuple[str, ...] | list[str]) -> str:
+    """An argument's one name, among ``names``: the first long form when there is one, else the first name.
+
+    It is the name telemetry records for an option, and (dashes dropped) the
+    attribute its value is stored under, whichever spelling the user typed.
+    """
+    for name in names:
+        if name.startswith("--"):
+            return name
+    return names[0]
+
+
 class Arg:
     """One argument: an option (names start with '-') or a positional."""
 
@@ -75,8 +87,7 @@ class Arg:
         self.kind = kind
         self.metavar = metavar
         self.choices = choices
-        long = [n for n in names if n.startswith("--")]
-        self.dest = dest or (long[0] if long else names[0]).lstrip("-").replace("-", "_")
+        self.dest = dest or canonical(names).lstrip("-").replace("-", "_")
 
     @property
     def is_option(self) -> bool:
@@ -84,9 +95,8 @@ class Arg:
 
     @property
     def canonical(self) -> str:
-        """The name telemetry records: the long form when there is one."""
-        long = [n for n in self.names if n.startswith("--")]
-        return long[0] if long else self.names[0]
+        """The name telemetry records (see ``canonical``)."""
+        return canonical(self.names)
 
 
 class Command:
@@ -116,6 +126,8 @@ class Command:
 # The options every command has, and zomg's own.
 HELP_ARG = Arg("--help", "-h", help="show this help and exit", kind=FLAG)
 VERSION_ARG = Arg("--version", help="print the version and exit", kind=FLAG)
+# The name of an existing box, as every command acting on one box takes it (box show/edit, exec, console).
+BOX_NAME = Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX)
 
 
 def load(name: str) -> Command:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from zomg import boxes
-from zomg.commands import BOX, FLAG, MULTI, POSITIONAL, POSITIONALS, Arg, Command
+from zomg.commands import BOX, BOX_NAME, FLAG, MULTI, POSITIONAL, POSITIONALS, Arg, Command
 from zomg.errors import ConfigError, UsageError, ZomgError
 from zomg.output import note, print_json, print_table, write_out
 
@@ -93,7 +93,6 @@ def rename(old: str, new: str) -> int:
     return 0
 
 
-_NAME = Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX)
 _JSON = Arg("--json", help="print JSON instead of a table", kind=FLAG)
 _ENV_HELP = "set an environment variable for the box's commands (repeatable)"
 
@@ -135,7 +134,7 @@ SPEC = Command(
         ),
         Command(
             "show", help="show one box", run=show, args=(
-                _NAME, _JSON,
+                BOX_NAME, _JSON,
                 Arg("--workspace", help="print only the workspace's path (for scripts and shell completion)",
                     kind=FLAG)),
             description="Show a box's project, creation time, workspace and environment (one variable per "
@@ -151,7 +150,7 @@ SPEC = Command(
             "metadata is replaced whole, so a failed edit changes nothing.",
             run=edit,
             args=(
-                _NAME,
+                BOX_NAME,
                 Arg("--env", help=_ENV_HELP + "; replaces the variable's value", kind=MULTI, metavar="KEY=VALUE"),
                 Arg("--unset-env", help="remove an environment variable from the box (repeatable)", kind=MULTI,
                     metavar="KEY"),

@@ -7,9 +7,9 @@ from zomg.commands import POSITIONAL, Arg, Command
 
 
 def run(shell: str) -> int:
-    from zomg import completion
+    from zomg.commands import completion_scripts
 
-    sys.stdout.write(completion.script(shell))
+    sys.stdout.write(completion_scripts.script(shell))
     return 0
 
 

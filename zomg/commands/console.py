@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from zomg.commands import BOX, POSITIONAL, PROGRAM, Arg, Command
+from zomg.commands import BOX_NAME, PROGRAM, Arg, Command
 from zomg.commands.exec import enter, run_child
 from zomg.output import note
 
@@ -33,7 +33,7 @@ SPEC = Command(
     "zomg exits with the shell's exit code.",
     run=run,
     args=(
-        Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX),
+        BOX_NAME,
         Arg("--shell", help="the shell to run (default: $SHELL, then /bin/sh)", metavar="PATH", complete=PROGRAM),
     ),
     examples=(("a shell in box web", "zomg console web"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from zomg import boxes, process
-from zomg.commands import BOX, MULTI, POSITIONAL, REST, WORKSPACE_DIRECTORY, Arg, Command
+from zomg.commands import BOX_NAME, MULTI, REST, WORKSPACE_DIRECTORY, Arg, Command
 from zomg.errors import CommandNotFoundError, UsageError
 
 
@@ -77,7 +77,7 @@ SPEC = Command(
     "exit code.",
     run=run,
     args=(
-        Arg("name", help="the box's name", kind=POSITIONAL, metavar="NAME", complete=BOX),
+        BOX_NAME,
         Arg("--env", help="set an environment variable for this command (repeatable)", kind=MULTI,
             metavar="KEY=VALUE"),
         Arg("--workdir", help="directory inside the workspace to run in", metavar="DIR",

@@ -91,6 +91,31 @@ def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: 
     if show:
         return _show()
     current = setup_config.load()
+    answers = _answers_from_options(current, boxes_dir, deployment_name)
+    from zomg.telemetry import deployment
+
+    candidate_id = current.deployment_id or deployment.new_id()
+    if _interactive(no_input):
+        sys.stdout.write("zomg setup: press Enter to keep the value shown in [brackets].\n\n")
+        if boxes_dir is None:
+            _ask_boxes_dir(answers)
+        if deployment_name is None:
+            _ask_deployment_name(answers)
+        if deployment_metrics is None:
+            deployment_metrics = _ask_deployment_metrics(answers, candidate_id)
+    if deployment_metrics is not None:
+        answers.deployment_metrics = deployment_metrics == "on"
+    _settle(answers, candidate_id)
+    setup_config.save(answers)
+    if current.deployment_metrics and not answers.deployment_metrics:
+        deployment.forget()
+    _report_changes(current, answers)
+    return 0
+
+
+def _answers_from_options(current: setup_config.Answers, boxes_dir: str | None,
+                          deployment_name: str | None) -> setup_config.Answers:
+    """The stored answers, changed by the options given (each checked: UsageError before anything is asked)."""
     answers = setup_config.Answers(**current.to_json())
     if deployment_name is not None:
         from zomg.boxes import check_name
@@ -98,44 +123,41 @@ def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: 
         answers.deployment_name = check_name(deployment_name, "deployment name") if deployment_name else None
     if boxes_dir is not None:
         answers.boxes_dir = _boxes_dir_answer(boxes_dir)
+    return answers
+
+
+def _ask_boxes_dir(answers: setup_config.Answers) -> None:
+    kept = answers.boxes_dir
+    answers.boxes_dir = _ask_until_valid("Where should boxes live?", kept or paths.default_boxes_dir(),
+                                         lambda answer: _boxes_dir_answer(answer) if answer else kept)
+
+
+def _ask_deployment_name(answers: setup_config.Answers) -> None:
+    kept = answers.deployment_name
+    answers.deployment_name = _ask_until_valid("Deployment name (shown locally, never sent)", kept or "none",
+                                               lambda answer: _deployment_name_answer(answer, kept))
+
+
+def _ask_deployment_metrics(answers: setup_config.Answers, candidate_id: str) -> str:
+    """Show what deployment metrics would send under ``candidate_id``, then ask: "on" or "off"."""
     from zomg.telemetry import deployment
 
-    candidate_id = current.deployment_id or deployment.new_id()
+    sys.stdout.write(
+        "\nDeployment metrics are separate from command telemetry: once a day, a summary of this\n"
+        "deployment (machine size, boxes used in the last 7 days, storage used), under its own\n"
+        "random id. Nothing is sent unless you answer yes. Right now it would send exactly:\n\n"
+        f"  {deployment.preview(candidate_id)}\n\n"
+    )
+    now = "on" if answers.deployment_metrics else "off"
+    keep = _ask_yes_no(f"Send deployment metrics? (now {now})", bool(answers.deployment_metrics))
+    return "on" if keep else "off"
 
-    if _interactive(no_input):
-        sys.stdout.write("zomg setup: press Enter to keep the value shown in [brackets].\n\n")
-        if boxes_dir is None:
-            kept = answers.boxes_dir
-            answers.boxes_dir = _ask_until_valid("Where should boxes live?", kept or paths.default_boxes_dir(),
-                                                 lambda answer: _boxes_dir_answer(answer) if answer else kept)
-        if deployment_name is None:
-            kept = answers.deployment_name
-            answers.deployment_name = _ask_until_valid("Deployment name (shown locally, never sent)", kept or "none",
-                                                       lambda answer: _deployment_name_answer(answer, kept))
-        if deployment_metrics is None:
-            sys.stdout.write(
-                "\nDeployment metrics are separate from command telemetry: once a day, a summary of this\n"
-                "deployment (machine size, boxes used in the last 7 days, storage used), under its own\n"
-                "random id. Nothing is sent unless you answer yes. Right now it would send exactly:\n\n"
-                f"  {deployment.preview(candidate_id)}\n\n"
-            )
-            now = "on" if answers.deployment_metrics else "off"
-            keep = _ask_yes_no(f"Send deployment metrics? (now {now})", bool(answers.deployment_metrics))
-            deployment_metrics = "on" if keep else "off"
-    if deployment_metrics is not None:
-        answers.deployment_metrics = deployment_metrics == "on"
 
-    if answers.deployment_metrics:
-        answers.deployment_id = candidate_id
-    else:
-        answers.deployment_id = None
+def _settle(answers: setup_config.Answers, candidate_id: str) -> None:
+    """What is stored follows from the answers: an id only while opted in, no boxes dir when it is the default."""
+    answers.deployment_id = candidate_id if answers.deployment_metrics else None
     if answers.boxes_dir == paths.default_boxes_dir():
         answers.boxes_dir = None
-    setup_config.save(answers)
-    if current.deployment_metrics and not answers.deployment_metrics:
-        deployment.forget()
-    _report_changes(current, answers)
-    return 0
 
 
 def _report_changes(before: setup_config.Answers, after: setup_config.Answers) -> None:

@@ -108,10 +108,22 @@ def _bash_case(patterns: list[str], body: str) -> str:
 
 
 def bash() -> str:
-    root = tree()
-    nodes = list(_walk(root))
-    lines = [
-        f"# bash completion for zomg, {_HEADER.format(shell='bash')}",
+    """The bash script: a helper for workspace directories, then ``_zomg``, whose steps read the line, then answer."""
+    nodes = list(_walk(tree()))
+    lines = [f"# bash completion for zomg, {_HEADER.format(shell='bash')}", *_bash_workspace_dirs(), "_zomg() {"]
+    lines += _bash_glue_words()
+    lines += _bash_read_line(nodes)
+    lines += _bash_after_dashdash(nodes)
+    lines += _bash_option_value(nodes)
+    lines += _bash_option_name(nodes)
+    lines += _bash_command_or_positional(nodes)
+    lines += ["}", "complete -F _zomg zomg", ""]
+    return "\n".join(lines)
+
+
+def _bash_workspace_dirs() -> list[str]:
+    """``_zomg_workspace_dirs BOX``: the directories inside box BOX's workspace that match $cur."""
+    return [
         "_zomg_workspace_dirs() {",
         "    local ws IFS=$'\\n'",
         '    ws="$(' + _WORKSPACE.format(box='"$1"') + ')"',
@@ -119,8 +131,12 @@ def bash() -> str:
         "    compopt -o nospace 2>/dev/null",
         '    COMPREPLY=($(cd -- "$ws" && compgen -d -S / -- "$cur"))',
         "}",
-        "_zomg() {",
-        # bash splits `--env A=1` at '=' (COMP_WORDBREAKS): glue those pieces back into words.
+    ]
+
+
+def _bash_glue_words() -> list[str]:
+    """``words``: the line up to the cursor, with `--env A=1` whole (bash splits it at '=', COMP_WORDBREAKS)."""
+    return [
         '    local -a words=()',
         '    local w i',
         '    for ((i = 0; i <= COMP_CWORD; i++)); do',
@@ -131,6 +147,12 @@ def bash() -> str:
         '            words+=("$w")',
         '        fi',
         '    done',
+    ]
+
+
+def _bash_read_line(nodes: list[_Node]) -> list[str]:
+    """The walk of the words before the cursor: the command's path, its positionals, an awaited value, `--`."""
+    lines = [
         '    local n=$((${#words[@]} - 1)) path="" npos=0 expect="" dashdash=-1',
         '    local -a pos=()',
         '    local cur="${words[n]}" prefix=""',
@@ -150,32 +172,49 @@ def bash() -> str:
         for child in node.children:
             lines.append(f'                "{node.key}|{child.path[-1]}") path="{child.key}"; continue ;;')
     lines += ['            esac', '        fi', '        pos+=("$w")', '        npos=$((npos + 1))', '    done']
-    # After `--`: the box's command, then its arguments (files).
+    return lines
+
+
+def _bash_after_dashdash(nodes: list[_Node]) -> list[str]:
+    """After `--`: the box's command, then its arguments (files)."""
     rest = [f'"{node.key}"' for node in nodes if node.rest]
-    lines += ['    if (( dashdash >= 0 )); then', '        case "$path" in',
-              f'            {"|".join(rest) or "__none__"})',
-              '                if (( n == dashdash + 1 )); then COMPREPLY=($(compgen -c -- "$cur"))',
-              '                else compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); fi ;;',
-              '            *) COMPREPLY=() ;;', '        esac', '        return 0', '    fi']
-    # A value: after an option that takes one, or inline as --option=value.
-    lines += ['    if [[ -z $expect && $cur == --*=* ]]; then',
-              '        expect="${cur%%=*}"',
-              '        [[ ${COMP_WORDS[COMP_CWORD]} == "$cur" ]] && prefix="$expect="',
-              '        cur="${cur#*=}"',
-              '    fi',
-              '    if [[ -n $expect ]]; then', '        case "$path|$expect" in']
+    return ['    if (( dashdash >= 0 )); then', '        case "$path" in',
+            f'            {"|".join(rest) or "__none__"})',
+            '                if (( n == dashdash + 1 )); then COMPREPLY=($(compgen -c -- "$cur"))',
+            '                else compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); fi ;;',
+            '            *) COMPREPLY=() ;;', '        esac', '        return 0', '    fi']
+
+
+def _bash_option_value(nodes: list[_Node]) -> list[str]:
+    """A value: after an option that takes one, or inline as --option=value."""
+    lines = ['    if [[ -z $expect && $cur == --*=* ]]; then',
+             '        expect="${cur%%=*}"',
+             '        [[ ${COMP_WORDS[COMP_CWORD]} == "$cur" ]] && prefix="$expect="',
+             '        cur="${cur#*=}"',
+             '    fi',
+             '    if [[ -n $expect ]]; then', '        case "$path|$expect" in']
     for node in nodes:
         for arg in node.options:
             if _takes_value(arg):
                 lines.append(_bash_case([f'"{node.key}|{name}"' for name in arg.names], _bash_values(arg, node)))
     lines += ['            *) COMPREPLY=() ;;', '        esac',
               '        [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$prefix}")', '        return 0', '    fi']
-    # An option name, a command name or a positional.
-    lines += ['    if [[ $cur == -* ]]; then', '        case "$path" in']
+    return lines
+
+
+def _bash_option_name(nodes: list[_Node]) -> list[str]:
+    """An option's name (and `--` where a command line follows it), for a word starting with '-'."""
+    lines = ['    if [[ $cur == -* ]]; then', '        case "$path" in']
     for node in nodes:
         names = [name for arg in node.options for name in arg.names] + (["--"] if node.rest else [])
         lines.append(f'            "{node.key}") COMPREPLY=($(compgen -W "{" ".join(names)}" -- "$cur")) ;;')
-    lines += ['        esac', '        return 0', '    fi', '    case "$path|$npos" in']
+    lines += ['        esac', '        return 0', '    fi']
+    return lines
+
+
+def _bash_command_or_positional(nodes: list[_Node]) -> list[str]:
+    """A subcommand's name, a positional's value, or the `--` after the positionals, by how many came before."""
+    lines = ['    case "$path|$npos" in']
     for node in nodes:
         if node.children:
             words = " ".join(child.path[-1] for child in node.children)
@@ -185,8 +224,8 @@ def bash() -> str:
             lines.append(_bash_case([at], _bash_values(arg, node)))
         if node.rest:
             lines.append(f'        "{node.key}|{len(node.positionals)}") COMPREPLY=($(compgen -W "--" -- "$cur")) ;;')
-    lines += ['        *) COMPREPLY=() ;;', '    esac', "}", "complete -F _zomg zomg", ""]
-    return "\n".join(lines)
+    lines += ['        *) COMPREPLY=() ;;', '    esac']
+    return lines
 
 
 # --- zsh -------------------------------------------------------------------------
