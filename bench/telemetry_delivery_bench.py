@@ -10,12 +10,14 @@ exit grace), then one `zomg telemetry flush`:
 (B) the receiver answers every request after 0.4 s, for 1,000 runs;
 (C) the receiver answers every request after 0.6 s (as a link with 300 ms
     each way would), for 1,000 runs made 10 at a time (packet loss is not
-    emulated: that needs a traffic shaper on the machine's loopback).
+    emulated: that needs the kernel's netem queueing discipline, which the
+    machine measured lacks; ``--runs-c 0`` skips it).
 
 Printed per scenario: events recorded, distinct events the receiver accepted
 by the end of the runs and after the flush, events lost (recorded, never
-accepted), the most copies of one event that arrived and how many events
-arrived once, twice or more, the attempts `zomg telemetry status` counts as
+accepted; of them, how many their run never recorded: an event_id found
+neither in the spool after any run nor at the receiver), the most copies of
+one event that arrived and how many events arrived once, twice or more, the attempts `zomg telemetry status` counts as
 cut short by the exit grace, and the lines left spooled. Goals: 0 lost and
 at most 2 copies of any event.
 
