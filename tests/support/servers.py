@@ -18,12 +18,16 @@ class Capture:
 
     ``statuses`` is consumed one per request (then 200); ``delay`` holds each
     response that many seconds after the body was read; ``port`` takes the
-    place of an endpoint that was there before (a bench's receiver coming back).
+    place of an endpoint that was there before (a bench's receiver coming back);
+    the first ``drop`` requests are read, then their connections closed with no
+    answer and nothing recorded (a worker killed mid-request, a proxy giving up
+    on a client that left): written to the socket, never taken.
     """
 
     def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, headers: dict | None = None,
-                 port: int = 0) -> None:
+                 port: int = 0, drop: int = 0) -> None:
         self.statuses = list(statuses or [])
+        self.drop = drop
         self.delay = delay
         self.extra_headers = headers or {}
         self.requests: list[dict] = []
@@ -35,7 +39,11 @@ class Capture:
                 started = time.monotonic()
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with capture.lock:
+                    dropped, capture.drop = capture.drop > 0, max(0, capture.drop - 1)
                     status = capture.statuses.pop(0) if capture.statuses else 200
+                if dropped:
+                    self.close_connection = True
+                    return
                 record = {"path": self.path, "headers": dict(self.headers.items()), "body": body,
                           "status": status, "start": started}
                 if capture.delay:

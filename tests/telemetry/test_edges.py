@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 import time
 
 import pytest
@@ -22,7 +23,7 @@ from tests.support.cli import (
     write_system_config,
 )
 from tests.support.events import cli_event
-from tests.support.servers import Trickle, Unanswered
+from tests.support.servers import Capture, Trickle, Unanswered
 from zomg.telemetry import sender, spool_edit
 from zomg.telemetry.files import Spool, SpoolBounds
 
@@ -289,15 +290,70 @@ def test_an_event_is_sent_at_most_twice_however_often_runs_are_cut_short(monkeyp
     monkeypatch.setattr(sender, "post", post)
     for _ in range(3):  # three runs whose exit grace ends before the answer
         try:
-            sender.deliver(spool, url, None, force=True)
+            sender.deliver(spool, url, None)
         except Killed:
             pass
+    assert len(calls) == 1 and _tries() == [1]  # sent once: not due again, its answer never came
     monkeypatch.setattr(sender, "post", real_post)
     sender.deliver(spool, url, None, force=True)  # then a run that waits (zomg telemetry flush)
     copies = sum(e["event_id"] == event["event_id"] for batch in calls for e in batch["events"])
     copies += sum(e["event_id"] == event["event_id"] for e in capture.events())
     assert copies == 2
-    assert _tries() == [2]  # kept until the spool needs room (it goes first) or it ages out
+    assert spooled() == []
+
+
+def _written_then_exit(real_post):
+    """A ``post`` whose run exits (the grace ran out) once the request is on the socket."""
+
+    def post(url, body, timeout, now=0.0, written=None, deadline=None):
+        def then_exit() -> None:
+            written()
+            raise Killed
+
+        return real_post(url, body, timeout, now, then_exit, deadline)
+
+    return post
+
+
+def test_an_event_whose_sends_the_receiver_dropped_still_arrives_with_flush(monkeypatch):
+    """A request on the socket is not one the receiver took: here it reads the first two and drops them
+    unanswered. The event was sent twice without an answer; flush, which waits, still delivers it."""
+    receiver = Capture(drop=2)
+    url = receiver.url
+    try:
+        spool = Spool(url, bounds=SpoolBounds(batch_size=1))
+        event = _seed(url)[0]
+        real_post = sender.post
+        monkeypatch.setattr(sender, "post", _written_then_exit(real_post))
+        with pytest.raises(Killed):
+            sender.deliver(spool, url, None)  # a run: its request left, then it exited
+        with pytest.raises(Killed):
+            sender.deliver(spool, url, None, force=True)  # a flush interrupted (Ctrl-C) before the answer
+        assert _tries() == [2]
+        monkeypatch.setattr(sender, "post", real_post)
+        sender.deliver(spool, url, None, force=True)
+        assert [e["event_id"] for e in receiver.events()] == [event["event_id"]]
+        assert spooled() == []
+    finally:
+        receiver.close()
+
+
+def test_a_run_whose_command_has_ended_sends_no_event_a_second_time(capture):
+    """After a confirmed batch a run goes on, but once its exit grace has begun only with fresh events:
+    a resend then would be cut short too, and the event would have been sent twice without an answer."""
+    url = capture.url
+    spool = Spool(url, bounds=SpoolBounds(batch_size=1))
+    sent_before = _seed(url, tries=1)[0]
+    fresh = _seed(url)[0]
+    finishing = threading.Event()
+    finishing.set()
+    sender.deliver(spool, url, None, finishing=finishing)
+    assert [e["event_id"] for e in capture.events()] == [fresh["event_id"]]
+    assert _tries() == [1]  # kept for flush (or a run whose command still runs)
+    later = _seed(url)[0]
+    sender.deliver(spool, url, None, finishing=threading.Event())  # a command still running resends it
+    assert [e["event_id"] for e in capture.events()] == [e["event_id"] for e in (fresh, later, sent_before)]
+    assert spooled() == []
 
 
 # --- row 5: flush's deadline holds against a trickling server -------------------------------------

@@ -63,8 +63,7 @@ def flush() -> int:
             if n:
                 line = f"sent {events}, then " + line
         if entry["spent"]:
-            line += (f"; {_events(entry['spent'])} sent twice without an answer "
-                     "not sent again (the receiver very likely has them)")
+            line += f"; {_events(entry['spent'])} of them sent twice before without an answer"
         for other, count in entry["elsewhere"]:
             line += (f"; holding {_events(count)} recorded for {other}: sent only there "
                      "(run flush with ZOMG_TELEMETRY_ENDPOINT set to it)")

@@ -80,6 +80,7 @@ class Session:
         self.env = env
         self.files = files  # the run's file layout (None: the spool makes its own)
         self.thread = None  # the send this invocation started, if any
+        self.finishing = None  # set when the command has ended: the send then resends nothing
         self.metrics_thread = None  # measuring deployment metrics, when due
         self.metrics_log: list[bytes] = []  # in log mode: the payload to print
         self._spool_cache: Spool | None = None
@@ -97,9 +98,13 @@ class Session:
             return
         spool = self._spool()
         if spool.due(self.timing.clock()):
+            import threading
+
             from zomg.telemetry import sender
 
-            self.thread = sender.start(spool, self.url, self.installation_id, frozenset(self.kinds), self.sending)
+            self.finishing = threading.Event()
+            self.thread = sender.start(spool, self.url, self.installation_id, frozenset(self.kinds), self.sending,
+                                       self.finishing)
 
     def start_deployment_metrics(self, mode: str, deployment_id: str) -> None:
         """Measure in a daemon thread: walking the boxes must never delay the command."""
@@ -119,6 +124,8 @@ class Session:
         self.metrics_thread.start()
 
     def finish(self, invocation: dict) -> None:
+        if self.finishing is not None:
+            self.finishing.set()
         if self.mode is not None:
             try:
                 self._record(invocation)
@@ -273,8 +280,8 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
     ``failed``), ``sent``, ``dropped`` and ``kept`` event counts, ``endpoint``
     (credentials masked), ``reason`` and ``status`` (the HTTP status of the
     last answer, or None); ``unremoved`` (events the receiver took that a
-    fault such as a full disk kept in the spool), ``spent`` (events sent
-    twice without an answer, not sent again), ``elsewhere`` ([masked
+    fault such as a full disk kept in the spool), ``spent`` (of the events
+    kept, those sent twice before without an answer), ``elsewhere`` ([masked
     endpoint, count] of events recorded for another endpoint, held for it)
     and ``fault`` (True when the failure is this machine's: the spool, the disk).
     Sends nothing when the environment or a lock turns telemetry off. The
@@ -332,7 +339,7 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
             entry.update(result="failed", reason=result.answer.reason, status=result.answer.status)
         elif result.fault is not None:
             entry.update(result="failed", reason=result.fault, fault=True)
-        elif result.answer is None and entry["kept"] > entry["spent"]:
+        elif result.answer is None and entry["kept"]:
             entry.update(result="failed", reason="the events could not be read from the spool")
         else:
             entry["result"] = "sent" if result.delivered or result.dropped else "nothing"
@@ -347,7 +354,7 @@ MAX_WAIT_FOR_ANOTHER_SENDER = 1.0
 
 def _waiting(spool, kind: str) -> dict:
     """Events of type ``kind``: ``mine`` wait for the spool's endpoint (``spent`` of them sent twice without an
-    answer, never sent again); ``elsewhere`` maps each other endpoint to how many wait for it."""
+    answer: only flush sends them again); ``elsewhere`` maps each other endpoint to how many wait for it."""
     from zomg.telemetry.spool_edit import MAX_SENDS, event_type, parse
 
     found = {"mine": 0, "spent": 0, "elsewhere": {}}

@@ -16,12 +16,16 @@ meanwhile; the endpoint's failure keeps it (unmarked) and backs off.
 A process that exits mid-send (the exit grace ran out) leaves its batch
 spooled: unmarked if the request never left (a blackholed link costs no try),
 marked if it did. The next attempt finds the attempt still in flight and
-counts it as cut short (`zomg telemetry status` shows the count). Fresh
-events go first; an event already sent once goes again only in a run that
-has just seen the link answer, or in `zomg telemetry flush`; one sent twice
-without an answer is not sent again (``spool_edit.MAX_SENDS``), so no event
-arrives more than twice, and when the spool needs room such copies go first.
-The receiver drops duplicates by ``event_id``.
+counts it as cut short (`zomg telemetry status` shows the count). A request
+that left is not proof that the receiver took it (a receiver or proxy may
+drop a request whose client has gone, or answer 503 to nobody), so no event
+is ever given up for lack of an answer. Fresh events go first; an event
+already sent goes again in a run only while its command still runs (a
+resend started after the command ended would be cut short by the grace as
+well), and never by a run once ``spool_edit.MAX_SENDS`` sends went
+unanswered; `zomg telemetry flush`, which waits for every answer, sends
+every event, however often it was sent. When the spool needs room, copies
+already sent go first. The receiver drops duplicates by ``event_id``.
 
 Every POST has a deadline for the whole exchange (connect, request, answer),
 however slowly a server trickles its answer: the socket is shut when it passes.
@@ -253,15 +257,15 @@ def _candidates(spool: Spool, now: float, installation_id: str | None, kinds) ->
 
 
 def claim(spool: Spool, now: float, installation_id: str | None, force: bool = False,
-          kinds=None) -> tuple[list[tuple[bytes, dict]], int]:
+          kinds=None, below: int = spool_edit.MAX_SENDS) -> tuple[list[tuple[bytes, dict]], int]:
     """Pick the next batch of this endpoint's events (``deliver`` marks it once the request has left).
 
     Fresh events go first; events a send already reached without an answer go
-    after them (in a batch of their own), and never after ``MAX_SENDS`` such
-    sends. Returns (batch, how many times its events were sent before); the
-    batch is the events' JSON and the events, and empty when nothing is due
-    (``force`` ignores the due rule and backoff). Call only while holding
-    ``spool_edit.send_lock(spool)``.
+    after them (in a batch of their own), only those sent fewer than ``below``
+    times (``UNBOUNDED``: however often). Returns (batch, how many times its
+    events were sent before); the batch is the events' JSON and the events,
+    and empty when nothing is due (``force`` ignores the due rule and
+    backoff). Call only while holding ``spool_edit.send_lock(spool)``.
     """
     spool_edit.remove_stale_temporaries(spool)
     found = _candidates(spool, now, installation_id, kinds)
@@ -274,7 +278,7 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
         tries = {}
         for line, event in found:
             body = parse(line)[3]
-            if present.get(body, spool_edit.MAX_SENDS) < spool_edit.MAX_SENDS:
+            if present.get(body, below) < below:
                 tries[body] = (present[body], event, line)
         if not tries:
             return [], 0
@@ -286,6 +290,9 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
         level = min(t for t, _, _ in tries.values())
         batch = [(body, event) for body, (t, event, _) in tries.items() if t == level][: schema.MAX_BATCH]
     return batch, level
+
+
+UNBOUNDED = 10  # above any tries digit: `zomg telemetry flush` waits for its answers, so it sends every event
 
 
 def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: int = 0) -> None:
@@ -338,13 +345,19 @@ class Result:
 
 
 def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = False, kinds=None,
-            wait: float = 0.0, timing: SendTiming | None = None, deadline: float | None = None) -> Result:
+            wait: float = 0.0, timing: SendTiming | None = None, deadline: float | None = None,
+            finishing: threading.Event | None = None) -> Result:
     """Send what is due (everything, with ``force``) to ``url``, the spool's endpoint.
 
     Only one process sends at a time: the others find ``send.lock`` taken and
     leave the spool to it (``wait`` seconds at most). After a confirmed batch
     the rest follows without the due rule: the link works now. Nothing is
     started after ``deadline`` (``time.monotonic``), and a POST under way is cut there.
+
+    ``force`` is `zomg telemetry flush`: it waits for its answers, so it sends
+    every event, however often it was sent before. A run sends events already
+    sent (fewer than ``MAX_SENDS`` times) only in a later round that starts
+    before ``finishing`` is set (its command still runs); after, fresh ones only.
     """
     timing = timing or SendTiming()
     clock = timing.clock
@@ -360,7 +373,14 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
     try:
         # flush goes on until the spool is empty (the bound holds it to 10 batches of 100).
         for rounds in range(_MAX_ROUNDS * (10 if force else 1)):
-            batch, tries = claim(spool, clock(), installation_id, force=force or rounds > 0, kinds=kinds)
+            if force:
+                below = UNBOUNDED
+            elif rounds and finishing is not None and finishing.is_set():
+                below = 1  # the grace has begun: a resend now would be cut short as well
+            else:
+                below = spool_edit.MAX_SENDS
+            batch, tries = claim(spool, clock(), installation_id, force=force or rounds > 0, kinds=kinds,
+                                 below=below)
             if not batch:
                 break
             if deadline is not None and time.monotonic() >= deadline:
@@ -403,10 +423,14 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
 
 
 def start(spool: Spool, url: str, installation_id: str | None, kinds=None,
-          timing: SendTiming | None = None) -> threading.Thread:
-    """Start ``deliver`` in a daemon thread: it never keeps the process alive."""
+          timing: SendTiming | None = None, finishing: threading.Event | None = None) -> threading.Thread:
+    """Start ``deliver`` in a daemon thread: it never keeps the process alive.
+
+    ``finishing`` is set when the run's command has ended (its exit grace begins).
+    """
     thread = threading.Thread(
-        target=deliver, args=(spool, url, installation_id), kwargs={"kinds": kinds, "timing": timing},
+        target=deliver, args=(spool, url, installation_id),
+        kwargs={"kinds": kinds, "timing": timing, "finishing": finishing},
         name="zomg-telemetry", daemon=True,
     )
     thread.start()

@@ -33,9 +33,10 @@ if TYPE_CHECKING:  # for annotations only
 
 _DEFAULT = DEFAULT_ENDPOINT.encode("ascii")  # where lines from before endpoints were recorded go
 _MAX_GAP = 86400.0  # the most one gap between events (or to now) adds to their age
-# An event whose request was written this many times without an answer is not
-# sent again (the receiver very likely holds it): no event arrives more than
-# twice. It stays until the bound needs room (it goes first) or it ages out.
+# A run sends no event whose request was written this many times without an
+# answer: it has been sent twice, and a written request is not proof that the
+# receiver took it. Only `zomg telemetry flush`, which waits for its answers,
+# sends it again; until then it is the first to go when the bound needs room.
 MAX_SENDS = 2
 
 
@@ -71,7 +72,7 @@ def event_type(line: bytes) -> str | None:
 
 def counts(spool: Spool) -> tuple[int, dict[str, int], int]:
     """(events waiting for this spool's endpoint, {other endpoint: events waiting for it}, how many of this
-    endpoint's were sent ``MAX_SENDS`` times without an answer and are not sent again)."""
+    endpoint's were sent ``MAX_SENDS`` times without an answer: only flush sends them again)."""
     mine, spent, others = 0, 0, {}
     for parsed in map(parse, spool.read()):
         if parsed is not None:

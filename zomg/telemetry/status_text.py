@@ -151,7 +151,7 @@ def status_lines(info: dict) -> list[tuple[str, str]]:
         ("system file:", (info["system_path"] or "none") + (" (locks telemetry off)" if info["system_locked"] else "")),
         ("unsent events:", ("unknown: the spool cannot be read (see faults)" if info["unsent_events"] is None
                             else str(info["unsent_events"])) + (
-            f" ({info['unsent_events_spent']} of them sent twice without an answer: not sent again)"
+            f" ({info['unsent_events_spent']} of them sent twice without an answer: zomg telemetry flush sends them)"
             if info["unsent_events_spent"] else "")),
     ] + [("", f"and {n} recorded for another endpoint, {other}: kept for it, sent only there")
          for other, n in info["other_endpoints"]] + [
