@@ -182,12 +182,8 @@ def boots(server) -> int:
 
 
 def test_workers_default_to_the_cpu_count_unless_chosen(serve, tmp_path):
-    from zomg.receiver.gunicorn_conf import default_workers, workers_chosen
+    from zomg.receiver.gunicorn_conf import default_workers
 
-    assert not workers_chosen({}, ["-c", "python:zomg.receiver.gunicorn_conf", "zomg.receiver:app"])
-    for environ, argv in (({"WEB_CONCURRENCY": "3"}, []), ({"GUNICORN_CMD_ARGS": "--workers 5"}, []),
-                          ({}, ["-w", "4"]), ({}, ["-w4"]), ({}, ["--workers=4"])):
-        assert workers_chosen(environ, argv)
     server = shipped(serve, ZOMG_RECEIVER_OUTPUT=str(tmp_path / "events.jsonl"))
     assert wait_until(lambda: boots(server) >= default_workers())
     server.stop()
@@ -271,7 +267,7 @@ def test_an_access_log_turned_on_holds_status_size_and_duration_only(serve, tmp_
         return access_log.read_text().splitlines() if access_log.exists() else []
 
     # The worker writes the line after the answer: wait for it rather than race the stop.
-    assert wait_until(lambda: any(line.startswith("200 ") for line in access_lines())), access_lines()
+    assert wait_until(lambda: any("] 200 " in line for line in access_lines())), access_lines()
     code, stdout = server.stop()
     stdout += access_log.read_bytes()
     logged = all_output(server, stdout)

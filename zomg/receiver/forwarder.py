@@ -29,15 +29,17 @@ from __future__ import annotations
 import math
 import os
 import random
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
 from zomg.receiver.fastpath import encode_event
+from zomg.receiver.log import emit
+from zomg.receiver.metrics import Metrics
 from zomg.receiver.posthog import batch_shape, body_from_lines
 from zomg.receiver.wsgi import DeliveryError
+from zomg.telemetry.schema import MAX_BATCH, MAX_BODY_BYTES
 
 BATCH_EVENTS = 2000
 INTERVAL_SECONDS = 0.2
@@ -52,10 +54,29 @@ REFUSED = frozenset((400, 413))
 # Answers that mean "try again": PostHog is busy, briefly down, or asked to slow down.
 RETRYABLE = frozenset((408, 429, 500, 502, 503, 504))
 TOKEN_PROBLEM = frozenset((401, 403))
+# What a client is told for each reason a batch is refused (the reasons are metrics.REFUSAL_REASONS).
+_REFUSALS = {
+    "stopping": "receiver: stopping; send the events again",
+    "upstream_failing": "upstream: PostHog is failing; keep the events and retry later",
+    "queue_full": "receiver: queue full; keep the events and retry later",
+}
+
+
+def _outcome_label(status: int | None) -> str:
+    """A PostHog answer as metrics.UPSTREAM_OUTCOMES counts it."""
+    if status is not None and 200 <= status < 300:
+        return "accepted"
+    if status in REFUSED:
+        return "refused"
+    if status in TOKEN_PROBLEM:
+        return "token_refused"
+    if status is None or status in RETRYABLE:
+        return "unavailable"
+    return "unexpected"
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line, "WARNING")
 
 
 class Forwarder:
@@ -74,6 +95,7 @@ class Forwarder:
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         log: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
         self.url = getattr(client, "url", "")
@@ -87,9 +109,11 @@ class Forwarder:
         self.clock = clock
         self.jitter = jitter
         self.log = log or _stderr
+        self.metrics = metrics or Metrics(state=self.state)
         self._cond = threading.Condition()
         self._waiting: deque = deque()  # (lines, count, queued at), oldest first
         self._waiting_events = 0
+        self._sending_since: float | None = None  # when the oldest event of the call in flight was queued
         self._held_events = 0  # waiting + being sent: what the bounds count
         self._held_bytes = 0
         self._failing_since: float | None = None
@@ -114,14 +138,10 @@ class Forwarder:
         count = lines.count(b"\n")
         with self._cond:
             now = self.clock()
-            if self._closing:
-                raise DeliveryError("receiver: stopping; send the events again", 503, retry_after=1)
-            if self._failing_since is not None and now - self._failing_since > self.outage_seconds:
-                raise DeliveryError("upstream: PostHog is failing; keep the events and retry later", 503,
-                                    retry_after=self._wait_hint(now))
-            if self._held_events + count > self.queue_events or self._held_bytes + len(lines) > self.queue_bytes:
-                raise DeliveryError("receiver: queue full; keep the events and retry later", 503,
-                                    retry_after=self._wait_hint(now))
+            reason = self._refusing(now, count, len(lines))
+            if reason is not None:
+                raise DeliveryError(_REFUSALS[reason], 503, retry_after=1 if reason == "stopping" else
+                                    self._wait_hint(now), reason=reason)
             was_empty = not self._waiting
             self._waiting.append((lines, count, now))
             self._waiting_events += count
@@ -130,6 +150,30 @@ class Forwarder:
             self._ensure_thread()
             if was_empty or self._waiting_events >= self.batch_events:
                 self._cond.notify_all()
+
+    def _refusing(self, now: float, events: int, size: int) -> str | None:
+        """Why a batch of ``events`` events and ``size`` bytes would be refused now, or None (under the lock)."""
+        if self._closing:
+            return "stopping"
+        if self._failing_since is not None and now - self._failing_since > self.outage_seconds:
+            return "upstream_failing"
+        if self._held_events + events > self.queue_events or self._held_bytes + size > self.queue_bytes:
+            return "queue_full"
+        return None
+
+    def state(self) -> dict:
+        """What metrics.Metrics reads: events and bytes held, when the oldest was queued (wall clock), and
+        why a largest batch would be refused now (None: it would be taken)."""
+        with self._cond:
+            now = self.clock()
+            queued = [t for t in (self._sending_since, self._waiting[0][2] if self._waiting else None)
+                      if t is not None]
+            return {
+                "pending_events": self._held_events,
+                "pending_bytes": self._held_bytes,
+                "oldest_at": time.time() - (now - min(queued)) if queued else None,
+                "refusing": self._refusing(now, MAX_BATCH, MAX_BODY_BYTES),
+            }
 
     def _wait_hint(self, now: float) -> int:
         """Whole seconds for Retry-After: when the next try toward PostHog is due, at least one."""
@@ -208,6 +252,7 @@ class Forwarder:
                 else:
                     self._cond.wait()
             lines: list = []
+            self._sending_since = self._waiting[0][2]
             while self._waiting and (not lines or len(lines) + self._waiting[0][1] <= self.batch_events):
                 chunk, count, _ = self._waiting.popleft()
                 self._waiting_events -= count
@@ -224,21 +269,30 @@ class Forwarder:
             except Exception as exc:  # a bug here must not kill the thread and strand the queue
                 self.log(f"zomg-receiver: forwarder error ({type(exc).__name__}); {len(lines)} events dropped")
                 self.dropped += len(lines)
+                self.metrics.count("events_dropped_total", len(lines))
                 self._settle(lines, delivered=True)
 
     def _send(self, lines: list) -> None:
         """Send ``lines`` until PostHog takes them (or refuses them one by one), or the drain deadline passes."""
         body = body_from_lines(self.client.api_key, lines)
         attempt = 0
+        unanswered = False  # the last try got no HTTP answer: PostHog may have taken it (a resend may duplicate)
         while True:
             with self._cond:
                 if self._closing and self.clock() >= self._deadline:
                     return  # left counted: close() reports them
+            if attempt and unanswered:
+                self.metrics.count("events_resent_total", len(lines))
+            started = time.monotonic()
             outcome = self.client.post(body)
+            self.metrics.observe(time.monotonic() - started)
             self.sent_calls += 1
             status = outcome.status
+            unanswered = status is None
+            self.metrics.count("upstream_calls_total", 1, _outcome_label(status))
             if outcome.accepted:
                 self._recovered()
+                self.metrics.count("events_forwarded_total", len(lines))
                 self._settle(lines, delivered=True)
                 return
             if status in REFUSED:
@@ -251,6 +305,7 @@ class Forwarder:
                 self.log(f"zomg-receiver: PostHog refused an event (HTTP {status}); dropped it: "
                          f"{batch_shape(lines)}")
                 self.dropped += 1
+                self.metrics.count("events_dropped_total")
                 self._settle(lines, delivered=True)
                 return
             self._failed(outcome, attempt)
@@ -297,6 +352,7 @@ class Forwarder:
     def _settle(self, lines: list, delivered: bool) -> None:
         with self._cond:
             if delivered:
+                self._sending_since = None
                 self._held_events -= len(lines)
                 self._held_bytes -= sum(len(line) + 1 for line in lines)
             self._cond.notify_all()

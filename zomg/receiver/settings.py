@@ -18,6 +18,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from zomg.receiver.log import emit
+from zomg.receiver.metrics import DIR_VAR as METRICS_DIR_VAR
+from zomg.receiver.metrics import Metrics
 from zomg.receiver.wsgi import make_app
 
 # The exit status of a receiver stopped at start by a setting (docs/receiver.md).
@@ -32,7 +35,8 @@ class SettingsError(ValueError):
 
 def refuse_to_start(error: SettingsError) -> int:
     """Say on stderr, in one line, why the receiver does not start; the exit status to stop with."""
-    print(f"zomg-receiver: error: {error}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"zomg-receiver: error: {error}\n")  # one write: the whole line or nothing
+    sys.stderr.flush()
     return error.exit_code
 
 
@@ -99,8 +103,9 @@ def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
     return f"{TOKEN_VAR} is not set: not forwarding; appending accepted events to {where}"
 
 
-def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) -> tuple[Callable, str]:
-    """(the deliver callable, a one-line description of where events go)."""
+def deliverer_from_env(environ: Mapping[str, str], output: str | None = None,
+                       metrics: Metrics | None = None) -> tuple[Callable, str]:
+    """(the deliver callable, a one-line description of where events go); a forwarder counts into ``metrics``."""
     where = check_env(environ, output)
     token = environ.get(TOKEN_VAR, "")
     if token:
@@ -108,7 +113,7 @@ def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) ->
         from zomg.receiver.posthog import DEFAULT_HOST, PostHogClient
 
         client = PostHogClient(token, environ.get(HOST_VAR) or DEFAULT_HOST)
-        return Forwarder(client, **forwarder_settings(environ)), where
+        return Forwarder(client, metrics=metrics, **forwarder_settings(environ)), where
     from zomg.receiver.local_sink import LocalSink
 
     return LocalSink(output or environ.get(OUTPUT_VAR) or None), where
@@ -117,7 +122,15 @@ def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) ->
 def app_from_env(
     environ: Mapping[str, str], output: str | None = None, announce: TextIO | None = None
 ) -> Callable:
-    """The WSGI application configured by ``environ``; says once on ``announce`` where events go."""
-    deliver, where = deliverer_from_env(environ, output)
-    print(f"zomg-receiver: {where}", file=announce or sys.stderr, flush=True)
-    return make_app(deliver)
+    """The WSGI application configured by ``environ``; says once on ``announce`` where events go.
+
+    Its figures are published in ``ZOMG_RECEIVER_METRICS_DIR`` when that is set
+    (gunicorn's master sets it for its workers), so that /metrics sums them all.
+    """
+    metrics = Metrics(environ.get(METRICS_DIR_VAR) or None)
+    deliver, where = deliverer_from_env(environ, output, metrics)
+    state = getattr(deliver, "state", None)
+    if state is not None:
+        metrics.state = state
+    emit(f"zomg-receiver: {where}", stream=announce)
+    return make_app(deliver, metrics)
