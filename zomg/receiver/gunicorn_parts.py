@@ -30,7 +30,6 @@ line one write.
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import time
 import weakref
@@ -39,7 +38,7 @@ from gunicorn.glogging import Logger
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
-from zomg.receiver.log import LineFormatter, OneWriteHandler
+from zomg.receiver.log import LineFormatter, OneWriteHandler, mask_addresses
 from zomg.receiver.wsgi import REASONS, error_body
 
 READ_STEP_SECONDS = 5.0
@@ -167,7 +166,6 @@ _CLIENT_MESSAGES = (
     "HTTP/2",
     "Failed to send error message",
 )
-_IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
 
 def private_record(level: int, msg: object, args: tuple, kwargs: dict) -> tuple:
@@ -191,7 +189,7 @@ def private_record(level: int, msg: object, args: tuple, kwargs: dict) -> tuple:
         if kind is not None:
             text += f" ({kind.__name__})"
     if not text.startswith("Listening at"):
-        text = _IPV4.sub("<address>", text)
+        text = mask_addresses(text)
     return level, text.replace("%", "%%"), (), kwargs
 
 

@@ -14,19 +14,26 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from typing import TextIO
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
 
-def format_line(text: str, level: str = "INFO", when: float | None = None) -> str:
+def mask_addresses(text: str) -> str:
+    """``text`` with every IPv4 literal replaced by ``<address>``: a last guard for lines a server builds."""
+    return _IPV4.sub("<address>", text)
+
+
+def format_line(text: str, level: str = "INFO", when: float | None = None, pid: int | None = None) -> str:
     """``text`` as one log line (ending in a newline); a multi-line text stays one record."""
     when = time.time() if when is None else when
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
     millis = int(when * 1000) % 1000
-    return f"{stamp}.{millis:03d}Z [{os.getpid()}] [{level}] {text.rstrip(chr(10))}\n"
+    return f"{stamp}.{millis:03d}Z [{pid or os.getpid()}] [{level}] {text.rstrip(chr(10))}\n"
 
 
 def write_whole(stream: TextIO, line: str) -> None:

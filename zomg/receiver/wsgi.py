@@ -32,6 +32,7 @@ HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 MAX_BODY_BYTES = schema.MAX_BODY_BYTES
+TOO_LARGE = f"body: larger than {MAX_BODY_BYTES} bytes"  # the 413's message (nginx's too, stack.py)
 # Longer than this and the number is past MAX_BODY_BYTES anyway; also keeps
 # int() away from the interpreter's limit on very long digit strings.
 _MAX_LENGTH_DIGITS = 7
@@ -122,7 +123,7 @@ def read_body(environ: dict) -> bytes:
     if not (raw.isascii() and raw.isdigit()):
         raise _Reject(400, "Content-Length: not a number")
     if len(raw) > _MAX_LENGTH_DIGITS or int(raw) > MAX_BODY_BYTES:
-        raise _Reject(413, f"body: larger than {MAX_BODY_BYTES} bytes")
+        raise _Reject(413, TOO_LARGE)
     remaining = int(raw)
     stream = environ["wsgi.input"]
     chunks = []
