@@ -221,6 +221,7 @@ class Forwarder:
             if not self._closing:
                 self._closing = True
                 self._deadline = self.clock() + max(0.0, timeout)
+                self.metrics.changed()
             self._cond.notify_all()
 
     def close(self, timeout: float) -> int:
@@ -334,6 +335,7 @@ class Forwarder:
             now = self.clock()
             if self._failing_since is None:
                 self._failing_since = now
+                self.metrics.changed()
             self._retry_at = now + delay
             report = kind.split(" (")[0] if status is None or status in RETRYABLE else kind
             if report != self._reported:
@@ -345,6 +347,7 @@ class Forwarder:
             if self._failing_since is not None:
                 outage = self.clock() - self._failing_since
                 self.log(f"zomg-receiver: PostHog accepts events again after {outage:.0f} s")
+                self.metrics.changed()
             self._failing_since = None
             self._reported = None
             self._retry_at = 0.0

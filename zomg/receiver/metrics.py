@@ -110,6 +110,7 @@ class Metrics:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._stop = threading.Event()
+        self._changed = threading.Event()
 
     # Counting (any thread) ----------------------------------------------------
 
@@ -145,10 +146,17 @@ class Metrics:
     def stop(self) -> None:
         """Publish a last time (after the drain) and stop publishing."""
         self._stop.set()
+        self._changed.set()
         self.publish()
 
+    def changed(self) -> None:
+        """The state changed (an outage began or ended, a stop began): publish now, not at the next tick."""
+        self._changed.set()
+
     def _publish_loop(self) -> None:
-        while not self._stop.wait(PUBLISH_SECONDS):
+        while not self._stop.is_set():
+            self._changed.wait(PUBLISH_SECONDS)
+            self._changed.clear()
             self.publish()
 
     def snapshot(self) -> dict:
