@@ -76,9 +76,11 @@ def error_pages() -> str:
         body = error_body(message).decode("ascii")
         assert "'" not in body and "\\" not in body  # one nginx single-quoted string
         # A URI, not a named location: nginx cannot redirect to one before it has read a request line.
-        lines.append(f"        error_page {status} /zomg-error/{status};")
+        lines.append(f"        error_page {status} ={answered} /zomg-error/{status};")
         extra = " add_header Retry-After 1 always;" if answered == 503 else ""
-        lines.append(f"        location = /zomg-error/{status} {{ internal;{extra} return {answered} '{body}'; }}")
+        # client_max_body_size 0: the redirect is checked against the limit again, and must not fail it.
+        lines.append(f"        location = /zomg-error/{status} {{ internal; client_max_body_size 0;{extra} "
+                     f"return {answered} '{body}'; }}")
     return "\n".join(lines)
 
 
