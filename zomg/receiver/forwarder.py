@@ -132,7 +132,7 @@ class Forwarder:
         self._hurry = False  # the process is stopping: send without waiting out the interval
         self._thread: threading.Thread | None = None
         self._accepted_calls = 0  # calls PostHog took: the witnesses of a per-event refusal
-        self._suspects: dict = {}  # event id -> (refusals alone, _accepted_calls at the last one)
+        self._suspects: dict = {}  # event line -> (refusals alone, _accepted_calls at the last one)
         self.sent_calls = 0  # upstream calls made by this process, for the benchmark's figures
 
     # The application's side -------------------------------------------------
@@ -414,15 +414,16 @@ class Forwarder:
         unsettled.sort()
         return unsettled, took
 
-    def _refused_alone(self, row: tuple) -> bool:
+    def _refused_alone(self, event: tuple) -> bool:
         """Count a refusal of this event alone; True once it is confirmed (see the module docstring)."""
-        refusals, witnessed = self._suspects.get(row[0], (0, -1))
+        line = event[1]
+        refusals, witnessed = self._suspects.get(line, (0, -1))
         if refusals == 0 or self._accepted_calls > witnessed:
             refusals += 1
         if refusals >= self.confirm:
-            self._suspects.pop(row[0], None)
+            self._suspects.pop(line, None)
             return True
-        self._suspects[row[0]] = (refusals, self._accepted_calls)
+        self._suspects[line] = (refusals, self._accepted_calls)
         return False
 
     def _wait_and_probe(self, rows: list) -> list:
@@ -445,15 +446,13 @@ class Forwarder:
                     self._cond.wait(wake - now)
                     continue
                 self._schedule_probe(now)
-            probe = self.spool.claim(1)
-            if not probe:
-                probe = [rows[int(self.jitter() * len(rows)) % len(rows)]]
-            elif probe[0] not in rows:
-                rows = sorted(rows + probe)
+            claimed = self.spool.claim(1)  # a whole batch: the others join the call
+            rows = sorted(rows + claimed)
+            probe = [claimed[0] if claimed else rows[int(self.jitter() * len(rows)) % len(rows)]]
             outcome = self._post(probe)
             if outcome.accepted:
                 self._settle(probe, "forwarded", False)
-                rows = [row for row in rows if row[0] != probe[0][0]]
+                rows = [event for event in rows if event != probe[0]]
                 self._recovered()
                 return rows
 
@@ -499,12 +498,11 @@ class Forwarder:
             self._retry_at = 0.0
             self._next_probe = 0.0
 
-    def _settle(self, rows: list, counter: str, unknown: bool) -> None:
-        ids = [row_id for row_id, _ in rows]
-        self.spool.settle(ids, counter)
+    def _settle(self, events: list, counter: str, unknown: bool) -> None:
+        self.spool.settle(events, counter)
         if unknown:
-            self.spool.count("duplicated", len(rows))
-        for row_id in ids:
-            self._suspects.pop(row_id, None)
+            self.spool.count("duplicated", len(events))
+        for _, line in events:
+            self._suspects.pop(line, None)
         with self._cond:
             self._cond.notify_all()

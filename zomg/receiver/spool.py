@@ -2,9 +2,9 @@
 
 One database file, ``spool.sqlite3`` in ``ZOMG_RECEIVER_SPOOL_DIR``, shared by
 every process of the receiver (gunicorn's workers, a restarted receiver, any
-WSGI host). An event is a row from the moment its batch is answered 202 until
-PostHog took it (or refused it alone, see forwarder.py); docs/receiver.md has
-the failure model.
+WSGI host). An accepted batch is a row from the moment it is answered 202,
+and an event stays in it until PostHog took it (or refused it alone, see
+forwarder.py); docs/receiver.md has the failure model.
 
 - ``append`` is a group commit: the request threads of a process that arrive
   while a commit runs wait for the next one, which writes all their rows in
@@ -12,7 +12,8 @@ the failure model.
   ``synchronous=FULL``, fsynced). The bound (events and bytes, kept in a
   one-row ``totals`` table inside the same transactions) is checked there.
 - A sender ``claim``s the oldest unclaimed rows by writing its owner name on
-  them; ``settle`` deletes rows PostHog took; ``release`` hands rows back.
+  them; ``settle`` takes out the events PostHog took (deleting a row once it
+  is empty); ``release`` hands rows back.
   An owner is a process holding an exclusive lock on its file under
   ``owners/``: the lock dies with the process (crash, SIGKILL, OOM kill,
   reboot), and ``reclaim`` hands a dead owner's rows back to everyone.
@@ -46,8 +47,11 @@ BUSY_SECONDS = 5.0
 _CHUNK = 500
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, line BLOB NOT NULL, queued REAL NOT NULL, owner TEXT)",
-    "CREATE INDEX IF NOT EXISTS claimed ON events (owner) WHERE owner IS NOT NULL",
+    # One row per accepted batch: its events as newline-ended JSON lines. The small
+    # columns come first, so reading them never reads the lines.
+    "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL, "
+    "queued REAL NOT NULL, owner TEXT, lines BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS claimed ON batches (owner) WHERE owner IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS totals (one INTEGER PRIMARY KEY CHECK (one = 1), events INTEGER NOT NULL, "
     "bytes INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO totals VALUES (1, 0, 0)",
@@ -65,13 +69,17 @@ class SpoolFull(SpoolError):
 
 
 class _Ticket:
-    __slots__ = ("lines", "count", "done", "error")
+    """One append waiting for a group commit: woken alone, when its group is committed or it is to lead the next."""
 
-    def __init__(self, lines: bytes, count: int) -> None:
+    __slots__ = ("lines", "count", "done", "lead", "error", "wake")
+
+    def __init__(self, lines: bytes, count: int, lock: threading.Lock) -> None:
         self.lines = lines
         self.count = count
         self.done = False
+        self.lead = False
         self.error: Exception | None = None
+        self.wake = threading.Condition(lock)
 
 
 def default_directory(environ: Mapping[str, str]) -> str:
@@ -109,11 +117,15 @@ def on_fork(owner: object, reset: Callable[[object], None]) -> None:
     register(after_in_child=child)
 
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # Windows: SQLite's own waiting serves between processes
+    _fcntl = None
+
+
 def _lock_exclusive(fd: int) -> bool:
     """Take an exclusive lock on ``fd`` without waiting; False when another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
+    if _fcntl is None:
         import msvcrt
 
         try:
@@ -122,7 +134,7 @@ def _lock_exclusive(fd: int) -> bool:
         except OSError:
             return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
         return True
     except OSError:
         return False
@@ -149,9 +161,13 @@ class Spool:
         # A new process (the first, or a fork's child): locks, connections and owner are per
         # process. Connections inherited across a fork are kept referenced and never closed:
         # closing them would touch the parent's database locks.
-        self._cond = threading.Condition()  # the group commit's
+        self._mutex = threading.Lock()  # the group commit's
         self._lock = threading.Lock()  # the side connection's (claims, settles, reads)
         self._counts_lock = threading.Lock()
+        self._writer = threading.Lock()  # with _writer_fd: one write transaction at a time, across processes
+        if getattr(self, "_writer_fd", None) is not None:
+            os.close(self._writer_fd)  # the parent's descriptor; this process opens its own
+        self._writer_fd: int | None = None
         self._inherited = [getattr(self, name, None) for name in ("_append_db", "_side_db")]
         self._append_db: sqlite3.Connection | None = None
         self._side_db: sqlite3.Connection | None = None
@@ -193,22 +209,38 @@ class Spool:
 
         SpoolFull when they do not fit in the bound, SpoolError when they could not be written.
         """
-        ticket = _Ticket(lines, count)
-        with self._cond:
+        # Each waiting thread is woken once, by the leader that committed its rows or that hands it
+        # the lead: waking every waiter at every commit would cost more than the commit.
+        mutex = self._mutex
+        ticket = _Ticket(lines, count, mutex)
+        with mutex:
             self._pending.append(ticket)
-            while not ticket.done:
-                if self._committing:
-                    self._cond.wait()
-                    continue
-                group, self._pending = self._pending, []
-                self._committing = True
-                self._cond.release()
-                try:
-                    self._commit(group)
-                finally:
-                    self._cond.acquire()
+            if self._committing:
+                while not (ticket.done or ticket.lead):
+                    ticket.wake.wait()
+                if ticket.done:
+                    if ticket.error is not None:
+                        raise ticket.error
+                    return
+            self._committing = True
+            group, self._pending = self._pending, []
+        committed = False
+        try:
+            self._commit(group)
+            committed = True
+        finally:
+            with mutex:
+                for waiting in group:
+                    if not committed and waiting.error is None:
+                        waiting.error = SpoolError("receiver: spool cannot be written; retry later")
+                    waiting.done = True
+                    if waiting is not ticket:
+                        waiting.wake.notify()
+                if self._pending:
+                    self._pending[0].lead = True
+                    self._pending[0].wake.notify()
+                else:
                     self._committing = False
-                    self._cond.notify_all()
         if ticket.error is not None:
             raise ticket.error
 
@@ -217,38 +249,28 @@ class Spool:
         try:
             if self._append_db is None:
                 self._append_db = self._connect()
-            db = self._append_db
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(self, self._append_db) as db:
                 events, size = db.execute("SELECT events, bytes FROM totals").fetchone()
                 rows: list = []
-                added_events = added_bytes = 0
                 for ticket in group:
-                    if (events + added_events + ticket.count > self.max_events
-                            or size + added_bytes + len(ticket.lines) > self.max_bytes):
+                    if events + ticket.count > self.max_events or size + len(ticket.lines) > self.max_bytes:
                         ticket.error = SpoolFull("receiver: spool full; keep the events and retry later")
                         continue
-                    rows.extend((line, now) for line in ticket.lines.split(b"\n")[:-1])
-                    added_events += ticket.count
-                    added_bytes += len(ticket.lines)
+                    rows.append((ticket.count, len(ticket.lines), now, ticket.lines))
+                    events += ticket.count
+                    size += len(ticket.lines)
                 if rows:
-                    db.executemany("INSERT INTO events (line, queued) VALUES (?, ?)", rows)
-                    db.execute("UPDATE totals SET events = events + ?, bytes = bytes + ?", (added_events, added_bytes))
-                    _add_counters(db, {"accepted": added_events})
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            if len(rows) < sum(ticket.count for ticket in group):
+                    db.executemany("INSERT INTO batches (count, bytes, queued, lines) VALUES (?, ?, ?, ?)", rows)
+                    added = sum(row[0] for row in rows)
+                    db.execute("UPDATE totals SET events = events + ?, bytes = bytes + ?",
+                               (added, sum(row[1] for row in rows)))
+                    _add_counters(db, {"accepted": added})
+            if len(rows) < len(group):
                 self._full_since_settle = True
         except (sqlite3.Error, OSError) as exc:
             for ticket in group:
                 if ticket.error is None:
                     ticket.error = SpoolError(f"receiver: spool cannot be written ({exc}); retry later")
-        finally:
-            for ticket in group:
-                ticket.done = True
 
     # Sending ---------------------------------------------------------------------
 
@@ -264,66 +286,84 @@ class Spool:
         db.execute("INSERT OR REPLACE INTO owners VALUES (?, ?)", (self.owner, self.clock()))
 
     def claim(self, limit: int, before: float | None = None) -> list:
-        """The oldest unclaimed events (accepted before ``before``, a ``clock`` time, if given), at most ``limit``,
-        now this process's: [(id, line), ...]."""
+        """The events of the oldest unclaimed batches (accepted before ``before``, a ``clock`` time, if given),
+        whole batches, at most ``limit`` events unless one batch holds more; now this process's.
+
+        A list of events, each ``(batch id, line)``, oldest first.
+        """
         before = float("inf") if before is None else before
         with self._lock:
             db = self._side()
-            if db.execute("SELECT 1 FROM events WHERE owner IS NULL AND queued < ? LIMIT 1",
+            if db.execute("SELECT 1 FROM batches WHERE owner IS NULL AND queued < ? LIMIT 1",
                           (before,)).fetchone() is None:
                 return []
-            with _transaction(db):
+            events: list = []
+            with _transaction(self, db):
                 self._register(db)
-                rows = db.execute("SELECT id, line FROM events WHERE owner IS NULL AND queued < ? ORDER BY id LIMIT ?",
-                                  (before, limit)).fetchall()
-                if rows:
-                    db.execute("UPDATE events SET owner = ? WHERE owner IS NULL AND id <= ?", (self.owner, rows[-1][0]))
-            return rows
+                last = None
+                for row_id, count, lines in db.execute(
+                        "SELECT id, count, lines FROM batches WHERE owner IS NULL AND queued < ? ORDER BY id LIMIT ?",
+                        (before, limit)):
+                    if events and len(events) + count > limit:
+                        break
+                    events.extend((row_id, line) for line in lines.split(b"\n")[:-1])
+                    last = row_id
+                if last is not None:
+                    db.execute("UPDATE batches SET owner = ? WHERE owner IS NULL AND id <= ?", (self.owner, last))
+            return events
 
-    def settle(self, ids: Iterable[int], counter: str) -> int:
-        """Delete events PostHog took (``counter`` "forwarded") or refused alone ("dropped"); how many were here."""
-        ids = list(ids)
+    def settle(self, events: Iterable[tuple], counter: str) -> int:
+        """Take events out of the spool: PostHog took them (``counter`` "forwarded") or refused them alone
+        ("dropped"). ``events`` as ``claim`` gave them; how many were still here."""
+        by_batch: dict = {}
+        for row_id, line in events:
+            by_batch.setdefault(row_id, set()).add(line)
+        ids = list(by_batch)
         with self._lock:
             db = self._side()
             gone_events = gone_bytes = 0
-            with _transaction(db):
+            with _transaction(self, db):
+                whole, part = [], []
                 for start in range(0, len(ids), _CHUNK):
                     chunk = ids[start:start + _CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    count, size = db.execute(f"SELECT count(*), coalesce(sum(length(line)), 0) FROM events "
-                                             f"WHERE id IN ({marks})", chunk).fetchone()
-                    db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
-                    gone_events += count
-                    gone_bytes += size + count  # each line's newline counted in the bound
+                    for row_id, count, size in db.execute(
+                            f"SELECT id, count, bytes FROM batches WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                        (whole if len(by_batch[row_id]) >= count else part).append((row_id, count, size))
+                for start in range(0, len(whole), _CHUNK):
+                    chunk = [row_id for row_id, _, _ in whole[start:start + _CHUNK]]
+                    db.execute(f"DELETE FROM batches WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                gone_events = sum(count for _, count, _ in whole)
+                gone_bytes = sum(size for _, _, size in whole)
+                for row_id, count, size in part:  # some events of a batch (a refused call, split): keep the rest
+                    (lines,) = db.execute("SELECT lines FROM batches WHERE id = ?", (row_id,)).fetchone()
+                    kept = [line for line in lines.split(b"\n")[:-1] if line not in by_batch[row_id]]
+                    rest = b"".join(line + b"\n" for line in kept)
+                    db.execute("UPDATE batches SET count = ?, bytes = ?, lines = ? WHERE id = ?",
+                               (len(kept), len(rest), rest, row_id))
+                    gone_events += count - len(kept)
+                    gone_bytes += size - len(rest)
                 db.execute("UPDATE totals SET events = events - ?, bytes = bytes - ?", (gone_events, gone_bytes))
                 _add_counters(db, {counter: gone_events})
             self._full_since_settle = False
             return gone_events
 
-    def release(self, ids: Iterable[int] | None = None) -> None:
-        """Hand this process's claimed events back (``ids``, or all of them) for any sender to take."""
+    def release(self) -> None:
+        """Hand every event this process claimed back, for any sender to take."""
         with self._lock:
             db = self._side()
-            with _transaction(db):
-                if ids is None:
-                    db.execute("UPDATE events SET owner = NULL WHERE owner = ?", (self.owner,))
-                    return
-                ids = list(ids)
-                for start in range(0, len(ids), _CHUNK):
-                    chunk = ids[start:start + _CHUNK]
-                    db.execute(f"UPDATE events SET owner = NULL WHERE owner = ? AND id IN ({','.join('?' * len(chunk))})",
-                               [self.owner, *chunk])
+            with _transaction(self, db):
+                db.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self.owner,))
 
     def reclaim(self) -> int:
-        """Hand back the events of owners whose process is gone; how many events that freed."""
+        """Hand back the batches of owners whose process is gone; how many batches that freed."""
         with self._lock:
             db = self._side()
             freed = 0
             for (owner,) in db.execute("SELECT owner FROM owners").fetchall():
                 if owner == self.owner or self._alive(owner):
                     continue
-                with _transaction(db):
-                    freed += db.execute("UPDATE events SET owner = NULL WHERE owner = ?", (owner,)).rowcount
+                with _transaction(self, db):
+                    freed += db.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (owner,)).rowcount
                     db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
                 try:
                     os.unlink(os.path.join(self.directory, OWNERS_DIR, owner + ".lock"))
@@ -351,7 +391,7 @@ class Spool:
     def oldest_age(self) -> float | None:
         """Seconds since the oldest event on disk was accepted; None when the spool is empty."""
         with self._lock:
-            row = self._side().execute("SELECT queued FROM events ORDER BY id LIMIT 1").fetchone()
+            row = self._side().execute("SELECT queued FROM batches ORDER BY id LIMIT 1").fetchone()
         return None if row is None else max(0.0, self.clock() - row[0])
 
     @property
@@ -374,7 +414,7 @@ class Spool:
         try:
             with self._lock:
                 db = self._side()
-                with _transaction(db):
+                with _transaction(self, db):
                     _add_counters(db, deltas)
         except (sqlite3.Error, OSError):
             with self._counts_lock:
@@ -396,18 +436,60 @@ def _add_counters(db: sqlite3.Connection, deltas: Mapping[str, float]) -> None:
                    list(deltas.items()))
 
 
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+class _Writing:
+    """The spool's write lock: a thread lock, and a lock on ``spool.lock`` for the other processes.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    SQLite lets one writer in at a time and makes the others poll, sleeping
+    1, 2, 5, 10 ms and more between tries; waiting on a file lock instead wakes
+    the next writer the moment the lock is free.
+    """
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+
+    def __enter__(self) -> None:
+        spool = self.spool
+        spool._writer.acquire()
+        try:
+            if _fcntl is not None:
+                if spool._writer_fd is None:
+                    spool._writer_fd = os.open(os.path.join(spool.directory, "spool.lock"), os.O_RDWR | os.O_CREAT,
+                                               0o600)
+                _fcntl.flock(spool._writer_fd, _fcntl.LOCK_EX)
+        except BaseException:
+            spool._writer.release()
+            raise
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        spool = self.spool
+        try:
+            if _fcntl is not None and spool._writer_fd is not None:
+                _fcntl.flock(spool._writer_fd, _fcntl.LOCK_UN)
+        finally:
+            spool._writer.release()
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT under the spool's write lock, rolled back on any error."""
+
+    def __init__(self, spool: Spool, db: sqlite3.Connection) -> None:
         self.db = db
+        self.writing = _Writing(spool)
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.writing.__enter__()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.writing.__exit__(None, None, None)
+            raise
         return self.db
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        if kind is None:
-            self.db.execute("COMMIT")
-        elif self.db.in_transaction:
-            self.db.execute("ROLLBACK")
+        try:
+            if kind is None:
+                self.db.execute("COMMIT")
+            elif self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+        finally:
+            self.writing.__exit__(None, None, None)
