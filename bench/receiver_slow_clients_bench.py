@@ -27,8 +27,6 @@ at least 8192 (``ulimit -n``):
 """
 from __future__ import annotations
 
-import _repo_root  # noqa: F401  (puts the repository root on sys.path)
-
 import argparse
 import os
 import re
@@ -42,6 +40,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+import _repo_root  # noqa: F401  (puts the repository root on sys.path)
 
 from tests.support.events import cli_event
 from zomg.telemetry import schema
@@ -163,9 +163,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--slow", type=int, default=300)
+    parser.add_argument("--stack-only", action="store_true",
+                        help="measure (b) alone: (a) answers nothing within the timeout, so its rounds are slow")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 4 * (args.idle + args.slow) + 512
+    needed = (2 if args.stack_only else 4) * (args.idle + args.slow) + 512
     if hard != resource.RLIM_INFINITY and hard < needed:
         raise SystemExit(f"needs {needed} file descriptors; the hard limit is {hard}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, needed), hard))
@@ -173,12 +175,14 @@ def main() -> int:
     scratch = tempfile.mkdtemp(prefix="zomg-slow-bench-")
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("POSTHOG")}
     env["ZOMG_RECEIVER_OUTPUT"] = os.path.join(scratch, "events.jsonl")
-    alone, alone_url = start([sys.executable, "-m", "gunicorn", "-c", "python:zomg.receiver.gunicorn_conf",
-                              "--bind", "127.0.0.1:0", "zomg.receiver:app"], r"Listening at: (http://\S+)", env)
+    deployments = []
+    if not args.stack_only:
+        alone, alone_url = start([sys.executable, "-m", "gunicorn", "-c", "python:zomg.receiver.gunicorn_conf",
+                                  "--bind", "127.0.0.1:0", "zomg.receiver:app"], r"Listening at: (http://\S+)", env)
+        deployments.append(("(a) gunicorn alone", alone, alone_url))
     stack, stack_url = start([sys.executable, os.path.join(ROOT, "scripts", "receiver-stack"), "--port", "0"],
                              r"listening on (http://\S+)", env)
-    deployments = [("(a) gunicorn alone", alone, alone_url), ("(b) nginx + gunicorn (receiver-stack)", stack,
-                                                                stack_url)]
+    deployments.append(("(b) nginx + gunicorn (receiver-stack)", stack, stack_url))
     holds = []
     try:
         for _, _, url in deployments:
@@ -205,8 +209,8 @@ def main() -> int:
             report(name, times[name], failures[name], tree_cpu(proc.pid) - cpu_before[name])
         print(f"connections the servers closed and the bench opened again: "
               f"{', '.join(f'{name[:3]} {hold.reopened}' for (name, _, _), hold in zip(deployments, holds))}")
-        worst = max(times[deployments[1][0]], default=float("inf"))
-        ok = failures[deployments[1][0]] == 0 and worst <= GOAL_SECONDS
+        worst = max(times[deployments[-1][0]], default=float("inf"))
+        ok = failures[deployments[-1][0]] == 0 and worst <= GOAL_SECONDS
         print(f"goal (b): every answer, the worst <= {GOAL_SECONDS * 1000:.0f} ms: {'met' if ok else 'NOT met'}")
         return 0 if ok else 1
     finally:

@@ -1,17 +1,22 @@
-"""The receiver's operating figures: what every worker counts, summed across workers for /metrics and /readyz.
+"""The receiver's operating figures: what /metrics shows and /readyz decides, for all workers together.
 
-Each process counts in memory (``Metrics.count``, ``observe``) and learns its
-gauges from a state callable (the forwarder's ``state()``: events and bytes
-not yet taken by PostHog, the oldest one's age, why new batches are refused).
-Under gunicorn every scrape reaches one worker, so each worker also writes a
-snapshot of its figures to ``<directory>/<pid>.json`` every
-``PUBLISH_SECONDS`` and once more when it stops; the worker answering a
+Two sources. The sink's own figures, read when scraped: a forwarder's spool
+(``sink.spool``: ``counters()``, totals over every process and restart of
+events accepted, refused, forwarded, dropped, possibly duplicated, and of
+calls to PostHog; ``depth()``; ``oldest_age()``) and why it refuses batches
+now (``sink.refusal``). And the application's counts of the answers it gave
+(batches accepted and refused, invalid requests), which each process keeps
+in memory (``Metrics.count``).
+
+Under gunicorn every scrape reaches one worker, so each worker writes a
+snapshot of its answer counts and its refusal to ``<directory>/<pid>.json``
+every ``PUBLISH_SECONDS`` and once more when it stops; the worker answering a
 scrape writes its own first and sums every snapshot in the directory. The
 master creates the directory (``gunicorn_conf.on_starting``) and, when a
-worker ends however it ends, folds that worker's counters into
-``retired.json`` (``retire``), so totals survive restarts and gauges count
-live workers only. Without a directory (the dev server, any single-process
-WSGI host) the process's own figures are the totals.
+worker ends however it ends, folds its counts into ``retired.json``
+(``retire``), so totals survive worker restarts and only live workers'
+refusals count. Without a directory (the dev server, any single-process WSGI
+host) the process's own figures are the totals.
 
 Nothing here is built from a request: every series and label value is a
 constant of this module, so no client address, header or event content can
@@ -23,8 +28,7 @@ import json
 import math
 import os
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 DIR_VAR = "ZOMG_RECEIVER_METRICS_DIR"
 PUBLISH_SECONDS = 1.0
@@ -32,105 +36,114 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RETIRED = "retired.json"
 _LOCK = ".lock"
 
-# Why a valid batch is answered 503 (the client keeps it and sends it again).
-REFUSAL_REASONS = ("queue_full", "spool_full", "upstream_failing", "stopping", "output_failed")
+# Why a valid batch is answered 503 (the client keeps it and sends it again): no room on
+# disk, PostHog failing too long, the process stopping, the events could not be written.
+REFUSAL_REASONS = ("full", "outage", "stopping", "error")
 INVALID_STATUSES = ("400", "404", "405", "411", "413")
-UPSTREAM_OUTCOMES = ("accepted", "refused", "token_refused", "unavailable", "unexpected")
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 
 _P = "zomg_receiver_"
 # (name, type, help, label, label values); the order is the order of /metrics.
 FAMILIES = (
-    (_P + "batches_accepted_total", "counter", "Batches answered 202.", None, ()),
-    (_P + "events_accepted_total", "counter", "Events in batches answered 202.", None, ()),
+    (_P + "batches_accepted_total", "counter", "Batches answered 202, since the server started.", None, ()),
     (_P + "batches_refused_total", "counter",
-     "Valid batches answered 503 with Retry-After (the client keeps them and sends them again), by reason.",
-     "reason", REFUSAL_REASONS),
+     "Valid batches answered 503 with Retry-After (the client keeps them and sends them again), by reason, "
+     "since the server started.", "reason", REFUSAL_REASONS),
     (_P + "requests_invalid_total", "counter", "Requests answered 4xx by the application, by status.",
      "status", INVALID_STATUSES),
-    (_P + "events_forwarded_total", "counter", "Events PostHog accepted.", None, ()),
+    (_P + "events_accepted_total", "counter", "Events answered 202 (kept in the spool).", None, ()),
+    (_P + "events_refused_total", "counter", "Events of batches answered 503, by reason.", "reason",
+     REFUSAL_REASONS),
+    (_P + "events_forwarded_total", "counter", "Events PostHog took.", None, ()),
     (_P + "events_dropped_total", "counter",
-     "Accepted events dropped: PostHog refused that one event on its own (400/413).", None, ()),
-    (_P + "events_resent_total", "counter",
-     "Events sent again after a call PostHog may have taken but did not answer: possible duplicates "
-     "(PostHog drops repeated uuids).", None, ()),
-    (_P + "upstream_calls_total", "counter", "Calls to PostHog's /batch/, by outcome.", "outcome",
-     UPSTREAM_OUTCOMES),
+     "Accepted events dropped: PostHog refused the event alone, repeatedly, while taking others.", None, ()),
+    (_P + "events_duplicated_total", "counter",
+     "Events PostHog took after an earlier call with them got no answer: it may hold them twice "
+     "(it drops repeated uuids).", None, ()),
+    (_P + "upstream_calls_total", "counter", "Calls to PostHog's /batch/.", None, ()),
+    (_P + "upstream_failures_total", "counter",
+     "Calls to PostHog's /batch/ it did not take (no answer, or any answer but 2xx).", None, ()),
     (_P + "upstream_call_seconds", "histogram", "Time a call to PostHog's /batch/ took, answered or not.",
      None, ()),
-    (_P + "pending_events", "gauge", "Accepted events not yet taken by PostHog.", None, ()),
+    (_P + "pending_events", "gauge", "Accepted events not yet taken by PostHog (in the spool).", None, ()),
     (_P + "pending_bytes", "gauge", "Bytes of accepted events not yet taken by PostHog.", None, ()),
     (_P + "oldest_pending_age_seconds", "gauge",
      "Age of the oldest accepted event not yet taken by PostHog; 0 when none waits.", None, ()),
     (_P + "refusing", "gauge", "1 while new batches are refused for this reason (what /readyz reports).",
      "reason", REFUSAL_REASONS),
-    (_P + "workers", "gauge", "Processes whose figures these are.", None, ()),
+    (_P + "workers", "gauge", "Processes whose answers are counted here.", None, ()),
 )
+# What the application counts itself (the events ones stand in when the sink keeps no counters).
+APP_FAMILIES = ("batches_accepted_total", "batches_refused_total", "requests_invalid_total",
+                "events_accepted_total", "events_refused_total")
+# The spool's counter names (spool.py, forwarder.py) each family reads, when the sink has a spool.
+_FROM_SPOOL = {
+    "events_accepted_total": "accepted",
+    "events_forwarded_total": "forwarded",
+    "events_dropped_total": "dropped",
+    "events_duplicated_total": "duplicated",
+    "upstream_calls_total": "upstream_calls",
+    "upstream_failures_total": "upstream_failures",
+}
 _LATENCY = _P + "upstream_call_seconds"
+_BUCKET_PREFIX = "upstream_seconds_le_"
 
 
 def _key(name: str, label: str | None = None, value: str = "") -> str:
     return name if label is None else f'{name}{{{label}="{value}"}}'
 
 
-def _counter_keys() -> tuple:
-    keys = []
-    for name, kind, _, label, values in FAMILIES:
-        if kind == "counter":
-            keys += [_key(name)] if label is None else [_key(name, label, v) for v in values]
-    keys += [_key(_LATENCY + "_bucket", "le", _le(b)) for b in LATENCY_BUCKETS]
-    keys += [_key(_LATENCY + "_bucket", "le", "+Inf"), _LATENCY + "_sum", _LATENCY + "_count"]
-    return tuple(keys)
+def _keys(name: str, label: str | None, values: tuple) -> list:
+    return [_key(name)] if label is None else [_key(name, label, v) for v in values]
 
 
-def _le(bound: float) -> str:
-    return repr(float(bound))
-
-
-COUNTER_KEYS = _counter_keys()
-_KNOWN = frozenset(COUNTER_KEYS)
+COUNTER_KEYS = tuple(key for name, kind, _, label, values in FAMILIES
+                     if name[len(_P):] in APP_FAMILIES for key in _keys(name, label, values))
 _LABEL_OF = {name: label for name, _, _, label, _ in FAMILIES if label}
 _SHARED, _ALONE = 1, 2  # flock's LOCK_SH and LOCK_EX, without importing fcntl where it does not exist
 
 
-def _no_state() -> dict:
-    return {}
-
-
 class Metrics:
-    """One process's figures; with ``directory``, published there for the other workers' scrapes."""
+    """One process's answer counts and view of its sink; with ``directory``, published for the other workers."""
 
-    def __init__(self, directory: str | None = None, state: Callable[[], Mapping] = _no_state,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, directory: str | None = None, sink: object = None) -> None:
         self.directory = directory
-        self.state = state
-        self.clock = clock
+        self.sink = sink
         self._counts = dict.fromkeys(COUNTER_KEYS, 0.0)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._stop = threading.Event()
-        self._changed = threading.Event()
 
     # Counting (any thread) ----------------------------------------------------
 
     def count(self, name: str, amount: float = 1, label: str = "") -> None:
-        """Add ``amount`` to counter ``name`` (with the family's label set to ``label``, one of its values)."""
-        key = name if name in _KNOWN else _P + name
+        """Add ``amount`` to family ``name`` (one of APP_FAMILIES), its label set to ``label`` if it has one."""
+        key = _P + name
         if label:
             key = _key(key, _LABEL_OF[key], label)
         with self._lock:
             self._counts[key] += amount
 
-    def observe(self, seconds: float) -> None:
-        """One upstream call that took ``seconds``."""
-        with self._lock:
-            for bound in LATENCY_BUCKETS:
-                if seconds <= bound:
-                    self._counts[_key(_LATENCY + "_bucket", "le", _le(bound))] += 1
-            self._counts[_key(_LATENCY + "_bucket", "le", "+Inf")] += 1
-            self._counts[_LATENCY + "_sum"] += seconds
-            self._counts[_LATENCY + "_count"] += 1
+    # The sink's side ----------------------------------------------------------
+
+    def own_refusal(self) -> str | None:
+        """Why this process's sink refuses batches now, or None (a sink that cannot say refuses nothing)."""
+        try:
+            reason = getattr(self.sink, "refusal", None)
+            reason = reason() if callable(reason) else reason
+        except Exception:
+            return "error"
+        return reason if reason in REFUSAL_REASONS else None
+
+    def _spool_figures(self) -> tuple:
+        """(counters, (events, bytes), oldest age) of the sink's spool; None for each the sink cannot give."""
+        spool = getattr(self.sink, "spool", None)
+        if spool is None:
+            return None, None, None
+        try:
+            return dict(spool.counters()), tuple(spool.depth()), spool.oldest_age()
+        except Exception:  # an unreadable spool: its figures are missing, the rest is still shown
+            return None, None, None
 
     # Publishing (gunicorn workers) --------------------------------------------
 
@@ -146,24 +159,17 @@ class Metrics:
     def stop(self) -> None:
         """Publish a last time (after the drain) and stop publishing."""
         self._stop.set()
-        self._changed.set()
         self.publish()
 
-    def changed(self) -> None:
-        """The state changed (an outage began or ended, a stop began): publish now, not at the next tick."""
-        self._changed.set()
-
     def _publish_loop(self) -> None:
-        while not self._stop.is_set():
-            self._changed.wait(PUBLISH_SECONDS)
-            self._changed.clear()
+        while not self._stop.wait(PUBLISH_SECONDS):
             self.publish()
 
     def snapshot(self) -> dict:
-        """This process's figures as they are now."""
+        """This process's answer counts and refusal as they are now."""
         with self._lock:
             counts = dict(self._counts)
-        return {"pid": os.getpid(), "counters": counts, "state": _clean_state(self.state())}
+        return {"pid": os.getpid(), "counters": counts, "refusing": self.own_refusal()}
 
     def publish(self) -> None:
         if self.directory is None:
@@ -180,13 +186,13 @@ class Metrics:
     # Reading (the worker answering a scrape) ------------------------------------
 
     def _all(self) -> tuple:
-        """(counters summed over every process that ever ran, the live processes' states)."""
+        """(answer counts summed over every process that ran, the live processes' refusals)."""
         own = self.snapshot()
         if self.directory is None:
-            return own["counters"], [own["state"]]
+            return own["counters"], [own["refusing"]]
         self.publish()
         totals = dict.fromkeys(COUNTER_KEYS, 0.0)
-        states = []
+        refusals = []
         with _locked(self.directory, _SHARED):
             for name in _snapshot_names(self.directory):
                 data = _read(os.path.join(self.directory, name))
@@ -194,42 +200,55 @@ class Metrics:
                     continue
                 _add(totals, data.get("counters"))
                 if name != RETIRED and (data.get("pid") == os.getpid() or _alive(data.get("pid"))):
-                    states.append(_clean_state(data.get("state")))
-        return totals, states
+                    reason = data.get("refusing")
+                    refusals.append(reason if reason in REFUSAL_REASONS else None)
+        return totals, refusals
 
     def refusal(self) -> str | None:
         """Why the receiver refuses new batches now (any live worker's reason), or None: what /readyz says."""
-        own = _clean_state(self.state()).get("refusing")
+        own = self.own_refusal()
         if own or self.directory is None:
             return own
-        for state in self._all()[1]:
+        for reason in self._all()[1]:
             # Another worker that is stopping has closed its listener: it answers no one.
-            if state.get("refusing") and state["refusing"] != "stopping":
-                return state["refusing"]
+            if reason and reason != "stopping":
+                return reason
         return None
 
     def render(self) -> bytes:
-        """Every figure, summed across workers, in Prometheus' text format (version 0.0.4)."""
-        counts, states = self._all()
-        now = self.clock()
-        oldest = [s["oldest_at"] for s in states if s.get("oldest_at")]
-        gauges = {
-            _P + "pending_events": sum(s.get("pending_events", 0) for s in states),
-            _P + "pending_bytes": sum(s.get("pending_bytes", 0) for s in states),
-            _P + "oldest_pending_age_seconds": max(0.0, now - min(oldest)) if oldest else 0.0,
-            _P + "workers": len(states),
-        }
-        refusing = {s.get("refusing") for s in states}
+        """Every figure in Prometheus' text format (version 0.0.4)."""
+        counts, refusals = self._all()
+        spooled, depth, oldest = self._spool_figures()
+        values = dict(counts)
+        if spooled is not None:
+            for family, name in _FROM_SPOOL.items():
+                values[_P + family] = spooled.get(name, 0)
+            for reason in REFUSAL_REASONS:
+                values[_key(_P + "events_refused_total", "reason", reason)] = spooled.get(f"refused_{reason}", 0)
+            bounds = sorted((float(name[len(_BUCKET_PREFIX):]), name) for name in spooled
+                            if name.startswith(_BUCKET_PREFIX))
+            for bound, name in bounds:
+                values[_key(_LATENCY + "_bucket", "le", repr(bound))] = spooled[name]
+        calls = values.get(_P + "upstream_calls_total", 0)
+        values[_key(_LATENCY + "_bucket", "le", "+Inf")] = calls
+        values[_LATENCY + "_sum"] = (spooled or {}).get("upstream_seconds_sum", 0)
+        values[_LATENCY + "_count"] = calls
+        events, size = depth or (0, 0)
+        values[_P + "pending_events"] = events
+        values[_P + "pending_bytes"] = size
+        values[_P + "oldest_pending_age_seconds"] = oldest or 0.0
         for reason in REFUSAL_REASONS:
-            gauges[_key(_P + "refusing", "reason", reason)] = 1 if reason in refusing else 0
+            values[_key(_P + "refusing", "reason", reason)] = 1 if reason in refusals else 0
+        values[_P + "workers"] = len(refusals)
         lines = []
-        for name, kind, text, _, _ in FAMILIES:
+        for name, kind, text, label, label_values in FAMILIES:
             lines.append(f"# HELP {name} {text}")
             lines.append(f"# TYPE {name} {kind}")
-            source = gauges if kind == "gauge" else counts
-            for key, value in source.items():
-                if key == name or key.startswith((name + "{", name + "_bucket", name + "_sum", name + "_count")):
-                    lines.append(f"{key} {_number(value)}")
+            if kind == "histogram":
+                keys = [k for k in values if k.startswith(name + "_bucket")] + [name + "_sum", name + "_count"]
+            else:
+                keys = _keys(name, label, label_values)
+            lines += [f"{key} {_number(values.get(key, 0))}" for key in keys]
         return ("\n".join(lines) + "\n").encode("ascii")
 
 
@@ -237,20 +256,6 @@ def _number(value: float) -> str:
     if value == int(value) and abs(value) < 2 ** 53:
         return str(int(value))
     return repr(float(value))
-
-
-def _clean_state(state: object) -> dict:
-    """Only the state keys this module knows, with values of the right kind (a snapshot is read from disk)."""
-    if not isinstance(state, Mapping):
-        return {}
-    clean: dict = {}
-    for key in ("pending_events", "pending_bytes", "oldest_at"):
-        value = state.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            clean[key] = value
-    if state.get("refusing") in REFUSAL_REASONS:
-        clean["refusing"] = state["refusing"]
-    return clean
 
 
 def _add(totals: dict, counters: object) -> None:

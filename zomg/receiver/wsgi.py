@@ -42,7 +42,7 @@ class DeliveryError(Exception):
     """Accepted events could not be handed on; the client keeps them and retries."""
 
     def __init__(self, message: str, status: int = 502, retry_after: int | None = None,
-                 reason: str = "output_failed") -> None:
+                 reason: str = "error") -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
@@ -169,13 +169,13 @@ def make_app(deliver: Callable[[list], None], metrics: Metrics | None = None) ->
     canonical check, without decoding and re-encoding; any other body is decoded
     and validated.
 
-    ``metrics`` counts what the application answers and says whether it is
-    ready; by default one for this process alone, whose state is ``deliver``'s
-    ``state()`` when it has one.
+    ``metrics`` counts what the application answers and reads ``deliver``'s
+    figures and refusal (/metrics, /readyz); by default one for this process
+    alone.
     """
     deliver_lines = getattr(deliver, "deliver_lines", None)
     if metrics is None:
-        metrics = Metrics(state=getattr(deliver, "state", None) or dict)
+        metrics = Metrics(sink=deliver)
     count = metrics.count
 
     def operator_route(path: str, method: str) -> tuple:
@@ -207,6 +207,7 @@ def make_app(deliver: Callable[[list], None], metrics: Metrics | None = None) ->
                 events = validate_batch(parse_json(decode_text(body)))
             except schema.SchemaError as exc:
                 raise _Reject(400, str(exc)) from None
+        size = len(events) if lines is None else lines.count(b"\n")
         try:
             if lines is None:
                 deliver(events)
@@ -214,12 +215,12 @@ def make_app(deliver: Callable[[list], None], metrics: Metrics | None = None) ->
                 deliver_lines(lines)
         except DeliveryError as exc:
             count("batches_refused_total", 1, exc.reason)
+            count("events_refused_total", size, exc.reason)
             headers = () if exc.retry_after is None else (("Retry-After", str(exc.retry_after)),)
             raise _Reject(exc.status, str(exc), headers) from None
-        accepted = len(events) if lines is None else lines.count(b"\n")
         count("batches_accepted_total")
-        count("events_accepted_total", accepted)
-        return 202, b'{"accepted":%d}' % accepted, "application/json"
+        count("events_accepted_total", size)
+        return 202, b'{"accepted":%d}' % size, "application/json"
 
     def app(environ: dict, start_response: Callable) -> list:
         content_type = "application/json"
