@@ -10,7 +10,8 @@ Threads, not the sync worker: a thread waiting on a slow client holds only
 itself, reads are bounded (gunicorn_parts.REQUEST_SECONDS), and a worker
 takes no more connections than it has threads, so a busy worker leaves new
 ones to a free one. The forwarder (one per worker) starts with the worker and
-drains its queue at exit within the graceful timeout. No log line holds a
+at exit sends what it can of the spool within the graceful timeout; the rest
+stays on disk for the next worker. No log line holds a
 client's address, a header or a request line.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import sys
 import time
 
-# Workers share nothing; each has its own forwarder and queue. Not set here:
+# Workers share the spool on disk; each has its own forwarder thread. Not set here:
 # gunicorn's own default reads WEB_CONCURRENCY; when neither it nor --workers
 # says, on_starting makes it one per CPU (at least two, so one can restart
 # while the other serves).

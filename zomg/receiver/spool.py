@@ -53,7 +53,7 @@ _SCHEMA = (
     # One row per accepted batch: its events as newline-ended JSON lines. The small
     # columns come first, so reading them never reads the lines.
     "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL, "
-    "queued REAL NOT NULL, owner TEXT, lines BLOB NOT NULL)",
+    "queued REAL NOT NULL, owner TEXT, origin TEXT, lines BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS claimed ON batches (owner) WHERE owner IS NOT NULL",
     # What is on disk now, and the counters every append or settle changes: one row, so that
     # a commit writes one page for them.
@@ -261,11 +261,13 @@ class Spool:
                     if events + ticket.count > self.max_events or size + len(ticket.lines) > self.max_bytes:
                         ticket.error = SpoolFull("receiver: spool full; keep the events and retry later")
                         continue
-                    rows.append((ticket.count, len(ticket.lines), now, ticket.lines))
+                    rows.append((ticket.count, len(ticket.lines), now, self.owner, ticket.lines))
                     events += ticket.count
                     size += len(ticket.lines)
+                self._register(db)
                 if rows:
-                    db.executemany("INSERT INTO batches (count, bytes, queued, lines) VALUES (?, ?, ?, ?)", rows)
+                    db.executemany("INSERT INTO batches (count, bytes, queued, origin, lines) VALUES (?, ?, ?, ?, ?)",
+                                   rows)
                     added = sum(row[0] for row in rows)
                     db.execute("UPDATE totals SET events = events + ?, bytes = bytes + ?, accepted = accepted + ?",
                                (added, sum(row[1] for row in rows), added))
@@ -289,25 +291,23 @@ class Spool:
         self._owner_fd = fd
         db.execute("INSERT OR REPLACE INTO owners VALUES (?, ?)", (self.owner, self.clock()))
 
-    def claim(self, limit: int, before: float | None = None) -> list:
-        """The events of the oldest unclaimed batches (accepted before ``before``, a ``clock`` time, if given),
-        whole batches, at most ``limit`` events unless one batch holds more; now this process's.
+    def claim(self, limit: int, left: bool = False) -> list:
+        """The events of the oldest unclaimed batches, whole batches, at most ``limit`` events unless one batch
+        holds more; now this process's. With ``left``, only batches accepted by processes now gone.
 
         A list of events, each ``(batch id, line)``, oldest first.
         """
-        before = float("inf") if before is None else before
+        which = "owner IS NULL" + (" AND origin NOT IN (SELECT owner FROM owners)" if left else "")
         with self._lock:
             db = self._side()
-            if db.execute("SELECT 1 FROM batches WHERE owner IS NULL AND queued < ? LIMIT 1",
-                          (before,)).fetchone() is None:
+            if db.execute(f"SELECT 1 FROM batches WHERE {which} LIMIT 1").fetchone() is None:
                 return []
             events: list = []
             with _transaction(self, db):
                 self._register(db)
                 last = None
                 for row_id, count, lines in db.execute(
-                        "SELECT id, count, lines FROM batches WHERE owner IS NULL AND queued < ? ORDER BY id LIMIT ?",
-                        (before, limit)):
+                        f"SELECT id, count, lines FROM batches WHERE {which} ORDER BY id LIMIT ?", (limit,)):
                     if events and len(events) + count > limit:
                         break
                     events.extend((row_id, line) for line in lines.split(b"\n")[:-1])
@@ -407,7 +407,7 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        """Whether the spool refuses batches for lack of room: at its bound, or a batch was refused since the last send."""
+        """Whether batches are refused for lack of room: at the bound, or one was refused since the last send."""
         events, size = self.depth()
         return self._full_since_settle or events >= self.max_events or size >= self.max_bytes
 
