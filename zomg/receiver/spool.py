@@ -313,7 +313,7 @@ class Spool:
                     events.extend((row_id, line) for line in lines.split(b"\n")[:-1])
                     last = row_id
                 if last is not None:
-                    db.execute("UPDATE batches SET owner = ? WHERE owner IS NULL AND id <= ?", (self.owner, last))
+                    db.execute(f"UPDATE batches SET owner = ? WHERE {which} AND id <= ?", (self.owner, last))
             return events
 
     def settle(self, events: Iterable[tuple], counter: str) -> int:
