@@ -176,7 +176,7 @@ class Forwarder:
         return self._failing_since is not None and now - self._failing_since > self.outage_seconds
 
     def _wait_hint(self, now: float) -> int:
-        """Whole seconds for Retry-After: when the whole call is due again (PostHog's own word included), at least one."""
+        """Whole seconds for Retry-After: when the whole call is due again (PostHog's word included), at least 1."""
         return max(1, min(int(MAX_RETRY_AFTER), math.ceil(max(self._retry_at - now, self.interval))))
 
     @property
@@ -268,10 +268,10 @@ class Forwarder:
     # The thread's side --------------------------------------------------------
 
     def _run(self, look_now: bool) -> None:
-        # Started with the process: at once, for what a previous one left (only that: what this
-        # one accepts waits out its interval); started by a request: polls after an interval.
+        # Started with the process: at once, for what processes now gone left (only that: what
+        # live ones accept waits out its interval); started by a request: polls after an interval.
         next_poll = self.clock() + (0.0 if look_now else self.poll_seconds)
-        left_before = self.spool.clock() if look_now else None
+        left = look_now
         idle = False  # the last claim found nothing: only new events or the next poll wake it
         while True:
             try:
@@ -293,9 +293,9 @@ class Forwarder:
                     self.spool.reclaim()
                     self.spool.flush_counters()
                     next_poll = now + self.poll_seconds
-                rows = self.spool.claim(self.batch_events, left_before)
-                if not rows and left_before is not None:
-                    left_before = None
+                rows = self.spool.claim(self.batch_events, left)
+                if not rows and left:
+                    left = False
                     rows = self.spool.claim(self.batch_events) if self._closing else []
                 idle = not rows
                 if idle and self._closing:

@@ -10,7 +10,8 @@ Threads, not the sync worker: a thread waiting on a slow client holds only
 itself, reads are bounded (gunicorn_parts.REQUEST_SECONDS), and a worker
 takes no more connections than it has threads, so a busy worker leaves new
 ones to a free one. The forwarder (one per worker) starts with the worker and
-drains its queue at exit within the graceful timeout. No log line holds a
+at exit sends what it can of the spool within the graceful timeout; the rest
+stays on disk for the next worker. No log line holds a
 client's address, a header or a request line.
 """
 from __future__ import annotations
@@ -19,8 +20,8 @@ import os
 import sys
 import time
 
-# Workers share nothing but the directory where they publish their figures
-# (metrics.py); each has its own forwarder and queue.
+# Workers share the spool on disk and the directory where they publish their
+# figures (metrics.py); each has its own forwarder thread.
 worker_class = "zomg.receiver.gunicorn_parts.ReceiverWorker"
 # Threads mostly wait on sockets (slow clients); 64 per worker keeps 40 slow
 # clients from taking every thread of a two-worker receiver.

@@ -43,6 +43,9 @@ MAX_BYTES = 512 * 1024 * 1024
 # synchronous=FULL: a commit is fsynced, so an answered batch survives power loss too.
 SYNC_MODES = ("full", "normal")
 BUSY_SECONDS = 5.0
+# The counters kept in the totals row, changed in the transactions that change the spool.
+_SETTLED = ("forwarded", "dropped")
+_COUNTED = ("accepted", *_SETTLED)
 # SQLite's default limit on bound parameters is 999 before 3.32.
 _CHUNK = 500
 
@@ -50,11 +53,13 @@ _SCHEMA = (
     # One row per accepted batch: its events as newline-ended JSON lines. The small
     # columns come first, so reading them never reads the lines.
     "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL, "
-    "queued REAL NOT NULL, owner TEXT, lines BLOB NOT NULL)",
+    "queued REAL NOT NULL, owner TEXT, origin TEXT, lines BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS claimed ON batches (owner) WHERE owner IS NOT NULL",
+    # What is on disk now, and the counters every append or settle changes: one row, so that
+    # a commit writes one page for them.
     "CREATE TABLE IF NOT EXISTS totals (one INTEGER PRIMARY KEY CHECK (one = 1), events INTEGER NOT NULL, "
-    "bytes INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO totals VALUES (1, 0, 0)",
+    "bytes INTEGER NOT NULL, accepted INTEGER NOT NULL, forwarded INTEGER NOT NULL, dropped INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO totals VALUES (1, 0, 0, 0, 0, 0)",
     "CREATE TABLE IF NOT EXISTS owners (owner TEXT PRIMARY KEY, since REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)",
 )
@@ -256,15 +261,16 @@ class Spool:
                     if events + ticket.count > self.max_events or size + len(ticket.lines) > self.max_bytes:
                         ticket.error = SpoolFull("receiver: spool full; keep the events and retry later")
                         continue
-                    rows.append((ticket.count, len(ticket.lines), now, ticket.lines))
+                    rows.append((ticket.count, len(ticket.lines), now, self.owner, ticket.lines))
                     events += ticket.count
                     size += len(ticket.lines)
+                self._register(db)
                 if rows:
-                    db.executemany("INSERT INTO batches (count, bytes, queued, lines) VALUES (?, ?, ?, ?)", rows)
+                    db.executemany("INSERT INTO batches (count, bytes, queued, origin, lines) VALUES (?, ?, ?, ?, ?)",
+                                   rows)
                     added = sum(row[0] for row in rows)
-                    db.execute("UPDATE totals SET events = events + ?, bytes = bytes + ?",
-                               (added, sum(row[1] for row in rows)))
-                    _add_counters(db, {"accepted": added})
+                    db.execute("UPDATE totals SET events = events + ?, bytes = bytes + ?, accepted = accepted + ?",
+                               (added, sum(row[1] for row in rows), added))
             if len(rows) < len(group):
                 self._full_since_settle = True
         except (sqlite3.Error, OSError) as exc:
@@ -285,39 +291,43 @@ class Spool:
         self._owner_fd = fd
         db.execute("INSERT OR REPLACE INTO owners VALUES (?, ?)", (self.owner, self.clock()))
 
-    def claim(self, limit: int, before: float | None = None) -> list:
-        """The events of the oldest unclaimed batches (accepted before ``before``, a ``clock`` time, if given),
-        whole batches, at most ``limit`` events unless one batch holds more; now this process's.
+    def claim(self, limit: int, left: bool = False) -> list:
+        """The events of the oldest unclaimed batches, whole batches, at most ``limit`` events unless one batch
+        holds more; now this process's. With ``left``, only batches accepted by processes now gone.
 
         A list of events, each ``(batch id, line)``, oldest first.
         """
-        before = float("inf") if before is None else before
+        which = "owner IS NULL" + (" AND origin NOT IN (SELECT owner FROM owners)" if left else "")
         with self._lock:
             db = self._side()
-            if db.execute("SELECT 1 FROM batches WHERE owner IS NULL AND queued < ? LIMIT 1",
-                          (before,)).fetchone() is None:
+            if db.execute(f"SELECT 1 FROM batches WHERE {which} LIMIT 1").fetchone() is None:
                 return []
             events: list = []
             with _transaction(self, db):
                 self._register(db)
                 last = None
                 for row_id, count, lines in db.execute(
-                        "SELECT id, count, lines FROM batches WHERE owner IS NULL AND queued < ? ORDER BY id LIMIT ?",
-                        (before, limit)):
+                        f"SELECT id, count, lines FROM batches WHERE {which} ORDER BY id LIMIT ?", (limit,)):
                     if events and len(events) + count > limit:
                         break
                     events.extend((row_id, line) for line in lines.split(b"\n")[:-1])
                     last = row_id
                 if last is not None:
-                    db.execute("UPDATE batches SET owner = ? WHERE owner IS NULL AND id <= ?", (self.owner, last))
+                    db.execute(f"UPDATE batches SET owner = ? WHERE {which} AND id <= ?", (self.owner, last))
             return events
 
     def settle(self, events: Iterable[tuple], counter: str) -> int:
         """Take events out of the spool: PostHog took them (``counter`` "forwarded") or refused them alone
         ("dropped"). ``events`` as ``claim`` gave them; how many were still here."""
+        if counter not in _SETTLED:
+            raise ValueError(f"counter must be one of {', '.join(_SETTLED)}")
         by_batch: dict = {}
         for row_id, line in events:
-            by_batch.setdefault(row_id, set()).add(line)
+            lines = by_batch.get(row_id)
+            if lines is None:
+                by_batch[row_id] = [line]
+            else:
+                lines.append(line)
         ids = list(by_batch)
         with self._lock:
             db = self._side()
@@ -336,14 +346,15 @@ class Spool:
                 gone_bytes = sum(size for _, _, size in whole)
                 for row_id, count, size in part:  # some events of a batch (a refused call, split): keep the rest
                     (lines,) = db.execute("SELECT lines FROM batches WHERE id = ?", (row_id,)).fetchone()
-                    kept = [line for line in lines.split(b"\n")[:-1] if line not in by_batch[row_id]]
+                    settled = set(by_batch[row_id])
+                    kept = [line for line in lines.split(b"\n")[:-1] if line not in settled]
                     rest = b"".join(line + b"\n" for line in kept)
                     db.execute("UPDATE batches SET count = ?, bytes = ?, lines = ? WHERE id = ?",
                                (len(kept), len(rest), rest, row_id))
                     gone_events += count - len(kept)
                     gone_bytes += size - len(rest)
-                db.execute("UPDATE totals SET events = events - ?, bytes = bytes - ?", (gone_events, gone_bytes))
-                _add_counters(db, {counter: gone_events})
+                db.execute(f"UPDATE totals SET events = events - ?, bytes = bytes - ?, {counter} = {counter} + ?",
+                           (gone_events, gone_bytes, gone_events))
             self._full_since_settle = False
             return gone_events
 
@@ -396,7 +407,7 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        """Whether the spool refuses batches for lack of room: at its bound, or a batch was refused since the last send."""
+        """Whether batches are refused for lack of room: at the bound, or one was refused since the last send."""
         events, size = self.depth()
         return self._full_since_settle or events >= self.max_events or size >= self.max_bytes
 
@@ -424,7 +435,9 @@ class Spool:
     def counters(self) -> dict:
         """Every counter, totalled over every process and restart (this process's unwritten part included)."""
         with self._lock:
-            totals = dict(self._side().execute("SELECT name, value FROM counters").fetchall())
+            db = self._side()
+            totals = dict(db.execute("SELECT name, value FROM counters").fetchall())
+            totals.update(zip(_COUNTED, db.execute(f"SELECT {', '.join(_COUNTED)} FROM totals").fetchone()))
         with self._counts_lock:
             for name, amount in self._deltas.items():
                 totals[name] = totals.get(name, 0) + amount

@@ -7,7 +7,7 @@ address, so it cannot pass them on. A test hands it an environ that records
 every key read.
 
 Where accepted events go is a ``deliver(events)`` callable given to
-``make_app``: the PostHog forwarder's queue or the local sink. Both
+``make_app``: the PostHog forwarder (its spool) or the local sink. Both
 take the canonical fast path's lines, so one validation path serves both. It
 raises DeliveryError when the events could not be kept, and the client is told
 to retry later (with Retry-After when the sink says when).
