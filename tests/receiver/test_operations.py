@@ -51,10 +51,10 @@ def readiness(url: str) -> int:
     return fetch(url + "/readyz")[0]
 
 
-def test_readyz_and_metrics_follow_a_posthog_outage_across_all_workers(serve, fake_posthog):
+def test_readyz_and_metrics_follow_a_posthog_outage_across_all_workers(serve, fake_posthog, tmp_path):
     fake_posthog.status = 503
     env = forwarding_env(fake_posthog, WEB_CONCURRENCY="2", ZOMG_RECEIVER_OUTAGE_SECONDS="0",
-                         ZOMG_RECEIVER_BATCH_INTERVAL="0")
+                         ZOMG_RECEIVER_BATCH_INTERVAL="0", ZOMG_RECEIVER_METRICS_DIR=str(tmp_path / "metrics"))
     server = shipped(serve, **env)
     assert wait_until(lambda: metrics(server.url)["zomg_receiver_workers"] == 2)  # both booted and publishing
     assert readiness(server.url) == 200
@@ -80,7 +80,9 @@ def test_readyz_and_metrics_follow_a_posthog_outage_across_all_workers(serve, fa
     # Every worker that takes a batch tries PostHog, fails, and from then on refuses.
     assert wait_until(outage_seen), (fake_posthog.count, refused, len(accepted), "".join(server.late_stderr))
     # Whichever worker answers, once the other's refusal reached it.
-    assert wait_until(lambda: all(readiness(server.url) == 503 for _ in range(6))), "".join(server.late_stderr)
+    assert wait_until(lambda: all(readiness(server.url) == 503 for _ in range(6))), (
+        "".join(server.late_stderr), [(p.name, p.read_text()) for p in (tmp_path / "metrics").iterdir()],
+        os.environ.get("ZOMG_RECEIVER_METRICS_DIR"))
     status, headers, body = fetch(server.url + "/readyz")
     assert (status, json.loads(body)) == (503, {"error": "not ready: outage"})
     assert fetch(server.url + "/healthz")[0] == 200  # liveness only
