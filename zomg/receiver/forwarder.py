@@ -498,9 +498,9 @@ class Forwarder:
             self._next_probe = 0.0
 
     def _settle(self, events: list, counter: str, unknown: bool) -> None:
-        self.spool.settle(events, counter)
-        if unknown:
+        if unknown:  # counted first: once settled, a reader may see the spool empty and read the counters
             self.spool.count("duplicated", len(events))
+        self.spool.settle(events, counter)
         for _, line in events:
             self._suspects.pop(line, None)
         with self._cond:
