@@ -203,6 +203,17 @@ class Spool:
             raise
         return db
 
+    def check(self) -> None:
+        """Open the database (creating it) and close it again; SpoolError when it cannot be used.
+
+        For a receiver's start: a spool that cannot work stops it there, instead of refusing
+        every batch. Nothing stays open, so a process may fork after it.
+        """
+        try:
+            self._connect().close()
+        except (sqlite3.Error, OSError) as exc:
+            raise SpoolError(f"{self.path} cannot be used ({exc})") from None
+
     def _side(self) -> sqlite3.Connection:
         if self._side_db is None:
             self._side_db = self._connect()
