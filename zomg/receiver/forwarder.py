@@ -189,7 +189,7 @@ class Forwarder:
                 return "outage"
         try:
             return "full" if self.spool.full else None
-        except (SpoolError, OSError, Exception):  # an unreadable spool refuses every batch
+        except Exception:  # an unreadable spool refuses every batch
             return "full"
 
     def _ensure_thread(self, look_now: bool = False) -> None:
@@ -253,7 +253,7 @@ class Forwarder:
             self.spool.release()
             self.spool.flush_counters()
             left = self.queued
-        except (SpoolError, OSError, Exception) as exc:  # the events are on disk whatever this says
+        except Exception as exc:  # the events are on disk whatever this says
             self.log(f"zomg-receiver: spool unreadable at exit ({type(exc).__name__})")
             left = 0
         if left:
