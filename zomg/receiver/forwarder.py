@@ -501,7 +501,8 @@ class Forwarder:
         if unknown:  # counted first: once settled, a reader may see the spool empty and read the counters
             self.spool.count("duplicated", len(events))
         self.spool.settle(events, counter)
-        for _, line in events:
-            self._suspects.pop(line, None)
+        if self._suspects:  # rarely any: no need to hash every line
+            for _, line in events:
+                self._suspects.pop(line, None)
         with self._cond:
             self._cond.notify_all()

@@ -81,13 +81,13 @@ class _Ticket:
 
     __slots__ = ("lines", "count", "done", "lead", "error", "wake")
 
-    def __init__(self, lines: bytes, count: int, lock: threading.Lock) -> None:
+    def __init__(self, lines: bytes, count: int) -> None:
         self.lines = lines
         self.count = count
         self.done = False
         self.lead = False
         self.error: Exception | None = None
-        self.wake = threading.Condition(lock)
+        self.wake: threading.Condition | None = None  # made only by a ticket that has to wait
 
 
 def default_directory(environ: Mapping[str, str]) -> str:
@@ -234,10 +234,11 @@ class Spool:
         # Each waiting thread is woken once, by the leader that committed its rows or that hands it
         # the lead: waking every waiter at every commit would cost more than the commit.
         mutex = self._mutex
-        ticket = _Ticket(lines, count, mutex)
+        ticket = _Ticket(lines, count)
         with mutex:
             self._pending.append(ticket)
             if self._committing:
+                ticket.wake = threading.Condition(mutex)
                 while not (ticket.done or ticket.lead):
                     ticket.wake.wait()
                 if ticket.done:
@@ -260,7 +261,7 @@ class Spool:
                     if not committed and waiting.error is None:
                         waiting.error = SpoolError("receiver: spool cannot be written; retry later")
                     waiting.done = True
-                    if waiting is not ticket:
+                    if waiting.wake is not None:
                         waiting.wake.notify()
                 if self._pending:
                     self._pending[0].lead = True
