@@ -70,6 +70,13 @@ def test_a_bad_spool_setting_is_a_settings_error(tmp_path, name, value, message)
         app_from_env(environ, announce=io.StringIO())
 
 
+def test_a_spool_file_that_is_not_a_database_stops_the_receiver_at_start(tmp_path):
+    (tmp_path / "spool.sqlite3").write_bytes(b"planted: not a database" * 100)
+    environ = {"POSTHOG_PROJECT_API_KEY": TOKEN, "ZOMG_RECEIVER_SPOOL_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError, match=r"spool: .*spool.sqlite3 cannot be used \(file is not a database\)"):
+        app_from_env(environ, announce=io.StringIO())
+
+
 def test_a_bad_posthog_host_is_a_settings_error():
     with pytest.raises(SettingsError, match="POSTHOG_HOST must be an http"):
         app_from_env({"POSTHOG_PROJECT_API_KEY": TOKEN, "POSTHOG_HOST": "eu.i.posthog.com"}, announce=io.StringIO())

@@ -189,7 +189,7 @@ class Forwarder:
                 return "outage"
         try:
             return "full" if self.spool.full else None
-        except (SpoolError, OSError, Exception):  # an unreadable spool refuses every batch
+        except Exception:  # an unreadable spool refuses every batch
             return "full"
 
     def _ensure_thread(self, look_now: bool = False) -> None:
@@ -253,7 +253,7 @@ class Forwarder:
             self.spool.release()
             self.spool.flush_counters()
             left = self.queued
-        except (SpoolError, OSError, Exception) as exc:  # the events are on disk whatever this says
+        except Exception as exc:  # the events are on disk whatever this says
             self.log(f"zomg-receiver: spool unreadable at exit ({type(exc).__name__})")
             left = 0
         if left:
@@ -498,10 +498,11 @@ class Forwarder:
             self._next_probe = 0.0
 
     def _settle(self, events: list, counter: str, unknown: bool) -> None:
-        self.spool.settle(events, counter)
-        if unknown:
+        if unknown:  # counted first: once settled, a reader may see the spool empty and read the counters
             self.spool.count("duplicated", len(events))
-        for _, line in events:
-            self._suspects.pop(line, None)
+        self.spool.settle(events, counter)
+        if self._suspects:  # rarely any: no need to hash every line
+            for _, line in events:
+                self._suspects.pop(line, None)
         with self._cond:
             self._cond.notify_all()

@@ -126,7 +126,14 @@ def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
         forwarder_settings(environ)
-        directory = spool_settings(environ)["directory"]
+        from zomg.receiver.spool import Spool, SpoolError
+
+        spool = spool_settings(environ)
+        directory = spool["directory"]
+        try:
+            Spool(**spool).check()
+        except SpoolError as exc:
+            raise SettingsError(f"spool: {exc}") from None
         return f"forwarding accepted events to PostHog at {url}, through the spool in {directory}"
     path = output or environ.get(OUTPUT_VAR) or None
     where = "standard output" if path is None else check_output(path)
