@@ -131,6 +131,7 @@ class Forwarder:
         self._accepted_calls = 0  # calls PostHog took: the witnesses of a per-event refusal
         self._suspects: dict = {}  # event line -> (refusals alone, _accepted_calls at the last one)
         self.sent_calls = 0  # upstream calls made by this process, for the benchmark's figures
+        self._next_flush = 0.0  # when _post next writes the counters to the spool
 
     # The application's side -------------------------------------------------
 
@@ -367,6 +368,12 @@ class Forwarder:
             self._accepted_calls += 1
         else:
             spool.count("upstream_failures")
+        now = self.clock()
+        if now >= self._next_flush:
+            # A long outage keeps this thread in _send, away from the poll that writes the counters:
+            # the other workers' /metrics would not see these calls until it ends.
+            self._next_flush = now + self.poll_seconds
+            spool.flush_counters()
         return outcome
 
     def _isolate(self, rows: list) -> tuple:
