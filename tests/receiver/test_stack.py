@@ -180,3 +180,16 @@ def test_nginx_answers_in_json_and_keeps_the_client_out_of_logs_and_posthog(serv
     assert_no_canary(logged)
     for line in logged.splitlines():
         assert LOG_LINE.fullmatch(line) or line.startswith("  "), line  # a debug record may span lines
+
+
+def test_a_port_in_use_stops_the_stack_in_one_line(nginx, tmp_path):
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, STACK, "--port", str(port)], env=clean_env(), cwd=str(tmp_path),
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == f"zomg-receiver: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"

@@ -123,10 +123,13 @@ def find_nginx(environ: Mapping[str, str]) -> str:
     return found
 
 
-def _free_port(host: str) -> int:
+def _free_port(host: str, port: int) -> int:
+    """``port`` once it is known free (any free one for 0); OSError when it cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
-        probe.bind((host, 0))
+        # As nginx binds: a port with connections of a stopped server in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
         return probe.getsockname()[1]
 
 
@@ -199,11 +202,19 @@ class Stack:
         self._wait_for(self._answers, self.proxy, "nginx")
 
     def _answers(self) -> bool:
+        """Whether the receiver answers /healthz through nginx (not merely: something listens there)."""
         try:
-            with socket.create_connection((self.host, self.port), timeout=1):
-                return True
+            with socket.create_connection((self.host, self.port), timeout=1) as probe:
+                probe.sendall(b"GET /healthz HTTP/1.0\r\nHost: stack\r\n\r\n")
+                answer = b""
+                while len(answer) < 4096:
+                    chunk = probe.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
         except OSError:
             return False
+        return answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"status":"ok"}')
 
     def _wait_for(self, condition: object, process: subprocess.Popen, name: str) -> None:
         end = time.monotonic() + START_SECONDS
@@ -277,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         return refuse_to_start(exc)
     except StackError as exc:
         return refuse_to_start(SettingsError(str(exc)))
-    port = args.port or _free_port(args.host)
+    try:
+        port = _free_port(args.host, args.port)
+    except OSError as exc:
+        return refuse_to_start(SettingsError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"))
     stack = Stack(args.host, port, nginx, os.environ)
 
     def stop(signum: int, frame: object) -> None:
@@ -296,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         emit(f"zomg-receiver: listening on http://{shown}:{port} (nginx in front of gunicorn)")
         status = stack.watch()
     except StackError as exc:
-        emit(f"zomg-receiver: error: {exc}", "ERROR")
-        status = EXIT_ERROR
+        if not stack.stopping.is_set():  # told to stop while starting: a stop, not a failure
+            emit(f"zomg-receiver: error: {exc}", "ERROR")
+            status = EXIT_ERROR
     finally:
         clean = stack.stop()
     return status if status != EXIT_OK or clean else EXIT_ERROR
