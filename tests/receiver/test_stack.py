@@ -108,7 +108,7 @@ def test_the_stack_serves_forwards_and_stops_cleanly(serve, nginx, fake_posthog,
     assert len(parts) >= 4  # nginx's master and worker, gunicorn's master and workers
     rundir = re.search(r"unix:(\S+)/gunicorn.sock", "\n".join(server.startup)).group(1)
     server.proc.send_signal(getattr(signal, signame))
-    assert server.proc.wait(90) == 0
+    assert server.proc.wait(90) == 0, "".join(server.late_stderr)[-3000:]
     assert wait_until(lambda: not any(running(pid) for pid in parts))  # no orphans
     assert not os.path.exists(rundir)
 

@@ -257,7 +257,10 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 clean = False
-            clean = clean and process.returncode == 0
+            if process.returncode != 0:
+                emit(f"zomg-receiver: {os.path.basename(process.args[0])} exited with status {process.returncode}",
+                     "ERROR")
+                clean = False
         if self.rundir:
             shutil.rmtree(self.rundir, ignore_errors=True)
         return clean
