@@ -317,3 +317,19 @@ def test_close_with_posthog_down_stops_at_its_deadline_and_leaves_the_events_on_
     again.forwarder.start()
     again.flush()
     assert set(ids) <= set(fake_posthog.accepted_uuids())
+
+
+def test_probes_during_a_long_outage_never_grow_a_call_past_its_bound(forwarding, fake_posthog):
+    forwarded = forwarding(batch_events=10, probe_seconds=0.01)
+    fake_posthog.status = 503
+    fake_posthog.retry_after = "3600"
+    sent = []
+    for _ in range(8):
+        response, ids = send(forwarded, 5)
+        assert response.status == 202
+        sent += ids
+    assert fake_posthog.wait_for_requests(30)  # each probe takes a batch from the spool while it can
+    fake_posthog.status = 200
+    forwarded.flush()
+    assert sorted(set(fake_posthog.accepted_uuids())) == sorted(sent)
+    assert max(len(json.loads(r["body"])["batch"]) for r in fake_posthog.requests) <= 10

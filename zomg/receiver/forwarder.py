@@ -307,6 +307,10 @@ class Forwarder:
                         next_poll = min(next_poll, self.clock())  # more may wait: look again at once
             except Exception as exc:  # a bug or a broken spool must not kill the thread; nothing is lost
                 self.log(f"zomg-receiver: forwarder error ({type(exc).__name__}: {exc}); retrying")
+                try:
+                    self.spool.release()  # what the failed send held goes back, for whoever sends next
+                except Exception:
+                    pass  # still claimed: freed once this process is gone
                 with self._cond:
                     self._cond.wait(self.poll_seconds)
                 next_poll = self.clock()
@@ -445,7 +449,8 @@ class Forwarder:
                     self._cond.wait(wake - now)
                     continue
                 self._schedule_probe(now)
-            claimed = self.spool.claim(1)  # a whole batch: the others join the call
+            # A whole batch: its other events join the call, up to the call's bound.
+            claimed = self.spool.claim(1) if len(rows) < self.batch_events else []
             rows = sorted(rows + claimed)
             probe = [claimed[0] if claimed else rows[int(self.jitter() * len(rows)) % len(rows)]]
             outcome = self._post(probe)
