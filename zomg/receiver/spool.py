@@ -11,8 +11,8 @@ forwarder.py); docs/receiver.md has the failure model.
   one transaction; each returns once its rows are committed (with
   ``synchronous=FULL``, fsynced). The bound (events and bytes, kept in a
   one-row ``totals`` table inside the same transactions) is checked there.
-- A sender ``claim``s the oldest unclaimed rows by writing its owner name on
-  them; ``settle`` takes out the events PostHog took (deleting a row once it
+- A sender ``claim``s the oldest unclaimed rows by writing its owner name
+  beside them (in ``claims``: a claim never rewrites the events); ``settle`` takes out the events PostHog took (deleting a row once it
   is empty); ``release`` hands rows back.
   An owner is a process holding an exclusive lock on its file under
   ``owners/``: the lock dies with the process (crash, SIGKILL, OOM kill,
@@ -56,8 +56,11 @@ _SCHEMA = (
     # One row per accepted batch: its events as newline-ended JSON lines. The small
     # columns come first, so reading them never reads the lines.
     "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL, "
-    "queued REAL NOT NULL, owner TEXT, origin TEXT, lines BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS claimed ON batches (owner) WHERE owner IS NOT NULL",
+    "queued REAL NOT NULL, origin TEXT, lines BLOB NOT NULL)",
+    # Which process sends which batch now. Apart from the batches: updating a row rewrites
+    # all of it, events included.
+    "CREATE TABLE IF NOT EXISTS claims (id INTEGER PRIMARY KEY, owner TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS claims_by_owner ON claims (owner)",
     # What is on disk now, and the counters every append or settle changes: one row, so that
     # a commit writes one page for them.
     "CREATE TABLE IF NOT EXISTS totals (one INTEGER PRIMARY KEY CHECK (one = 1), events INTEGER NOT NULL, "
@@ -333,7 +336,8 @@ class Spool:
 
         A list of events, each ``(batch id, line)``, oldest first.
         """
-        which = "owner IS NULL" + (" AND origin NOT IN (SELECT owner FROM owners)" if left else "")
+        which = "NOT EXISTS (SELECT 1 FROM claims WHERE claims.id = batches.id)" + (
+            " AND origin NOT IN (SELECT owner FROM owners)" if left else "")
         with self._lock:
             db = self._side()
             if db.execute(f"SELECT 1 FROM batches WHERE {which} LIMIT 1").fetchone() is None:
@@ -348,8 +352,7 @@ class Spool:
                         break
                     picked.append(row_id)
                     total += count
-                if picked:
-                    db.execute(f"UPDATE batches SET owner = ? WHERE {which} AND id <= ?", (self.owner, picked[-1]))
+                db.executemany("INSERT INTO claims VALUES (?, ?)", [(row_id, self.owner) for row_id in picked])
             # Read once claimed, outside the write lock: the rows are this process's now, and
             # reading and splitting them must not hold up the appends.
             events: list = []
@@ -385,7 +388,9 @@ class Spool:
                         (whole if len(by_batch[row_id]) >= count else part).append((row_id, count, size))
                 for start in range(0, len(whole), _CHUNK):
                     chunk = [row_id for row_id, _, _ in whole[start:start + _CHUNK]]
-                    db.execute(f"DELETE FROM batches WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                    marks = ",".join("?" * len(chunk))
+                    db.execute(f"DELETE FROM batches WHERE id IN ({marks})", chunk)
+                    db.execute(f"DELETE FROM claims WHERE id IN ({marks})", chunk)
                 gone_events = sum(count for _, count, _ in whole)
                 gone_bytes = sum(size for _, _, size in whole)
                 for row_id, count, size in part:  # some events of a batch (a refused call, split): keep the rest
@@ -407,7 +412,7 @@ class Spool:
         with self._lock:
             db = self._side()
             with _transaction(self, db):
-                db.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self.owner,))
+                db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
 
     def reclaim(self) -> int:
         """Hand back the batches of owners whose process is gone; how many batches that freed."""
@@ -418,7 +423,7 @@ class Spool:
                 if owner == self.owner or self._alive(owner):
                     continue
                 with _transaction(self, db):
-                    freed += db.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (owner,)).rowcount
+                    freed += db.execute("DELETE FROM claims WHERE owner = ?", (owner,)).rowcount
                     db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
                 try:
                     os.unlink(os.path.join(self.directory, OWNERS_DIR, owner + ".lock"))
