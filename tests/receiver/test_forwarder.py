@@ -333,3 +333,27 @@ def test_probes_during_a_long_outage_never_grow_a_call_past_its_bound(forwarding
     forwarded.flush()
     assert sorted(set(fake_posthog.accepted_uuids())) == sorted(sent)
     assert max(len(json.loads(r["body"])["batch"]) for r in fake_posthog.requests) <= 10
+
+
+def test_a_spool_that_cannot_be_written_refuses_with_503_and_says_so_once(forwarding, fake_posthog, monkeypatch):
+    import sqlite3
+
+    forwarded = forwarding()
+
+    def full_disk() -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    # A full disk cannot be made here (the tests may run as root, on a big disk): the spool's
+    # connection for appends fails to open as SQLite fails on one.
+    monkeypatch.setattr(forwarded.spool, "_appender", full_disk)
+    answers = [send(forwarded)[0] for _ in range(3)]
+    assert [answer.status for answer in answers] == [503, 503, 503]
+    assert "spool cannot be written (database or disk is full)" in answers[0].json()["error"]
+    assert sum("spool cannot be written" in line for line in forwarded.lines) == 1
+    assert forwarded.spool.counters()["refused_error"] == 3
+    monkeypatch.undo()
+    response, ids = send(forwarded)
+    assert response.status == 202
+    assert forwarded.lines[-1] == "zomg-receiver: the spool takes events again"
+    forwarded.flush()
+    assert fake_posthog.accepted_uuids() == ids

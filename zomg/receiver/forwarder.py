@@ -124,6 +124,7 @@ class Forwarder:
         self._retry_at = 0.0
         self._next_probe = 0.0
         self._reported: str | None = None  # the outage already logged
+        self._spool_failing = False  # the spool's failure already logged
         self._closing = False
         self._closed = False
         self._deadline = math.inf
@@ -159,8 +160,13 @@ class Forwarder:
                 raise DeliveryError(str(exc), 503, retry_after=hint) from None
             except SpoolError as exc:
                 reason = "error"
-                self.log(f"zomg-receiver: {exc}")
+                if not self._spool_failing:  # once until an append works again, not once per request
+                    self._spool_failing = True
+                    self.log(f"zomg-receiver: {exc}")
                 raise DeliveryError(str(exc), 503, retry_after=1) from None
+            if self._spool_failing:
+                self._spool_failing = False
+                self.log("zomg-receiver: the spool takes events again")
         except DeliveryError:
             self.spool.count(f"refused_{reason}", count)
             raise
