@@ -7,16 +7,19 @@ and an event stays in it until PostHog took it (or refused it alone, see
 forwarder.py); docs/receiver.md has the failure model.
 
 - ``append`` is a group commit: the request threads of a process that arrive
-  while a commit runs wait for the next one, which writes all their rows in
-  one transaction; each returns once its rows are committed (with
-  ``synchronous=FULL``, fsynced). The bound (events and bytes, kept in a
-  one-row ``totals`` table inside the same transactions) is checked there.
+  while a commit runs wait for the next one, which writes all their batches
+  in one statement (its own transaction); each returns once its rows are
+  committed (with ``synchronous=FULL``, fsynced). The bound (events and
+  bytes, in a one-row ``totals`` table) is checked and kept by triggers of
+  the appending connection, inside that statement. Writers of all processes
+  take turns on a file lock (``spool.lock``).
 - A sender ``claim``s the oldest unclaimed rows by writing its owner name
-  beside them (in ``claims``: a claim never rewrites the events); ``settle`` takes out the events PostHog took (deleting a row once it
-  is empty); ``release`` hands rows back.
-  An owner is a process holding an exclusive lock on its file under
-  ``owners/``: the lock dies with the process (crash, SIGKILL, OOM kill,
-  reboot), and ``reclaim`` hands a dead owner's rows back to everyone.
+  beside them (in ``claims``: a claim never rewrites the events);
+  ``settle`` takes out the events PostHog took (deleting a row once it is
+  empty); ``release`` hands rows back. An owner is a process holding an
+  exclusive lock on its file under ``owners/``: the lock dies with the
+  process (crash, SIGKILL, OOM kill, reboot), and ``reclaim`` hands a dead
+  owner's rows back to everyone.
 - ``counters`` are totals across processes and restarts (accepted, forwarded,
   refused by reason, ...): the durable ones are added in the same transaction
   as the rows they count, the others kept in memory and added by
