@@ -106,6 +106,7 @@ def default_directory(environ: Mapping[str, str]) -> str:
 
 def prepare_directory(directory: str) -> str:
     """Create the spool's directory (mode 0700) if needed; OSError when it cannot be created or written."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # makedirs gives its mode to the last directory only
     os.makedirs(os.path.join(directory, OWNERS_DIR), mode=0o700, exist_ok=True)
     if not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionError(f"{directory} cannot be written")
@@ -198,6 +199,9 @@ class Spool:
 
     def _connect(self) -> sqlite3.Connection:
         prepare_directory(self.directory)
+        # Created 0600 before SQLite opens it: SQLite would make it 0644, and gives its -wal and
+        # -shm files the mode of the database.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self.sync.upper()}")
