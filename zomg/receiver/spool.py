@@ -200,8 +200,13 @@ class Spool:
     def _connect(self) -> sqlite3.Connection:
         prepare_directory(self.directory)
         # Created 0600 before SQLite opens it: SQLite would make it 0644, and gives its -wal and
-        # -shm files the mode of the database.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        # -shm files the mode of the database. Only ever a new file (O_EXCL): closing a descriptor
+        # of a database this process has open would drop its SQLite locks (POSIX locks are per
+        # process), letting two writers in at once.
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
         db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self.sync.upper()}")
