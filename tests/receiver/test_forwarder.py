@@ -317,3 +317,43 @@ def test_close_with_posthog_down_stops_at_its_deadline_and_leaves_the_events_on_
     again.forwarder.start()
     again.flush()
     assert set(ids) <= set(fake_posthog.accepted_uuids())
+
+
+def test_probes_during_a_long_outage_never_grow_a_call_past_its_bound(forwarding, fake_posthog):
+    forwarded = forwarding(batch_events=10, probe_seconds=0.01)
+    fake_posthog.status = 503
+    fake_posthog.retry_after = "3600"
+    sent = []
+    for _ in range(8):
+        response, ids = send(forwarded, 5)
+        assert response.status == 202
+        sent += ids
+    assert fake_posthog.wait_for_requests(30)  # each probe takes a batch from the spool while it can
+    fake_posthog.status = 200
+    forwarded.flush()
+    assert sorted(set(fake_posthog.accepted_uuids())) == sorted(sent)
+    assert max(len(json.loads(r["body"])["batch"]) for r in fake_posthog.requests) <= 10
+
+
+def test_a_spool_that_cannot_be_written_refuses_with_503_and_says_so_once(forwarding, fake_posthog, monkeypatch):
+    import sqlite3
+
+    forwarded = forwarding()
+
+    def full_disk() -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    # A full disk cannot be made here (the tests may run as root, on a big disk): the spool's
+    # connection for appends fails to open as SQLite fails on one.
+    monkeypatch.setattr(forwarded.spool, "_appender", full_disk)
+    answers = [send(forwarded)[0] for _ in range(3)]
+    assert [answer.status for answer in answers] == [503, 503, 503]
+    assert "spool cannot be written (database or disk is full)" in answers[0].json()["error"]
+    assert sum("spool cannot be written" in line for line in forwarded.lines) == 1
+    assert forwarded.spool.counters()["refused_error"] == 3
+    monkeypatch.undo()
+    response, ids = send(forwarded)
+    assert response.status == 202
+    assert forwarded.lines[-1] == "zomg-receiver: the spool takes events again"
+    forwarded.flush()
+    assert fake_posthog.accepted_uuids() == ids

@@ -149,3 +149,13 @@ def test_an_unwritable_spool_refuses_with_a_spool_error(tmp_path):
     finally:
         os.chmod(tmp_path / "spool", 0o700)
         os.chmod(tmp_path / "spool" / "spool.sqlite3", 0o600)
+
+
+def test_the_spool_files_are_the_receivers_alone(tmp_path):
+    spool = Spool(str(tmp_path / "spool"))
+    spool.append(lines_of(1), 1)
+    spool.claim(1)
+    assert (tmp_path / "spool").stat().st_mode & 0o077 == 0
+    for path in (tmp_path / "spool").rglob("*"):
+        if path.is_file():
+            assert path.stat().st_mode & 0o077 == 0, path

@@ -122,6 +122,7 @@ class Forwarder:
         self._retry_at = 0.0
         self._next_probe = 0.0
         self._reported: str | None = None  # the outage already logged
+        self._spool_failing = False  # the spool's failure already logged
         self._closing = False
         self._closed = False
         self._deadline = math.inf
@@ -160,8 +161,13 @@ class Forwarder:
                 raise DeliveryError(str(exc), 503, retry_after=hint, reason=reason) from None
             except SpoolError as exc:
                 reason = "error"
-                self.log(f"zomg-receiver: {exc}")
+                if not self._spool_failing:  # once until an append works again, not once per request
+                    self._spool_failing = True
+                    self.log(f"zomg-receiver: {exc}")
                 raise DeliveryError(str(exc), 503, retry_after=1, reason=reason) from None
+            if self._spool_failing:
+                self._spool_failing = False
+                self.log("zomg-receiver: the spool takes events again")
         except DeliveryError:
             self.spool.count(f"refused_{reason}", count)
             raise
@@ -308,6 +314,10 @@ class Forwarder:
                         next_poll = min(next_poll, self.clock())  # more may wait: look again at once
             except Exception as exc:  # a bug or a broken spool must not kill the thread; nothing is lost
                 self.log(f"zomg-receiver: forwarder error ({type(exc).__name__}: {exc}); retrying")
+                try:
+                    self.spool.release()  # what the failed send held goes back, for whoever sends next
+                except Exception:
+                    pass  # still claimed: freed once this process is gone
                 with self._cond:
                     self._cond.wait(self.poll_seconds)
                 next_poll = self.clock()
@@ -452,7 +462,8 @@ class Forwarder:
                     self._cond.wait(wake - now)
                     continue
                 self._schedule_probe(now)
-            claimed = self.spool.claim(1)  # a whole batch: the others join the call
+            # A whole batch: its other events join the call, up to the call's bound.
+            claimed = self.spool.claim(1) if len(rows) < self.batch_events else []
             rows = sorted(rows + claimed)
             probe = [claimed[0] if claimed else rows[int(self.jitter() * len(rows)) % len(rows)]]
             outcome = self._post(probe)

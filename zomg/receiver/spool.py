@@ -7,16 +7,19 @@ and an event stays in it until PostHog took it (or refused it alone, see
 forwarder.py); docs/receiver.md has the failure model.
 
 - ``append`` is a group commit: the request threads of a process that arrive
-  while a commit runs wait for the next one, which writes all their rows in
-  one transaction; each returns once its rows are committed (with
-  ``synchronous=FULL``, fsynced). The bound (events and bytes, kept in a
-  one-row ``totals`` table inside the same transactions) is checked there.
-- A sender ``claim``s the oldest unclaimed rows by writing its owner name on
-  them; ``settle`` takes out the events PostHog took (deleting a row once it
-  is empty); ``release`` hands rows back.
-  An owner is a process holding an exclusive lock on its file under
-  ``owners/``: the lock dies with the process (crash, SIGKILL, OOM kill,
-  reboot), and ``reclaim`` hands a dead owner's rows back to everyone.
+  while a commit runs wait for the next one, which writes all their batches
+  in one statement (its own transaction); each returns once its rows are
+  committed (with ``synchronous=FULL``, fsynced). The bound (events and
+  bytes, in a one-row ``totals`` table) is checked and kept by triggers of
+  the appending connection, inside that statement. Writers of all processes
+  take turns on a file lock (``spool.lock``).
+- A sender ``claim``s the oldest unclaimed rows by writing its owner name
+  beside them (in ``claims``: a claim never rewrites the events);
+  ``settle`` takes out the events PostHog took (deleting a row once it is
+  empty); ``release`` hands rows back. An owner is a process holding an
+  exclusive lock on its file under ``owners/``: the lock dies with the
+  process (crash, SIGKILL, OOM kill, reboot), and ``reclaim`` hands a dead
+  owner's rows back to everyone.
 - ``counters`` are totals across processes and restarts (accepted, forwarded,
   refused by reason, ...): the durable ones are added in the same transaction
   as the rows they count, the others kept in memory and added by
@@ -56,8 +59,11 @@ _SCHEMA = (
     # One row per accepted batch: its events as newline-ended JSON lines. The small
     # columns come first, so reading them never reads the lines.
     "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL, "
-    "queued REAL NOT NULL, owner TEXT, origin TEXT, lines BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS claimed ON batches (owner) WHERE owner IS NOT NULL",
+    "queued REAL NOT NULL, origin TEXT, lines BLOB NOT NULL)",
+    # Which process sends which batch now. Apart from the batches: updating a row rewrites
+    # all of it, events included.
+    "CREATE TABLE IF NOT EXISTS claims (id INTEGER PRIMARY KEY, owner TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS claims_by_owner ON claims (owner)",
     # What is on disk now, and the counters every append or settle changes: one row, so that
     # a commit writes one page for them.
     "CREATE TABLE IF NOT EXISTS totals (one INTEGER PRIMARY KEY CHECK (one = 1), events INTEGER NOT NULL, "
@@ -100,6 +106,7 @@ def default_directory(environ: Mapping[str, str]) -> str:
 
 def prepare_directory(directory: str) -> str:
     """Create the spool's directory (mode 0700) if needed; OSError when it cannot be created or written."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # makedirs gives its mode to the last directory only
     os.makedirs(os.path.join(directory, OWNERS_DIR), mode=0o700, exist_ok=True)
     if not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionError(f"{directory} cannot be written")
@@ -192,6 +199,14 @@ class Spool:
 
     def _connect(self) -> sqlite3.Connection:
         prepare_directory(self.directory)
+        # Created 0600 before SQLite opens it: SQLite would make it 0644, and gives its -wal and
+        # -shm files the mode of the database. Only ever a new file (O_EXCL): closing a descriptor
+        # of a database this process has open would drop its SQLite locks (POSIX locks are per
+        # process), letting two writers in at once.
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
         db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self.sync.upper()}")
@@ -333,7 +348,8 @@ class Spool:
 
         A list of events, each ``(batch id, line)``, oldest first.
         """
-        which = "owner IS NULL" + (" AND origin NOT IN (SELECT owner FROM owners)" if left else "")
+        which = "NOT EXISTS (SELECT 1 FROM claims WHERE claims.id = batches.id)" + (
+            " AND origin NOT IN (SELECT owner FROM owners)" if left else "")
         with self._lock:
             db = self._side()
             if db.execute(f"SELECT 1 FROM batches WHERE {which} LIMIT 1").fetchone() is None:
@@ -348,8 +364,7 @@ class Spool:
                         break
                     picked.append(row_id)
                     total += count
-                if picked:
-                    db.execute(f"UPDATE batches SET owner = ? WHERE {which} AND id <= ?", (self.owner, picked[-1]))
+                db.executemany("INSERT INTO claims VALUES (?, ?)", [(row_id, self.owner) for row_id in picked])
             # Read once claimed, outside the write lock: the rows are this process's now, and
             # reading and splitting them must not hold up the appends.
             events: list = []
@@ -385,7 +400,9 @@ class Spool:
                         (whole if len(by_batch[row_id]) >= count else part).append((row_id, count, size))
                 for start in range(0, len(whole), _CHUNK):
                     chunk = [row_id for row_id, _, _ in whole[start:start + _CHUNK]]
-                    db.execute(f"DELETE FROM batches WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                    marks = ",".join("?" * len(chunk))
+                    db.execute(f"DELETE FROM batches WHERE id IN ({marks})", chunk)
+                    db.execute(f"DELETE FROM claims WHERE id IN ({marks})", chunk)
                 gone_events = sum(count for _, count, _ in whole)
                 gone_bytes = sum(size for _, _, size in whole)
                 for row_id, count, size in part:  # some events of a batch (a refused call, split): keep the rest
@@ -407,7 +424,7 @@ class Spool:
         with self._lock:
             db = self._side()
             with _transaction(self, db):
-                db.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self.owner,))
+                db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
 
     def reclaim(self) -> int:
         """Hand back the batches of owners whose process is gone; how many batches that freed."""
@@ -418,7 +435,7 @@ class Spool:
                 if owner == self.owner or self._alive(owner):
                     continue
                 with _transaction(self, db):
-                    freed += db.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (owner,)).rowcount
+                    freed += db.execute("DELETE FROM claims WHERE owner = ?", (owner,)).rowcount
                     db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
                 try:
                     os.unlink(os.path.join(self.directory, OWNERS_DIR, owner + ".lock"))
