@@ -10,7 +10,8 @@ in memory (``Metrics.count``).
 
 Under gunicorn every scrape reaches one worker, so each worker writes a
 snapshot of its answer counts and its refusal to ``<directory>/<pid>.json``
-every ``PUBLISH_SECONDS`` and once more when it stops; the worker answering a
+every ``PUBLISH_SECONDS``, within ``REFUSAL_CHECK_SECONDS`` of a change of
+its refusal, and once more when it stops; the worker answering a
 scrape writes its own first and sums every snapshot in the directory. The
 master creates the directory (``gunicorn_conf.on_starting``) and, when a
 worker ends however it ends, folds its counts into ``retired.json``
@@ -28,10 +29,12 @@ import json
 import math
 import os
 import threading
+import time
 from collections.abc import Mapping
 
 DIR_VAR = "ZOMG_RECEIVER_METRICS_DIR"
 PUBLISH_SECONDS = 1.0
+REFUSAL_CHECK_SECONDS = 0.2
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RETIRED = "retired.json"
 _LOCK = ".lock"
@@ -162,8 +165,15 @@ class Metrics:
         self.publish()
 
     def _publish_loop(self) -> None:
-        while not self._stop.wait(PUBLISH_SECONDS):
-            self.publish()
+        # A change of refusal goes out within REFUSAL_CHECK_SECONDS (the other workers' /readyz
+        # depends on it); the counts once a second.
+        published, due = None, 0.0
+        while not self._stop.wait(REFUSAL_CHECK_SECONDS):
+            now = time.monotonic()
+            refusal = self.own_refusal()
+            if refusal != published or now >= due:
+                self.publish()
+                published, due = refusal, now + PUBLISH_SECONDS
 
     def snapshot(self) -> dict:
         """This process's answer counts and refusal as they are now."""
