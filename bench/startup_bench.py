@@ -1,20 +1,31 @@
-"""Start-up cost of zomg against the floor every argparse CLI pays.
+"""Start-up cost of zomg against the floor every argparse CLI pays, per interpreter.
 
-Runs, interleaved and several times each with the same interpreter:
-``python -c pass``, ``python -c 'import argparse'`` (the floor), ``zomg --version``
-and ``zomg box list``, and prints each median and its ratio to the floor.
+For each interpreter, runs interleaved, round by round: ``python -c pass``,
+``python -c 'import argparse'`` (the floor), ``zomg --version`` and
+``zomg box list``. Prints, per case, the median wall time and the median CPU
+time (user + system of the child) and, as the goal's figure, the median of
+the per-round ratios to the floor run in the same round (paired, so that a
+slow moment of the machine weighs on both sides alike).
 
-    python bench/startup_bench.py [--runs 40]
+    python bench/startup_bench.py [--runs 40] [--instructions] [--python PATH ...]
 
-zomg runs through its installed console script when there is one beside the
-interpreter (what users run), else ``python -m zomg``. HOME and the XDG
-directories point into a scratch directory holding three boxes; telemetry is
-off here (its own cost is measured by bench/telemetry_bench.py).
+``--instructions`` adds each case's instruction count under
+``valgrind --tool=callgrind`` (one run each, PYTHONHASHSEED=0): unlike time,
+it repeats exactly on a busy machine, so its ratios show small changes.
+
+``--python`` (repeatable) names interpreters that have zomg installed (a
+venv's python, say); the default is the one running this script. zomg runs
+through the installed console script beside the interpreter when there is
+one (what users run), else ``python -m zomg``. HOME and the XDG directories
+point into a scratch directory holding three boxes; telemetry is off here
+(its own cost is measured by bench/telemetry_bench.py).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -22,54 +33,92 @@ import sys
 import tempfile
 import time
 
+GOALS = {"zomg box list": 1.25, "zomg --version": 1.0}
+FLOOR = "python -c 'import argparse'"
 
-def _zomg_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "zomg")
+
+def _zomg_command(python: str) -> list[str]:
+    script = os.path.join(os.path.dirname(python), "zomg")
     if os.path.exists(script):
-        return [sys.executable, script]
-    return [sys.executable, "-m", "zomg"]
+        return [python, script]
+    return [python, "-m", "zomg"]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40)
-    args = parser.parse_args()
+def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of ``cmd``; no timeout, so nothing polls."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
+
+def _instructions(cmd: list[str], env: dict) -> int:
+    """Instructions one run of ``cmd`` executes, as callgrind counts them."""
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                          env=dict(env, PYTHONHASHSEED="0"), check=True, capture_output=True, text=True)
+    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+
+
+def measure(python: str, runs: int, instructions: bool = False) -> bool:
+    """Print one interpreter's figures; return whether both goals are met."""
     scratch = tempfile.mkdtemp(prefix="zomg-bench-")
     env = dict(os.environ, HOME=scratch, ZOMG_TELEMETRY="off")
     for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
                      ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache")):
         env[var] = os.path.join(scratch, sub)
-    zomg = _zomg_command()
+    zomg = _zomg_command(python)
+    cases = {
+        "python -c pass": [python, "-c", "pass"],
+        FLOOR: [python, "-c", "import argparse"],
+        "zomg --version": [*zomg, "--version"],
+        "zomg box list": [*zomg, "box", "list"],
+    }
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     try:
         for name in ("alpha", "beta", "gamma"):
             subprocess.run([*zomg, "box", "create", name], env=env, check=True, capture_output=True)
-        cases = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "python -c 'import argparse'": [sys.executable, "-c", "import argparse"],
-            "zomg --version": [*zomg, "--version"],
-            "zomg box list": [*zomg, "box", "list"],
-        }
-        times: dict[str, list[float]] = {name: [] for name in cases}
         for cmd in cases.values():  # warm the page cache and bytecode
             subprocess.run(cmd, env=env, check=True, capture_output=True)
-        for _ in range(args.runs):
+        for _ in range(runs):
             for name, cmd in cases.items():
-                start = time.perf_counter()
-                subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                times[name].append(time.perf_counter() - start)
+                w, c = _timed(cmd, env)
+                wall[name].append(w)
+                cpu[name].append(c)
+        counts = {name: _instructions(cmd, env) for name, cmd in cases.items()} if instructions else {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    floor = statistics.median(times["python -c 'import argparse'"])
-    via = " ".join(os.path.basename(c) for c in zomg)
-    print(f"interpreter: {sys.executable} ({sys.version.split()[0]}); zomg via: {via}")
-    print(f"runs per case: {args.runs}, interleaved")
-    print(f"{'case':32} {'median ms':>10} {'ratio to argparse floor':>24}")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(f"{name:32} {median * 1000:10.1f} {median / floor:24.2f}")
-    print("goals: zomg box list <= 1.25x the floor, zomg --version <= 1.0x")
+    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    print(f"interpreter: {python} (Python {version}); zomg via: {' '.join(os.path.basename(c) for c in zomg)}")
+    print(f"runs per case: {runs}, interleaved round by round")
+    print(f"  {'case':30} {'wall ms':>8} {'CPU ms':>8} {'paired wall ratio':>18} {'CPU ratio':>10}"
+          + (f" {'instructions':>14} {'ratio':>6}" if counts else ""))
+    met = True
+    for name in cases:
+        paired = statistics.median(w / f for w, f in zip(wall[name], wall[FLOOR]))
+        cpu_ratio = statistics.median(cpu[name]) / statistics.median(cpu[FLOOR])
+        goal = GOALS.get(name)
+        verdict = "" if goal is None else f"  goal <= {goal:.2f}: {'met' if paired <= goal else 'NOT met'}"
+        met = met and (goal is None or paired <= goal)
+        counted = f" {counts[name]:14,} {counts[name] / counts[FLOOR]:6.3f}" if counts else ""
+        print(f"  {name:30} {statistics.median(wall[name]) * 1000:8.1f} {statistics.median(cpu[name]) * 1000:8.1f}"
+              f" {paired:18.3f} {cpu_ratio:10.3f}{counted}{verdict}")
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
+    parser.add_argument("--python", action="append", help="an interpreter with zomg installed (repeatable)")
+    args = parser.parse_args()
+    results = [measure(python, args.runs, args.instructions) for python in (args.python or [sys.executable])]
+    print("goals: zomg box list <= 1.25x the floor, zomg --version <= 1.0x (paired wall ratio):",
+          "all met" if all(results) else "NOT all met")
     return 0
 
 

@@ -47,6 +47,7 @@ say "offline install of the wheel into a fresh venv"
 extra=$("$work/venv/bin/python" -m pip list --format=freeze --exclude-editable 2>/dev/null \
         | grep -viE '^(zomg|pip|setuptools|wheel)==' || true)
 [ -z "$extra" ] || { echo "the wheel pulled in runtime dependencies: $extra"; exit 1; }
+[ -f "$work/venv/share/man/man1/zomg.1" ] || { echo "the wheel did not install the man page"; exit 1; }
 version=$("$work/venv/bin/zomg" --version)
 meta=$("$work/venv/bin/python" -c 'import importlib.metadata as m; print("zomg " + m.version("zomg"))')
 [ "$version" = "$meta" ] || { echo "zomg --version says '$version', the wheel's metadata '$meta'"; exit 1; }

@@ -58,7 +58,10 @@ ENVIRONMENT = (
     ("ZOMG_TELEMETRY_ENDPOINT", "where telemetry is sent"),
     ("SHELL", "the shell `zomg console` opens (default /bin/sh)"),
     ("ZOMG_DEBUG", "set to print the traceback of an internal error"),
-    ("ZOMG_BOX", "set by zomg, for the commands it runs: the box's name"),
+    ("NO_COLOR, FORCE_COLOR, PYTHON_COLORS", "whether help is coloured (Python 3.14 and later), as Python decides it"),
+    ("ZOMG_BOX", "set by zomg, for the commands it runs: the box's name (a shell prompt can show it)"),
+    ("PWD, OLDPWD", "set by zomg exec and zomg console, for the command they run: PWD to the directory it runs in, "
+                    "OLDPWD to the one zomg was started in (as after cd)"),
 )
 
 
@@ -87,10 +90,29 @@ def _walk(spec, path=()):
 def _arg_label(arg, commands) -> str:
     if arg.kind == commands.REST:
         return f"-- {arg.metavar}"
+    if arg.kind == commands.POSITIONALS:
+        return f"{arg.metavar}..."
+    if arg.kind == commands.WORDS:
+        return f"[{arg.metavar}...]"
     if not arg.is_option:
         return arg.metavar
     value = "" if arg.kind == commands.FLAG else f" {arg.metavar}"
     return ", ".join(f"{name}{value}" for name in arg.names)
+
+
+def _markdown_examples(examples) -> list[str]:
+    if not examples:
+        return []
+    return ["Examples:", "", "```sh", *(line for what, cmd in examples for line in (f"# {what}", cmd)), "```", ""]
+
+
+def _roff_examples(examples) -> list[str]:
+    if not examples:
+        return []
+    out = [".PP", "Examples:", ".RS", ".nf"]
+    for what, cmd in examples:
+        out += [_roff(f"# {what}"), _roff(cmd)]
+    return out + [".fi", ".RE"]
 
 
 def markdown() -> str:
@@ -107,6 +129,11 @@ def markdown() -> str:
         "Every command accepts `-h`/`--help`. `zomg --version` prints the version. Options are never",
         "abbreviated: `--proj` is an error, not `--project`.",
         "",
+        "Help is coloured as Python's own argparse colours it: from Python 3.14 on, when standard output",
+        "is a terminal, unless `NO_COLOR` is set or `PYTHON_COLORS=0`; `FORCE_COLOR` or `PYTHON_COLORS=1`",
+        "colours it anywhere. Before 3.14 help is never coloured. Nothing but help is coloured, and the",
+        "colour support is loaded only when help is written, so it costs other commands nothing.",
+        "",
         "Box, project and deployment names are 1 to 63 lowercase letters, digits and `-`, starting with a",
         "letter or digit. Results go to standard output; messages for people (and every error, as one",
         "line `zomg: error: ...`) go to standard error, so output stays pipeable. An unknown option is",
@@ -115,8 +142,14 @@ def markdown() -> str:
         "",
         "`zomg completion bash|zsh|fish` prints a completion script: commands and options, box names where",
         "an existing box is named (not for `box create`), declared values (`--deployment-metrics on|off`),",
-        "directories for `--workdir` and `--boxes-dir`, and after `zomg exec NAME --` the command line to run.",
+        "directories for `--boxes-dir` (and for `--workdir`, inside the named box's workspace), and after",
+        "`zomg exec NAME --` the command line to run. `zomg completion --help` says how to install it for each",
+        "shell.",
         "",
+        "`zomg` alone prints this help (exit 0), as does a command group alone (`zomg box`); `zomg help box list`",
+        "prints what `zomg box list --help` prints.",
+        "",
+        *_markdown_examples(commands.ROOT_EXAMPLES),
     ]
     for top in commands.load_all():
         for path, spec in _walk(top):
@@ -130,6 +163,7 @@ def markdown() -> str:
                 out += ["| command | meaning |", "|---|---|"]
                 out += [f"| `{c.name}` | {c.help} |" for c in spec.subcommands]
                 out.append("")
+            out += _markdown_examples(spec.examples)
     out += ["## Exit codes", "", "| code | meaning |", "|---|---|"]
     out += [f"| {code} | {meaning} |" for code, meaning in EXIT_CODES]
     out += ["", "## Files", "", "| path | what |", "|---|---|"]
@@ -170,6 +204,9 @@ def manpage() -> str:
             out += [".SS " + _roff(commands.synopsis(path, spec)), _roff(commands.describe(spec))]
             for arg in spec.args:
                 out += [".TP", "\\fB" + _roff(_arg_label(arg, commands)) + "\\fR", _roff(arg.help)]
+            out += _roff_examples(spec.examples)
+    out.append(".SH EXAMPLES")
+    out += _roff_examples(commands.ROOT_EXAMPLES)[2:]
     out.append(".SH EXIT STATUS")
     for code, meaning in EXIT_CODES:
         out += [".TP", f"\\fB{code}\\fR", _roff(meaning)]

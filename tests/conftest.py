@@ -27,7 +27,8 @@ _PATH_EVENTS = {
     "os.truncate": (1, ()),
     "shutil.rmtree": (1, (1,)),
 }
-_guard = {"active": False, "allowed": (), "violations": []}
+_guard = {"active": False, "allowed": (), "violations": [], "outside_dirs": []}
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 # Hypothesis would keep an example database and a character-map cache in the
 # working directory: tests write only to temp dirs.
@@ -68,6 +69,16 @@ def _audit(event: str, args: tuple) -> None:
         writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
             mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS
         )
+        if mode is None and isinstance(flags, int) and flags & _DIRECTORY and isinstance(path, (str, bytes)):
+            # zomg opens files relative to a directory it opened (dir_fd): the open event of
+            # such a file names it only; it is allowed when every directory opened was.
+            if not _allowed(os.fsdecode(path)):
+                _guard["outside_dirs"].append(os.fsdecode(path))
+            return
+        if writing and isinstance(path, (str, bytes)) and os.sep not in os.fsdecode(path):
+            if _guard["outside_dirs"]:
+                _guard["violations"].append((event, f"{path} in one of {_guard['outside_dirs'][:3]}"))
+            return
         targets = [path] if writing else []
     else:
         count, fd_positions = _PATH_EVENTS.get(event, (0, ()))

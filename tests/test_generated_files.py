@@ -72,8 +72,8 @@ def _shell_env():
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completion_offers_the_parsers_words():
-    assert _bash_complete(["zomg", ""]) == ["box", "exec", "console", "setup", "telemetry", "completion"]
-    assert set(_bash_complete(["zomg", "box", ""])) == {"create", "list", "show", "rm"}
+    assert _bash_complete(["zomg", ""]) == ["box", "exec", "console", "setup", "telemetry", "completion", "help"]
+    assert set(_bash_complete(["zomg", "box", ""])) == {"create", "list", "show", "edit", "rename", "rm"}
     assert set(_bash_complete(["zomg", "box", "rm", "--f"])) == {"--force"}
     assert _bash_complete(["zomg", "completion", "z"]) == ["zsh"]
 
@@ -90,7 +90,11 @@ def test_bash_completes_box_names_only_where_a_box_is_named(two_boxes):
     assert _bash_complete(["zomg", "box", "show", "w"]) == ["web"]
     assert _bash_complete(["zomg", "console", ""]) == ["db", "web"]
     assert _bash_complete(["zomg", "box", "create", ""]) == [], "a new box's name is not an existing one"
-    assert _bash_complete(["zomg", "box", "rm", "web", ""]) == []
+    assert _bash_complete(["zomg", "box", "rm", "web", ""]) == ["db", "web"], "box rm takes several boxes"
+    assert _bash_complete(["zomg", "box", "show", "web", ""]) == []
+    assert _bash_complete(["zomg", "box", "rename", ""]) == ["db", "web"]
+    assert _bash_complete(["zomg", "box", "rename", "web", ""]) == [], "the new name is not an existing one"
+    assert _bash_complete(["zomg", "help", "b"]) == ["box"]
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
@@ -112,7 +116,6 @@ def test_bash_completes_option_values_as_declared(tmp_path):
     assert _bash_complete(["zomg", "setup", "--deployment-metrics", "=", "o"]) == ["on", "off"]
     assert _bash_complete(["zomg", "setup", "--deployment-metrics=o"]) == ["--deployment-metrics=on",
                                                                            "--deployment-metrics=off"]
-    assert _bash_complete(["zomg", "exec", "web", "--workdir", "src"], cwd=tmp_path) == ["srcdir"]
     assert _bash_complete(["zomg", "setup", "--boxes-dir", "src"], cwd=tmp_path) == ["srcdir"]
     assert _bash_complete(["zomg", "box", "create", "x", "--project", ""]) == []
 
@@ -171,8 +174,8 @@ def test_fish_completion_offers_the_parsers_words():
         assert proc.stderr == ""
         return [row.split("\t")[0] for row in proc.stdout.splitlines()]
 
-    assert set(complete("zomg ")) == {"box", "exec", "console", "completion", "setup", "telemetry"}
-    assert set(complete("zomg box ")) == {"create", "list", "show", "rm"}
+    assert set(complete("zomg ")) == {"box", "exec", "console", "completion", "setup", "telemetry", "help"}
+    assert set(complete("zomg box ")) == {"create", "list", "show", "edit", "rename", "rm"}
     assert "--force" in complete("zomg box rm --")
     assert complete("zomg completion ") == ["bash", "fish", "zsh"]
 
@@ -276,7 +279,7 @@ def test_fish_follows_the_same_rules_as_bash(two_boxes, tmp_path):
     assert _fish_complete("zomg exec --env A=1 ") == ["db", "web"]
     assert _fish_complete("zomg exec web ") == []
     assert _fish_complete("zomg setup --deployment-metrics ") == ["off", "on"]
-    assert _fish_complete("zomg exec web --workdir src", cwd=tmp_path) == ["srcdir/"]
+    assert _fish_complete("zomg box rm web ") == ["db", "web"]
     assert _fish_complete("zomg setup --boxes-dir src", cwd=tmp_path) == ["srcdir/"]
     assert "bash" in _fish_complete("zomg exec web -- bas")
     assert _fish_complete("zomg exec web -- ls no", cwd=tmp_path) == ["notes.txt"]
@@ -297,13 +300,97 @@ def test_zsh_follows_the_same_rules_as_bash(two_boxes, tmp_path):
     (tmp_path / "srcdir").mkdir()
     (tmp_path / "notes.txt").write_text("")
     assert _zsh_complete("zomg ", tmp_path) == sorted(["box", "exec", "console", "setup", "telemetry",
-                                                       "completion"])
+                                                       "completion", "help"])
     assert _zsh_complete("zomg box rm ", tmp_path) == ["db", "web"]
     assert _zsh_complete("zomg box create ", tmp_path) == []
     assert _zsh_complete("zomg exec --env A=1 ", tmp_path) == ["db", "web"]
     assert _zsh_complete("zomg exec web ", tmp_path) == ["--"]
     assert _zsh_complete("zomg setup --deployment-metrics ", tmp_path) == ["off", "on"]
-    assert _zsh_complete("zomg exec web --workdir src", tmp_path) == ["srcdir/"]
+    assert _zsh_complete("zomg box rm web ", tmp_path) == ["db", "web"]
     assert _zsh_complete("zomg setup --boxes-dir src", tmp_path) == ["srcdir/"]
     assert "bash" in _zsh_complete("zomg exec web -- bas", tmp_path)
     assert _zsh_complete("zomg exec web -- ls no", tmp_path) == ["notes.txt"]
+
+
+@pytest.fixture
+def workspace_dirs(two_boxes, tmp_path):
+    """Box web's workspace holds src/app and scratch; the current directory holds srcdir and other."""
+    from zomg import boxes
+
+    workspace = boxes.get("web").workspace
+    for sub in ("src/app", "scratch"):
+        os.makedirs(os.path.join(workspace, sub))
+    for sub in ("srcdir", "other"):
+        (tmp_path / sub).mkdir()
+    return tmp_path
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completes_workdir_inside_the_named_boxs_workspace(workspace_dirs):
+    cwd = workspace_dirs
+    assert sorted(_bash_complete(["zomg", "exec", "web", "--workdir", "s"], cwd=cwd)) == ["scratch/", "src/"]
+    assert _bash_complete(["zomg", "exec", "web", "--workdir", "src/"], cwd=cwd) == ["src/app/"]
+    assert sorted(_bash_complete(["zomg", "exec", "web", "--workdir=s"], cwd=cwd)) == ["--workdir=scratch/",
+                                                                                      "--workdir=src/"]
+    assert _bash_complete(["zomg", "exec", "db", "--workdir", ""], cwd=cwd) == [], "db's workspace is empty"
+    assert _bash_complete(["zomg", "exec", "--workdir", "s"], cwd=cwd) == [], "no box named yet"
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completes_workdir_inside_the_named_boxs_workspace(workspace_dirs):
+    cwd = workspace_dirs
+    assert _fish_complete("zomg exec web --workdir s", cwd=cwd) == ["scratch/", "src/"]
+    assert _fish_complete("zomg exec web --workdir src/", cwd=cwd) == ["src/app/"]
+    assert _fish_complete("zomg exec db --workdir ", cwd=cwd) == []
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_completes_workdir_inside_the_named_boxs_workspace(workspace_dirs):
+    cwd = workspace_dirs
+    assert _zsh_complete("zomg exec web --workdir s", cwd, cwd=cwd) == ["scratch", "src"]
+    assert _zsh_complete("zomg exec web --workdir src/", cwd, cwd=cwd) == ["src/app"]
+    assert _zsh_complete("zomg exec db --workdir ", cwd, cwd=cwd) == []
+
+
+def _install_lines(zomg, what):
+    """The command line `zomg completion --help` gives under the example whose comment starts with ``what``."""
+    lines = zomg("completion", "--help").out.split("\nexamples:\n", 1)[1].splitlines()
+    return next(lines[i + 1].strip() for i, line in enumerate(lines) if line.strip().startswith(f"# {what}"))
+
+
+@pytest.mark.parametrize("shell,what,check", [
+    ("bash", "bash with", ". ~/.local/share/bash-completion/completions/zomg; complete -p zomg"),
+    ("bash", "bash without", ". ~/.bashrc; complete -p zomg"),
+    ("zsh", "zsh", "source ~/.zshrc; print -r -- $_comps[zomg]"),
+    ("fish", "fish", "complete -C'zomg bo'"),
+])
+def test_completion_install_commands_work_in_a_fresh_home(zomg, tmp_path, shell, what, check):
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    env = dict(_shell_env(), HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    install = subprocess.run(["sh", "-c", _install_lines(zomg, what)], env=env, cwd=home, capture_output=True,
+                             text=True)
+    assert install.returncode == 0, install.stderr
+    argv = {"bash": ["bash", "-c"], "zsh": ["zsh", "-f", "-c"], "fish": ["fish", "-c"]}[shell]
+    loaded = subprocess.run([*argv, check], env=env, cwd=home, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert {"bash": "complete -F _zomg zomg", "zsh": "_zomg", "fish": "box"}[shell] in loaded.stdout
+
+
+def test_install_instructions_work_from_this_repository_and_name_the_man_page():
+    import configparser
+    import glob
+    import re
+
+    for path in [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "*.md"))]:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        assert not re.search(r"pip install (-\S+ )*zomg\b", text), f"{path}: zomg is not on the package index"
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert "man ./docs/zomg.1" in readme and ".venv/share/man/man1/zomg.1" in readme
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    assert config["options.data_files"]["share/man/man1"].split() == ["docs/zomg.1"]

@@ -1,66 +1,90 @@
-"""Every use of argparse's private API in zomg, each one wrapped and explained here.
+"""Every use of argparse's private API in zomg: each a fast path with a public fallback.
 
-argparse documents its classes' names, not their insides. zomg needs a few of
-those insides: to record which option and command names the parser matched
-(telemetry is built only from them), to say which word was wrong and what was
-meant, to keep argparse's messages in English without gettext's start-up cost,
-and to size help text without importing shutil. Nothing else in zomg touches an
-underscored argparse name; tests/cli/test_argparse_private.py exercises each
-hook on every Python in the tox matrix, so an upgrade that changes one fails there.
+argparse documents its classes' names, not their insides. zomg uses a few of
+those insides only where they save start-up time: the action classes by name,
+argparse's module globals ``_`` and ``ngettext`` (to keep gettext's catalogue
+search out of start-up), and the formatter's colour set-up (Python 3.14 imports
+``_colorize`` and a dozen modules for it whenever a formatter is built, which
+argparse does for every ``add_argument``). Each one is tried, checked and, on
+any failure while it is set up or used, replaced by what the public API gives:
+the commands print the same and exit the same either way, only slower.
+Nothing else in zomg touches an underscored argparse name.
+tests/cli/test_argparse_private.py exercises each hook on every Python in the
+tox matrix, and tests/cli/test_private_fallbacks.py breaks each one and runs
+the commands.
 """
 from __future__ import annotations
 
 import argparse
 
-# The action classes behind each ``action=`` keyword zomg uses ("parsers" is add_subparsers').
-ACTION_CLASSES = {
-    "store": argparse._StoreAction,
-    "store_true": argparse._StoreTrueAction,
-    "append": argparse._AppendAction,
-    "help": argparse._HelpAction,
-    "version": argparse._VersionAction,
-    "parsers": argparse._SubParsersAction,
-}
+# The ``action=`` keywords zomg uses ("parsers" is add_subparsers').
+KEYWORDS = ("store", "store_true", "append", "help", "version", "parsers")
 
 
-def is_subcommands(action: argparse.Action) -> bool:
-    """Whether ``action`` is the one ``add_subparsers`` made (its choices are the command names)."""
-    return isinstance(action, argparse._SubParsersAction)
+def _classes_by_private_name() -> dict:
+    classes = {
+        "store": argparse._StoreAction,
+        "store_true": argparse._StoreTrueAction,
+        "append": argparse._AppendAction,
+        "help": argparse._HelpAction,
+        "version": argparse._VersionAction,
+        "parsers": argparse._SubParsersAction,
+    }
+    if not all(isinstance(cls, type) and issubclass(cls, argparse.Action) for cls in classes.values()):
+        raise TypeError("an argparse action class is not an Action")
+    return classes
 
 
-def register_actions(parser: argparse.ArgumentParser, classes: dict) -> None:
-    """Make ``parser`` build ``classes[keyword]`` for each ``action=keyword`` (and by default, "store")."""
-    # register() is undocumented: the only way to change the class behind a keyword for
-    # every parser, subparsers included, without naming a class in each add_argument.
-    for name, cls in classes.items():
-        parser.register("action", name, cls)
-    parser.register("action", None, classes["store"])
+def classes_built_by_a_parser() -> dict:
+    """The class argparse builds for each of ``KEYWORDS``, read off a scratch parser (public API only)."""
+    parser = argparse.ArgumentParser(prog="scratch", add_help=False, formatter_class=WidthFormatter)
+    classes = {}
+    for keyword in KEYWORDS[:-1]:
+        extra = {"version": ""} if keyword == "version" else {}
+        classes[keyword] = type(parser.add_argument(f"--{keyword}", action=keyword, **extra))
+    classes["parsers"] = type(parser.add_subparsers())
+    return classes
 
 
-class ChoiceCheckingParser(argparse.ArgumentParser):
-    """An ArgumentParser that hands a value outside an action's choices to ``invalid_choice``."""
-
-    def invalid_choice(self, action: argparse.Action, value: str) -> None:
-        """Raise the error for ``value``, which is not among ``action.choices``."""
-        raise NotImplementedError
-
-    # _check_value is private: argparse's own "invalid choice" message names no close
-    # match (before Python 3.14) and calls a command a choice.
-    def _check_value(self, action, value) -> None:
-        if action.choices is not None and value not in action.choices:
-            self.invalid_choice(action, value)
-        super()._check_value(action, value)
+def action_classes() -> dict:
+    """argparse's action class for each of ``KEYWORDS``: by name when it can, from a parser otherwise."""
+    try:
+        return _classes_by_private_name()
+    except Exception:
+        return classes_built_by_a_parser()
 
 
 class WidthFormatter(argparse.HelpFormatter):
-    """A HelpFormatter whose width comes from ``width_of_terminal`` instead of shutil."""
+    """A HelpFormatter whose width comes from ``width_of_terminal`` and whose colour costs nothing until shown."""
 
     # argparse's default asks shutil for the width, and importing shutil costs more than
-    # the rest of a `zomg box list`. The constructor's signature is argparse's own.
+    # the rest of a `zomg box list`. The constructor's signature is argparse's own
+    # (3.14 added `color`, passed through).
     width_of_terminal = staticmethod(lambda: 80)
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width=None) -> None:
-        super().__init__(prog, indent_increment, max_help_position, width or self.width_of_terminal() - 2)
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width=None,
+                 **kwargs) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width or self.width_of_terminal() - 2, **kwargs)
+
+    # Python 3.14's HelpFormatter sets up colour in _set_color, which imports
+    # _colorize (dataclasses, inspect, ast, dis, ...: about 13 ms) and runs whenever a
+    # formatter is built, for every add_argument. Here the call is only noted, and
+    # argparse's own _set_color runs, with the same arguments, the first time the
+    # formatter reads an attribute it did not find: when help is written. Before
+    # 3.14 argparse never calls it; 3.15 defers the import itself.
+    def _set_color(self, *args, **kwargs) -> None:
+        for name in self.__dict__.pop("_zomg_color_attributes", ()):
+            self.__dict__.pop(name, None)
+        self._zomg_color_call = (args, kwargs)
+
+    def __getattr__(self, name: str):
+        call = self.__dict__.pop("_zomg_color_call", None)
+        if call is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        before = set(self.__dict__)
+        super()._set_color(*call[0], **call[1])
+        self._zomg_color_attributes = set(self.__dict__) - before
+        return getattr(self, name)
 
 
 def _same(message: str) -> str:
@@ -77,13 +101,18 @@ class EnglishOnly:
     zomg speaks English, so argparse's words stay English too and no line is
     half-translated; gettext's catalogue search (a dozen file-system look-ups
     per phrase) stays out of start-up. argparse calls the module globals
-    ``_`` and ``ngettext``, which are restored on exit.
+    ``_`` and ``ngettext``, which are restored on exit. An argparse without
+    them is left alone: it finds its words its own way.
     """
 
     def __enter__(self) -> None:
-        self.saved = argparse._, argparse.ngettext
-        argparse._ = _same
-        argparse.ngettext = _singular_or_plural
+        self.saved = getattr(argparse, "_", None), getattr(argparse, "ngettext", None)
+        if callable(self.saved[0]) and callable(self.saved[1]):
+            argparse._ = _same
+            argparse.ngettext = _singular_or_plural
+        else:
+            self.saved = None
 
     def __exit__(self, *exc_info) -> None:
-        argparse._, argparse.ngettext = self.saved
+        if self.saved is not None:
+            argparse._, argparse.ngettext = self.saved

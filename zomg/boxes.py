@@ -92,8 +92,28 @@ def parse_env(assignments: list[str]) -> dict[str, str]:
     return env
 
 
+def _remove_hint(name: str) -> str:
+    return f"remove it with: zomg box rm --force {name}"
+
+
 def _damaged(name: str, what: str) -> ConfigError:
-    return ConfigError(f"box '{name}' is damaged ({what}); remove it with: zomg box rm --force {name}")
+    return ConfigError(f"box '{name}' is damaged ({what}); {_remove_hint(name)}")
+
+
+def workspace_problem(box: Box) -> str | None:
+    """The one line saying what is wrong with ``box``'s workspace, or None when it is a directory."""
+    if os.path.isdir(box.workspace):
+        return None
+    what = "is not a directory" if os.path.lexists(box.workspace) else "is missing"
+    return f"box '{box.name}': its workspace {what} ({box.workspace}); {_remove_hint(box.name)}"
+
+
+def check_workspace(box: Box) -> Box:
+    """``box``, or the damage error when its workspace is gone: nothing can run in it."""
+    problem = workspace_problem(box)
+    if problem is not None:
+        raise ConfigError(problem)
+    return box
 
 
 def root() -> str:
@@ -155,20 +175,17 @@ def create(name: str, project: str | None = None, env: dict[str, str] | None = N
 
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     box = Box(name, project, dict(env or {}), created, path)
-    meta = {"format": FORMAT, "name": name, "project": project, "env": box.env, "created": created}
     try:
-        os.makedirs(root, exist_ok=True)
+        from zomg.fsutil import make_private_dirs
+
+        make_private_dirs(root)  # 0700 with the parents it makes (~/.local, ~/.local/share), whatever the umask
         tmp = os.path.join(root, f".creating-{name}-{os.getpid()}-{os.urandom(4).hex()}")
         os.mkdir(tmp, 0o700)
     except OSError as exc:
         raise from_os_error(exc, f"cannot create box '{name}' in {root}") from None
     try:
         os.mkdir(os.path.join(tmp, WORKSPACE))
-        import json
-
-        with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, sort_keys=True)
-            f.write("\n")
+        _write_metadata(box, tmp)
         os.rename(tmp, path)
     except OSError as exc:
         _remove_tree(tmp)
@@ -176,6 +193,90 @@ def create(name: str, project: str | None = None, env: dict[str, str] | None = N
             raise ConflictError(f"box '{name}' already exists") from None
         raise from_os_error(exc, f"cannot create box '{name}' in {root}") from None
     return box
+
+
+def _write_metadata(box: Box, where: str | None = None) -> None:
+    """Replace ``box``'s metadata in one rename (``where``: the box directory, default its own)."""
+    import json
+
+    from zomg.fsutil import write_atomic
+
+    meta = {"format": FORMAT, "name": box.name, "project": box.project, "env": box.env, "created": box.created}
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    write_atomic(os.path.join(where or box.path, METADATA), text.encode("utf-8"), 0o600)
+
+
+def edit(name: str, set_env: dict[str, str], unset_env: list[str], project: str | None = None,
+         clear_project: bool = False) -> Box:
+    """Change box ``name``'s environment and project; the metadata is replaced whole or not at all."""
+    if project is not None:
+        check_name(project, "project name")
+    for key in unset_env:
+        if not _valid_env_key(key):
+            raise UsageError(f"invalid --unset-env {key!r}: expected a KEY made of letters, digits and '_'")
+    both = sorted(set(set_env) & set(unset_env))
+    if both:
+        raise UsageError(f"--env and --unset-env both name {both[0]}: choose one")
+    box = get(name)
+    missing = [key for key in unset_env if key not in box.env]
+    if missing:
+        raise NotFoundError(f"box '{name}' has no variable {missing[0]} to unset (see: zomg box show {name})")
+    for key in unset_env:
+        del box.env[key]
+    box.env.update(set_env)
+    if project is not None or clear_project:
+        box.project = project
+    try:
+        _write_metadata(box)
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot change box '{name}'") from None
+    return box
+
+
+def rename(old: str, new: str) -> Box:
+    """Rename box ``old`` to ``new``, which must not exist; its workspace moves with it, files and all.
+
+    The directory moves in one rename, onto an empty directory made first to
+    claim the name (a rename onto an empty directory replaces it; a box that
+    appeared there meanwhile is not empty, so the rename fails and nothing
+    moves). The metadata, which names the box, is rewritten right after; if
+    that fails the directory moves back.
+    """
+    check_name(new)
+    box = get(old)
+    if old == new:
+        raise ConflictError(f"box '{old}' already has that name")
+    target = os.path.join(os.path.dirname(box.path), new)
+    try:
+        os.mkdir(target, 0o700)
+    except FileExistsError:
+        raise ConflictError(f"box '{new}' already exists; choose another name") from None
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot rename box '{old}'") from None
+    try:
+        os.rename(box.path, target)
+    except OSError as exc:
+        _remove_empty(target)
+        if os.path.isdir(os.path.join(target, WORKSPACE)):  # a box took the name meanwhile
+            raise ConflictError(f"box '{new}' already exists; choose another name") from None
+        raise from_os_error(exc, f"cannot rename box '{old}'") from None
+    renamed = Box(new, box.project, box.env, box.created, target)
+    try:
+        _write_metadata(renamed)
+    except OSError as exc:
+        try:
+            os.rename(target, box.path)
+        except OSError:
+            pass
+        raise from_os_error(exc, f"cannot rename box '{old}'") from None
+    return renamed
+
+
+def _remove_empty(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # not empty (another box arrived) or gone: not ours to remove
 
 
 def list_boxes(project: str | None = None) -> tuple[list[Box], list[str]]:
@@ -198,6 +299,10 @@ def list_boxes(project: str | None = None) -> tuple[list[Box], list[str]]:
             continue
         if project is None or box.project == project:
             boxes.append(box)
+            # Listed all the same: its name and metadata are fine, and rm --force needs the name.
+            problem = workspace_problem(box)
+            if problem is not None:
+                problems.append(problem)
     return boxes, problems
 
 
@@ -233,6 +338,8 @@ def remove(name: str, force: bool = False) -> None:
         has_files = bool(os.listdir(os.path.join(path, WORKSPACE)))
     except FileNotFoundError:
         has_files = False
+    except NotADirectoryError:
+        has_files = True  # something the user put in its place: theirs until --force
     except OSError as exc:
         raise from_os_error(exc, f"cannot inspect box '{name}'") from None
     if has_files and not force:

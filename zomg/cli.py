@@ -75,8 +75,9 @@ def _silence_stdout() -> None:
 def _start_telemetry(matched: Matched):
     try:
         from zomg import telemetry
+        from zomg.commands import NOT_RECORDED
 
-        return telemetry.start(telemetry_command=matched.path[:1] == ["telemetry"])
+        return telemetry.start(telemetry_command=bool(matched.path) and matched.path[0] in NOT_RECORDED)
     except Exception:  # telemetry must never break a command
         return None
 
@@ -87,17 +88,10 @@ def _finish_telemetry(session, matched: Matched, started: float, result: str, er
     import time
 
     try:
-        session.finish(
-            {
-                "declared": matched.declared(),
-                "command": matched.path[0] if matched.path else None,
-                "subcommand": matched.path[1] if len(matched.path) > 1 else None,
-                "flags": sorted(matched.flags),
-                "duration_s": time.monotonic() - started,
-                "result": result,
-                "error_class": error_class,
-            }
-        )
+        from zomg.telemetry.event import invocation
+
+        session.finish(invocation(matched.path, matched.flags, matched.declared(), time.monotonic() - started,
+                                  result, error_class))
     except Exception:
         pass
 

@@ -17,6 +17,8 @@ from zomg import commands
 SHELLS = ("bash", "zsh", "fish")
 _HEADER = "generated from zomg's command definitions by `zomg completion {shell}`; do not edit"
 _BOX_NAMES = "env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null"
+# The workspace of the box named by the shell variable in {box}: --workdir is resolved inside it.
+_WORKSPACE = "env ZOMG_TELEMETRY=off zomg box show --workspace -- {box} 2>/dev/null"
 
 
 class _Node:
@@ -27,6 +29,15 @@ class _Node:
         self.options: list[commands.Arg] = [commands.HELP_ARG]
         self.positionals: list[commands.Arg] = []
         self.rest = False
+
+    @property
+    def box_index(self) -> int:
+        """Which positional names the box (for a directory inside its workspace), -1 when none does."""
+        return next((i for i, arg in enumerate(self.positionals) if arg.complete == commands.BOX), -1)
+
+    def repeats(self, i: int) -> bool:
+        """Whether positional ``i`` takes every word from there on (NAME...)."""
+        return self.positionals[i].kind == commands.POSITIONALS
 
     @property
     def key(self) -> str:
@@ -72,10 +83,17 @@ def _quote_single(text: str) -> str:
 
 # --- bash ------------------------------------------------------------------------
 
-def _bash_values(arg: commands.Arg) -> str:
-    """Commands that fill COMPREPLY with the values ``arg`` takes, matching $cur."""
-    if arg.choices:
-        return f'COMPREPLY=($(compgen -W "{" ".join(arg.choices)}" -- "$cur"))'
+def _words(arg: commands.Arg) -> tuple[str, ...]:
+    """The fixed words ``arg`` completes to: its choices, or zomg's command names."""
+    return arg.choices or (tuple(commands.TOP_LEVEL) if arg.complete == commands.COMMAND else ())
+
+
+def _bash_values(arg: commands.Arg, node: _Node) -> str:
+    """Commands that fill COMPREPLY with the values ``arg`` (of ``node``) takes, matching $cur."""
+    if _words(arg):
+        return f'COMPREPLY=($(compgen -W "{" ".join(_words(arg))}" -- "$cur"))'
+    if arg.complete == commands.WORKSPACE_DIRECTORY:
+        return f'_zomg_workspace_dirs "${{pos[{node.box_index}]}}"'
     if arg.complete == commands.BOX:
         return f'COMPREPLY=($(compgen -W "$({_BOX_NAMES})" -- "$cur"))'
     if arg.complete == commands.DIRECTORY:
@@ -94,6 +112,13 @@ def bash() -> str:
     nodes = list(_walk(root))
     lines = [
         f"# bash completion for zomg, {_HEADER.format(shell='bash')}",
+        "_zomg_workspace_dirs() {",
+        "    local ws IFS=$'\\n'",
+        '    ws="$(' + _WORKSPACE.format(box='"$1"') + ')"',
+        '    [[ -n $ws && -d $ws ]] || { COMPREPLY=(); return 0; }',
+        "    compopt -o nospace 2>/dev/null",
+        '    COMPREPLY=($(cd -- "$ws" && compgen -d -S / -- "$cur"))',
+        "}",
         "_zomg() {",
         # bash splits `--env A=1` at '=' (COMP_WORDBREAKS): glue those pieces back into words.
         '    local -a words=()',
@@ -107,6 +132,7 @@ def bash() -> str:
         '        fi',
         '    done',
         '    local n=$((${#words[@]} - 1)) path="" npos=0 expect="" dashdash=-1',
+        '    local -a pos=()',
         '    local cur="${words[n]}" prefix=""',
         '    for ((i = 1; i < n; i++)); do',
         '        w="${words[i]}"',
@@ -123,7 +149,7 @@ def bash() -> str:
     for node in nodes:
         for child in node.children:
             lines.append(f'                "{node.key}|{child.path[-1]}") path="{child.key}"; continue ;;')
-    lines += ['            esac', '        fi', '        npos=$((npos + 1))', '    done']
+    lines += ['            esac', '        fi', '        pos+=("$w")', '        npos=$((npos + 1))', '    done']
     # After `--`: the box's command, then its arguments (files).
     rest = [f'"{node.key}"' for node in nodes if node.rest]
     lines += ['    if (( dashdash >= 0 )); then', '        case "$path" in',
@@ -141,7 +167,7 @@ def bash() -> str:
     for node in nodes:
         for arg in node.options:
             if _takes_value(arg):
-                lines.append(_bash_case([f'"{node.key}|{name}"' for name in arg.names], _bash_values(arg)))
+                lines.append(_bash_case([f'"{node.key}|{name}"' for name in arg.names], _bash_values(arg, node)))
     lines += ['            *) COMPREPLY=() ;;', '        esac',
               '        [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$prefix}")', '        return 0', '    fi']
     # An option name, a command name or a positional.
@@ -155,7 +181,8 @@ def bash() -> str:
             words = " ".join(child.path[-1] for child in node.children)
             lines.append(f'        "{node.key}|0") COMPREPLY=($(compgen -W "{words}" -- "$cur")) ;;')
         for i, arg in enumerate(node.positionals):
-            lines.append(_bash_case([f'"{node.key}|{i}"'], _bash_values(arg)))
+            at = f'"{node.key}|"*' if node.repeats(i) else f'"{node.key}|{i}"'
+            lines.append(_bash_case([at], _bash_values(arg, node)))
         if node.rest:
             lines.append(f'        "{node.key}|{len(node.positionals)}") COMPREPLY=($(compgen -W "--" -- "$cur")) ;;')
     lines += ['        *) COMPREPLY=() ;;', '    esac', "}", "complete -F _zomg zomg", ""]
@@ -164,16 +191,19 @@ def bash() -> str:
 
 # --- zsh -------------------------------------------------------------------------
 
-def _zsh_action(arg: commands.Arg) -> str:
-    if arg.choices:
-        return f"({' '.join(arg.choices)})"
+def _zsh_action(arg: commands.Arg, node: _Node) -> str:
+    if _words(arg):
+        return f"({' '.join(_words(arg))})"
+    if arg.complete == commands.WORKSPACE_DIRECTORY:
+        # $line holds the positional words given so far.
+        return f"{{_zomg_workspace_dirs {node.box_index + 1}}}"  # braces: called with only this argument
     return {commands.BOX: "_zomg_boxes", commands.DIRECTORY: "_files -/",
             commands.PROGRAM: "_command_names -e"}.get(arg.complete, " ")
 
 
-def _zsh_option(arg: commands.Arg) -> str:
+def _zsh_option(arg: commands.Arg, node: _Node) -> str:
     help_text = _quote_single(arg.help)
-    value = f":{arg.metavar.lower()}:{_zsh_action(arg)}" if _takes_value(arg) else ""
+    value = f":{arg.metavar.lower()}:{_zsh_action(arg, node)}" if _takes_value(arg) else ""
     repeat = "*" if arg.kind == commands.MULTI else ""
     if len(arg.names) > 1:
         return f"'({' '.join(arg.names)})'{{{','.join(arg.names)}}}'[{help_text}]{value}'"
@@ -185,15 +215,19 @@ def zsh() -> str:
     lines = ["#compdef zomg", f"# zsh completion for zomg, {_HEADER.format(shell='zsh')}", "",
              "_zomg_boxes() {", "    local -a names",
              f'    names=(${{(f)"$({_BOX_NAMES})"}})',
-             "    _describe -t boxes box names", "}", ""]
+             "    _describe -t boxes box names", "}", "",
+             "_zomg_workspace_dirs() {", "    local ws",
+             "    ws=$(" + _WORKSPACE.format(box="${line[$1]}") + ")",
+             "    [[ -n $ws && -d $ws ]] && _files -/ -W $ws", "}", ""]
     for node in _walk(root):
         fn = "_zomg" + "".join(f"_{p}" for p in node.path)
         lines.append(f"{fn}() {{")
-        specs = [_zsh_option(arg) for arg in node.options]
+        specs = [_zsh_option(arg, node) for arg in node.options]
         if node.children:
             specs += ["'1:command:->cmds'", "'*::arg:->args'"]
         for i, arg in enumerate(node.positionals, 1):
-            specs.append(f"'{i}:{arg.metavar.lower()}:{_zsh_action(arg)}'")
+            at = "*" if node.repeats(i - 1) else str(i)
+            specs.append(f"'{at}:{arg.metavar.lower()}:{_zsh_action(arg, node)}'")
         if node.rest:
             # After `--` comes a command line of its own, completed as zsh completes any command.
             lines += ["    local dashdash=${words[(i)--]}", "    if (( dashdash < CURRENT )); then",
@@ -225,9 +259,11 @@ def zsh() -> str:
 
 # --- fish ------------------------------------------------------------------------
 
-def _fish_values(arg: commands.Arg) -> str:
-    if arg.choices:
-        return f"-a '{' '.join(arg.choices)}'"
+def _fish_values(arg: commands.Arg, node: _Node) -> str:
+    if _words(arg):
+        return f"-a '{' '.join(_words(arg))}'"
+    if arg.complete == commands.WORKSPACE_DIRECTORY:
+        return f"-a '(__zomg_workspace_dirs {node.box_index + 1})'"
     return {commands.BOX: "-a '(__zomg_boxes)'", commands.DIRECTORY: "-a '(__fish_complete_directories)'",
             commands.PROGRAM: "-a '(__fish_complete_command)'"}.get(arg.complete, "")
 
@@ -245,9 +281,20 @@ def fish() -> str:
         "function __zomg_boxes",
         f"    {_BOX_NAMES}",
         "end",
-        "# Where the cursor is: __zomg_at PATH N is true at the Nth positional of command PATH,",
-        "# PATH any anywhere before `--`, PATH rest at the command after `--`, PATH rest+ after that.",
+        "function __zomg_workspace_dirs",
+        "    __zomg_at '' any",
+        "    set -l ws (" + _WORKSPACE.format(box="$__zomg_pos[$argv[1]]") + ")",
+        "    test -n \"$ws\"; and test -d \"$ws\"; or return",
+        "    set -l cur (string replace -r -- '^--[^=]*=' '' (commandline -ct))",
+        "    for dir in $ws/$cur*/",
+        "        string replace -- \"$ws/\" '' $dir",
+        "    end",
+        "end",
+        "# Where the cursor is: __zomg_at PATH N is true at the Nth positional of command PATH (N+: at it or",
+        "# after), PATH any anywhere before `--`, PATH rest at the command after `--`, PATH rest+ after that.",
+        "# It leaves the positional words in __zomg_pos.",
         "function __zomg_at",
+        "    set -g __zomg_pos",
         "    set -l tokens (commandline -opc)",
         "    set -e tokens[1]",
         "    set -l path ''",
@@ -278,6 +325,7 @@ def fish() -> str:
         "            set path $deeper",
         "            continue",
         "        end",
+        "        set -a __zomg_pos $t",
         "        set npos (math $npos + 1)",
         "    end",
         "    test \"$path\" = \"$argv[1]\"; or return 1",
@@ -288,6 +336,8 @@ def fish() -> str:
         "            test $rest = 0",
         "        case rest+",
         "            test $rest -gt 0",
+        "        case '*+'",
+        "            test $rest = -1; and test $expect = 0; and test $npos -ge (string trim -r -c + -- $argv[2])",
         "        case '*'",
         "            test $rest = -1; and test $expect = 0; and test $npos = $argv[2]",
         "    end",
@@ -300,12 +350,13 @@ def fish() -> str:
             lines.append(f"complete -c zomg {seen} -a {child.path[-1]} -d '{_quote_single(child.help)}'")
         for arg in node.options:
             parts = " ".join(f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}" for n in arg.names)
-            value = f" -x {_fish_values(arg)}".rstrip() if _takes_value(arg) else ""
+            value = f" -x {_fish_values(arg, node)}".rstrip() if _takes_value(arg) else ""
             lines.append(f"complete -c zomg {anywhere} {parts}{value} -d '{_quote_single(arg.help)}'")
         for i, arg in enumerate(node.positionals):
-            values = _fish_values(arg)
+            values = _fish_values(arg, node)
             if values:
-                lines.append(f"complete -c zomg -n '__zomg_at \"{node.key}\" {i}' {values}")
+                at = f"{i}+" if node.repeats(i) else str(i)
+                lines.append(f"complete -c zomg -n '__zomg_at \"{node.key}\" {at}' {values}")
         if node.rest:
             lines.append(f"complete -c zomg -n '__zomg_at \"{node.key}\" rest' -a '(__fish_complete_command)'")
             lines.append(f"complete -c zomg -n '__zomg_at \"{node.key}\" rest+' -F")

@@ -32,18 +32,18 @@ def run(argv: list[str], cwd: str, env: dict[str, str]) -> int:
     import signal
     import subprocess
 
-    try:
-        child = subprocess.Popen(argv, cwd=cwd, env=env)
-    except FileNotFoundError:
-        raise CommandNotFoundError(f"command not found: {argv[0]}") from None
-    except PermissionError:
-        raise CommandNotExecutableError(f"permission denied: {argv[0]}") from None
-    except OSError as exc:
-        raise SubprocessError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    # The handlers go in before the child starts: a signal that came between the
+    # start and the handlers would have ended zomg and left the child running.
+    # One that comes before the child exists is passed on once it does.
+    child = None
+    pending: list[int] = []
 
     def on_signal(signum, frame):
         if signum == signal.SIGINT and _from_terminal():
             return  # the terminal already delivered it to the child
+        if child is None:
+            pending.append(signum)
+            return
         try:
             child.send_signal(signum)
         except OSError:
@@ -56,6 +56,16 @@ def run(argv: list[str], cwd: str, env: dict[str, str]) -> int:
         except ValueError:  # not the main thread: leave signals alone
             pass
     try:
+        try:
+            child = subprocess.Popen(argv, cwd=cwd, env=env)
+        except FileNotFoundError:
+            raise CommandNotFoundError(f"command not found: {argv[0]}") from None
+        except PermissionError:
+            raise CommandNotExecutableError(f"permission denied: {argv[0]}") from None
+        except OSError as exc:
+            raise SubprocessError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+        for signum in pending:
+            on_signal(signum, None)
         code = child.wait()
     finally:
         for sig, handler in previous.items():

@@ -39,10 +39,15 @@ def path() -> str:
 
 def load() -> Answers:
     import json
+    import stat
 
     where = path()
     try:
-        with open(where, "rb") as f:
+        # O_NONBLOCK and a regular-file check: a FIFO planted here must not hang every command.
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"{where} is not a regular file; remove it and run 'zomg setup' again")
             data = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         return Answers()
@@ -69,11 +74,11 @@ def load() -> Answers:
 def save(answers: Answers) -> None:
     import json
 
-    from zomg.fsutil import write_atomic
+    from zomg.fsutil import make_private_dirs, write_atomic
 
     where = path()
     try:
-        os.makedirs(os.path.dirname(where), exist_ok=True)
+        make_private_dirs(os.path.dirname(where))
         write_atomic(where, (json.dumps(answers.to_json(), indent=2, sort_keys=True) + "\n").encode(), 0o600)
     except OSError as exc:
         raise from_os_error(exc, f"cannot write {where}") from None

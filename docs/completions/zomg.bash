@@ -1,4 +1,11 @@
 # bash completion for zomg, generated from zomg's command definitions by `zomg completion bash`; do not edit
+_zomg_workspace_dirs() {
+    local ws IFS=$'\n'
+    ws="$(env ZOMG_TELEMETRY=off zomg box show --workspace -- "$1" 2>/dev/null)"
+    [[ -n $ws && -d $ws ]] || { COMPREPLY=(); return 0; }
+    compopt -o nospace 2>/dev/null
+    COMPREPLY=($(cd -- "$ws" && compgen -d -S / -- "$cur"))
+}
 _zomg() {
     local -a words=()
     local w i
@@ -11,6 +18,7 @@ _zomg() {
         fi
     done
     local n=$((${#words[@]} - 1)) path="" npos=0 expect="" dashdash=-1
+    local -a pos=()
     local cur="${words[n]}" prefix=""
     for ((i = 1; i < n; i++)); do
         w="${words[i]}"
@@ -19,7 +27,7 @@ _zomg() {
         case "$w" in
             --*=*) continue ;;
             -*) case "$path|$w" in
-                "box create|--project"|"box create|--env"|"box list|--project"|"exec|--env"|"exec|--workdir"|"console|--shell"|"setup|--boxes-dir"|"setup|--deployment-name"|"setup|--deployment-metrics") expect="$w" ;;
+                "box create|--project"|"box create|--env"|"box list|--project"|"box edit|--env"|"box edit|--unset-env"|"box edit|--project"|"exec|--env"|"exec|--workdir"|"console|--shell"|"setup|--boxes-dir"|"setup|--deployment-name"|"setup|--deployment-metrics") expect="$w" ;;
                 esac; continue ;;
         esac
         if (( npos == 0 )); then
@@ -30,18 +38,23 @@ _zomg() {
                 "|setup") path="setup"; continue ;;
                 "|telemetry") path="telemetry"; continue ;;
                 "|completion") path="completion"; continue ;;
+                "|help") path="help"; continue ;;
                 "box|create") path="box create"; continue ;;
                 "box|list") path="box list"; continue ;;
                 "box|show") path="box show"; continue ;;
+                "box|edit") path="box edit"; continue ;;
+                "box|rename") path="box rename"; continue ;;
                 "box|rm") path="box rm"; continue ;;
                 "telemetry|status") path="telemetry status"; continue ;;
                 "telemetry|on") path="telemetry on"; continue ;;
                 "telemetry|off") path="telemetry off"; continue ;;
                 "telemetry|log") path="telemetry log"; continue ;;
+                "telemetry|reset") path="telemetry reset"; continue ;;
                 "telemetry|explain") path="telemetry explain"; continue ;;
                 "telemetry|flush") path="telemetry flush"; continue ;;
             esac
         fi
+        pos+=("$w")
         npos=$((npos + 1))
     done
     if (( dashdash >= 0 )); then
@@ -63,8 +76,11 @@ _zomg() {
         "box create|--project") COMPREPLY=() ;;
         "box create|--env") COMPREPLY=() ;;
         "box list|--project") COMPREPLY=() ;;
+        "box edit|--env") COMPREPLY=() ;;
+        "box edit|--unset-env") COMPREPLY=() ;;
+        "box edit|--project") COMPREPLY=() ;;
         "exec|--env") COMPREPLY=() ;;
-        "exec|--workdir") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")) ;;
+        "exec|--workdir") _zomg_workspace_dirs "${pos[0]}" ;;
         "console|--shell") COMPREPLY=($(compgen -c -- "$cur")) ;;
         "setup|--boxes-dir") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")) ;;
         "setup|--deployment-name") COMPREPLY=() ;;
@@ -80,7 +96,9 @@ _zomg() {
             "box") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "box create") COMPREPLY=($(compgen -W "--help -h --project --env" -- "$cur")) ;;
             "box list") COMPREPLY=($(compgen -W "--help -h --project --json --names" -- "$cur")) ;;
-            "box show") COMPREPLY=($(compgen -W "--help -h --json" -- "$cur")) ;;
+            "box show") COMPREPLY=($(compgen -W "--help -h --json --workspace" -- "$cur")) ;;
+            "box edit") COMPREPLY=($(compgen -W "--help -h --env --unset-env --project --no-project" -- "$cur")) ;;
+            "box rename") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "box rm") COMPREPLY=($(compgen -W "--help -h --force -f" -- "$cur")) ;;
             "exec") COMPREPLY=($(compgen -W "--help -h --env --workdir --" -- "$cur")) ;;
             "console") COMPREPLY=($(compgen -W "--help -h --shell" -- "$cur")) ;;
@@ -90,23 +108,29 @@ _zomg() {
             "telemetry on") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "telemetry off") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "telemetry log") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "telemetry reset") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "telemetry explain") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "telemetry flush") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
             "completion") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
+            "help") COMPREPLY=($(compgen -W "--help -h" -- "$cur")) ;;
         esac
         return 0
     fi
     case "$path|$npos" in
-        "|0") COMPREPLY=($(compgen -W "box exec console setup telemetry completion" -- "$cur")) ;;
-        "box|0") COMPREPLY=($(compgen -W "create list show rm" -- "$cur")) ;;
+        "|0") COMPREPLY=($(compgen -W "box exec console setup telemetry completion help" -- "$cur")) ;;
+        "box|0") COMPREPLY=($(compgen -W "create list show edit rename rm" -- "$cur")) ;;
         "box create|0") COMPREPLY=() ;;
         "box show|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
-        "box rm|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
+        "box edit|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
+        "box rename|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
+        "box rename|1") COMPREPLY=() ;;
+        "box rm|"*) COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
         "exec|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
         "exec|1") COMPREPLY=($(compgen -W "--" -- "$cur")) ;;
         "console|0") COMPREPLY=($(compgen -W "$(env ZOMG_TELEMETRY=off zomg box list --names 2>/dev/null)" -- "$cur")) ;;
-        "telemetry|0") COMPREPLY=($(compgen -W "status on off log explain flush" -- "$cur")) ;;
+        "telemetry|0") COMPREPLY=($(compgen -W "status on off log reset explain flush" -- "$cur")) ;;
         "completion|0") COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")) ;;
+        "help|0") COMPREPLY=($(compgen -W "box exec console setup telemetry completion help" -- "$cur")) ;;
         *) COMPREPLY=() ;;
     esac
 }

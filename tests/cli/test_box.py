@@ -225,3 +225,116 @@ def test_two_processes_creating_the_same_box_give_one_box_and_one_conflict(tmp_p
         assert box.env["WHO"] in {"0", "1", "2", "3"}
         assert sorted(os.listdir(boxes.root())) == ["race"]
         boxes.remove("race")
+
+
+def test_show_prints_env_one_variable_per_line_shell_quoted(zomg):
+    assert zomg("box", "create", "x", "--env", "A=x B=y", "--env", "C=z", "--env", "D=it's").code == 0
+    lines = zomg("box", "show", "x").out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("env:"))
+    assert [line.split(None, 1)[-1] if i == 0 else line.strip() for i, line in enumerate(lines[start:])] == [
+        "A='x B=y'", "C=z", "D='it'\"'\"'s'"]
+
+
+def test_rm_several_boxes_reports_each_and_exits_1_if_any_failed(zomg):
+    for name in ("a1", "a2", "a3"):
+        assert zomg("box", "create", name).code == 0
+    with open(os.path.join(boxes.get("a2").workspace, "keep.txt"), "w") as f:
+        f.write("mine")
+    r = zomg("box", "rm", "a1", "a2", "nope", "a3")
+    assert r.code == 1
+    assert r.err.splitlines() == [
+        "removed box 'a1'",
+        "zomg: error: box 'a2' has files in its workspace; use --force to remove it with them",
+        "zomg: error: no box named 'nope' (see 'zomg box list')",
+        "removed box 'a3'",
+        "zomg: error: 2 of 4 boxes not removed (see above)",
+    ]
+    assert sorted(os.listdir(boxes.root())) == ["a2"]
+    r = zomg("box", "rm", "--force", "a2")
+    assert (r.code, r.err) == (0, "removed box 'a2'\n")
+
+
+def test_rm_several_removes_nothing_when_a_name_is_invalid(zomg):
+    zomg("box", "create", "a1")
+    r = zomg("box", "rm", "a1", "Bad_Name")
+    assert r.code == 2 and "invalid box name 'Bad_Name'" in r.err
+    assert boxes.get("a1")
+
+
+def test_edit_changes_env_and_project_and_keeps_the_workspace(zomg):
+    zomg("box", "create", "web", "--env", "PATH=/nonexistent", "--env", "KEEP=1")
+    with open(os.path.join(boxes.get("web").workspace, "notes.txt"), "w") as f:
+        f.write("mine")
+    r = zomg("box", "edit", "web", "--unset-env", "PATH", "--env", "NEW=a b", "--project", "shop")
+    assert (r.code, r.out) == (0, "")
+    box = boxes.get("web")
+    assert box.env == {"KEEP": "1", "NEW": "a b"} and box.project == "shop"
+    assert os.path.exists(os.path.join(box.workspace, "notes.txt"))
+    assert zomg("box", "edit", "web", "--no-project").code == 0
+    assert boxes.get("web").project is None
+    assert zomg("box", "list", "--project", "shop", "--names").out == ""
+
+
+@pytest.mark.parametrize("argv,code,message", [
+    (["web"], 2, "nothing to change"),
+    (["web", "--project", "p", "--no-project"], 2, "choose one"),
+    (["web", "--env", "A=1", "--unset-env", "A"], 2, "both name A"),
+    (["web", "--unset-env", "MISSING"], 1, "has no variable MISSING"),
+    (["web", "--unset-env", "1A"], 2, "invalid --unset-env '1A'"),
+    (["web", "--env", "NOEQUALS"], 2, "invalid --env"),
+    (["web", "--project", "Bad Project"], 2, "invalid project name"),
+    (["nope", "--env", "A=1"], 1, "no box named 'nope'"),
+])
+def test_edit_refuses_bad_changes_and_changes_nothing(zomg, argv, code, message):
+    zomg("box", "create", "web", "--env", "A=0")
+    meta = os.path.join(boxes.root(), "web", "box.json")
+    with open(meta, "rb") as f:
+        before = f.read()
+    r = zomg("box", "edit", *argv)
+    assert r.code == code and message in r.err and r.err.count("\n") == 1, r.err
+    with open(meta, "rb") as f:
+        assert f.read() == before
+
+
+def test_rename_moves_the_box_with_its_files(zomg):
+    zomg("box", "create", "web", "--project", "shop", "--env", "A=1")
+    with open(os.path.join(boxes.get("web").workspace, "notes.txt"), "w") as f:
+        f.write("mine")
+    r = zomg("box", "rename", "web", "shop-web")
+    assert r.code == 0
+    assert sorted(os.listdir(boxes.root())) == ["shop-web"]
+    box = boxes.get("shop-web")
+    assert (box.project, box.env) == ("shop", {"A": "1"})
+    with open(os.path.join(box.workspace, "notes.txt")) as f:
+        assert f.read() == "mine"
+    assert json.loads(zomg("box", "show", "shop-web", "--json").out)["name"] == "shop-web"
+
+
+@pytest.mark.parametrize("argv,code,message", [
+    (["web", "db"], 1, "box 'db' already exists"),
+    (["web", "Bad"], 2, "invalid box name 'Bad'"),
+    (["web", "web"], 1, "already has that name"),
+    (["nope", "other"], 1, "no box named 'nope'"),
+])
+def test_rename_refuses_and_leaves_both_boxes_alone(zomg, argv, code, message):
+    zomg("box", "create", "web", "--env", "A=1")
+    zomg("box", "create", "db", "--env", "B=2")
+    r = zomg("box", "rename", *argv)
+    assert r.code == code and message in r.err and r.err.count("\n") == 1, r.err
+    assert sorted(os.listdir(boxes.root())) == ["db", "web"]
+    assert boxes.get("web").env == {"A": "1"} and boxes.get("db").env == {"B": "2"}
+
+
+def test_rename_refuses_a_name_taken_by_a_damaged_box_or_a_stray_directory(zomg):
+    zomg("box", "create", "web")
+    os.mkdir(os.path.join(boxes.root(), "taken"))
+    r = zomg("box", "rename", "web", "taken")
+    assert r.code == 1 and "already exists" in r.err
+    assert os.listdir(os.path.join(boxes.root(), "taken")) == []
+    assert boxes.get("web")
+
+
+def test_rm_the_same_name_twice_removes_it_once(zomg):
+    zomg("box", "create", "a1")
+    r = zomg("box", "rm", "a1", "a1")
+    assert (r.code, r.err) == (0, "removed box 'a1'\n")

@@ -1,4 +1,5 @@
 """Dispatch, help, version and the one-line error contract."""
+import os
 import sys
 
 import pytest
@@ -34,12 +35,68 @@ def test_box_list_loads_only_its_own_command_module():
     assert out.splitlines()[-1] == "['zomg.commands.box']"
 
 
-@pytest.mark.parametrize("argv", [[], ["box"]])
-def test_a_missing_command_is_a_usage_error(zomg, argv):
+@pytest.mark.parametrize("argv", [[], ["box"], ["telemetry"]])
+def test_zomg_or_a_group_alone_prints_its_help(zomg, argv):
     r = zomg(*argv)
-    assert r.code == 2
-    assert r.out == ""
-    assert r.err.startswith("zomg: error: ") and r.err.count("\n") == 1
+    assert (r.code, r.err) == (0, ""), "as cargo, docker and gh do: the help, not an error"
+    assert r.out == zomg(*argv, "--help").out
+
+
+@pytest.mark.parametrize("argv", [[], ["box"], ["box", "list"], ["exec"], ["telemetry", "flush"]])
+def test_help_command_prints_what_help_option_prints(zomg, argv):
+    r = zomg("help", *argv)
+    assert (r.code, r.err) == (0, "")
+    assert r.out == zomg(*argv, "--help").out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["frob"], "unknown command 'frob'"),
+    (["box", "lst"], "unknown command 'lst' (did you mean 'list'?)"),
+    (["box", "list", "extra"], "no command 'extra' below 'zomg box list'"),
+])
+def test_help_of_an_unknown_command_is_a_usage_error(zomg, argv, message):
+    r = zomg("help", *argv)
+    assert r.code == 2 and message in r.err and r.err.count("\n") == 1 and r.out == ""
+
+
+def test_a_missing_command_is_a_usage_error_when_options_were_given(zomg):
+    r = zomg("box", "--bogus")
+    assert r.code == 2 and r.err.startswith("zomg: error: ") and r.err.count("\n") == 1
+
+
+def test_every_commands_help_ends_with_examples_that_run_zomg(zomg):
+    from zomg import completion
+
+    def walk(node):
+        yield node
+        for child in node.children:
+            yield from walk(child)
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "docs", "cli.md"), encoding="utf-8") as f:
+        reference = f.read()
+    with open(os.path.join(root, "docs", "zomg.1"), encoding="utf-8") as f:
+        man = f.read().replace("\\-", "-").replace("\\e", "\\")
+    for node in walk(completion.tree()):
+        out = zomg(*node.path, "--help").out
+        examples = out.split("\nexamples:\n", 1)
+        assert len(examples) == 2, f"zomg {node.key} --help shows no example"
+        lines = examples[1].splitlines()
+        assert lines and all(line.startswith("  ") for line in lines)
+        commands = [line.strip() for line in lines if not line.strip().startswith("#")]
+        assert any("zomg " in line for line in commands), (node.key, commands)
+        for line in commands:
+            assert line in reference, f"docs/cli.md lacks the example {line!r}"
+            assert line in man, f"docs/zomg.1 lacks the example {line!r}"
+
+
+def test_a_name_that_starts_with_a_dash_is_explained(zomg):
+    r = zomg("box", "create", "-dash")
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert "'-dash' is not an option, and NAME cannot start with '-'" in r.err
+    assert "usage: zomg box create NAME" in r.err and "'--'" in r.err
+    assert "required" not in r.err
+    assert zomg("box", "list").err.startswith("no boxes yet"), "nothing was created"
 
 
 @pytest.mark.parametrize(

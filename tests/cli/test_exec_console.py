@@ -177,6 +177,24 @@ def test_real_interrupt_reaches_the_child_and_zomg_exits_130_when_it_kills_the_c
     assert "Traceback" not in err
 
 
+def test_a_signal_that_comes_while_the_child_is_being_started_is_passed_on_to_it():
+    # SIGTERM reaches zomg just as it starts the child (made certain here by sending it
+    # from inside Popen): the child must get it and zomg must report it, not die first.
+    subprocess.run(_installed_zomg("box", "create", "early"), check=True, capture_output=True)
+    program = ("import os, signal, subprocess, sys\n"
+               "real = subprocess.Popen.__init__\n"
+               "def starting(self, *args, **kwargs):\n"
+               "    os.kill(os.getpid(), signal.SIGTERM)\n"
+               "    real(self, *args, **kwargs)\n"
+               "subprocess.Popen.__init__ = starting\n"
+               "from zomg.cli import main\n"
+               "sys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", program, "exec", "early", "--", sys.executable, "-c",
+                           "import time; time.sleep(60)"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143, "the child died of SIGTERM: 128 + 15, as a shell says"
+    assert done.stderr == ""
+
+
 def test_a_child_that_handles_ctrl_c_and_exits_gives_its_own_code():
     # The child waits for SIGINT itself (no sleeping), then exits 5 as `trap "" INT; ...; exit 5` would.
     child = ("import signal, sys\n"
@@ -194,3 +212,93 @@ def test_a_child_killed_by_ctrl_c_gives_130():
     code, err = _interrupt_exec(child, "plain")
     assert code == 130
     assert "zomg" not in err, "the child's own KeyboardInterrupt report is all there is"
+
+
+def test_exec_and_console_set_pwd_to_where_the_child_runs(zomg, box, fp, tmp_path, monkeypatch):
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    monkeypatch.chdir(caller)
+    monkeypatch.setenv("PWD", str(caller))
+    os.makedirs(os.path.join(box.workspace, "src"))
+    exec_call = fp.register(["make"])
+    console_call = fp.register(["/bin/sh"])
+    assert zomg("exec", "dev", "--workdir", "src", "--", "make").code == 0
+    assert zomg("console", "dev", "--shell", "/bin/sh").code == 0
+    exec_env = exec_call.calls[0].kwargs["env"]
+    assert exec_env["PWD"] == exec_call.calls[0].kwargs["cwd"] == os.path.realpath(os.path.join(box.workspace, "src"))
+    console_env = console_call.calls[0].kwargs["env"]
+    assert console_env["PWD"] == os.path.realpath(box.workspace)
+    assert exec_env["OLDPWD"] == console_env["OLDPWD"] == os.getcwd(), "`cd -` goes back to the caller"
+    assert console_env["ZOMG_BOX"] == "dev"
+
+
+def test_real_exec_pwd_is_the_workspace_not_the_callers_directory(tmp_path):
+    subprocess.run(_installed_zomg("box", "create", "pwd"), check=True, capture_output=True)
+    proc = subprocess.run(
+        _installed_zomg("exec", "pwd", "--", sys.executable, "-c",
+                        "import os; print(os.environ['PWD']); print(os.getcwd())"),
+        capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PWD=str(tmp_path)))
+    pwd, cwd = proc.stdout.splitlines()
+    assert pwd == cwd and cwd.endswith(os.path.join("boxes", "pwd", "workspace"))
+
+
+@pytest.mark.parametrize("argv", [["exec", "dev", "--", "pwd"], ["console", "dev"],
+                                  ["exec", "dev", "--workdir", "src", "--", "pwd"]])
+@pytest.mark.parametrize("how", ["deleted", "replaced by a file"])
+def test_a_box_whose_workspace_is_gone_says_so_and_runs_nothing(zomg, box, fp, argv, how):
+    import shutil
+
+    shutil.rmtree(box.workspace)
+    if how != "deleted":
+        with open(box.workspace, "w") as f:
+            f.write("not a directory")
+    r = zomg(*argv)
+    assert r.code == 1, "damage, like damaged metadata: exit 1"
+    what = "is missing" if how == "deleted" else "is not a directory"
+    assert r.err == (f"zomg: error: box 'dev': its workspace {what} ({box.workspace}); "
+                     "remove it with: zomg box rm --force dev\n")
+    assert len(fp.calls) == 0
+
+
+def test_box_list_and_show_flag_a_missing_workspace(zomg, box):
+    import shutil
+
+    assert zomg("box", "create", "fine").code == 0
+    shutil.rmtree(box.workspace)
+    listed = zomg("box", "list")
+    assert listed.code == 1
+    assert [line.split()[0] for line in listed.out.splitlines()[1:]] == ["dev", "fine"], "still listed"
+    assert listed.err == (f"zomg: error: box 'dev': its workspace is missing ({box.workspace}); "
+                          "remove it with: zomg box rm --force dev\n")
+    shown = zomg("box", "show", "dev")
+    assert shown.code == 1 and f"{box.workspace} (damaged)" in shown.out
+    assert "its workspace is missing" in shown.err
+    assert zomg("box", "rm", "--force", "dev").code == 0
+    assert zomg("box", "list").code == 0
+
+
+def test_console_banner_only_when_stderr_is_a_terminal(zomg, box, fp, monkeypatch):
+    fp.register(["/bin/sh"])
+    fp.register(["/bin/sh"])
+    quiet = zomg("console", "dev", "--shell", "/bin/sh")
+    assert (quiet.code, quiet.err) == (0, ""), "a script's stderr gets nothing from zomg"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    shown = zomg("console", "dev", "--shell", "/bin/sh")
+    assert shown.code == 0
+    assert shown.err == f"zomg: inside box 'dev' ({os.path.realpath(box.workspace)}); exit the shell to leave\n"
+
+
+def test_a_workspace_removed_after_the_check_is_still_named_not_the_command(zomg, box, monkeypatch):
+    import shutil
+
+    from zomg import process
+
+    real_run = process.run
+
+    def remove_then_run(argv, cwd, env):
+        shutil.rmtree(box.workspace)
+        return real_run(argv, cwd, env)
+
+    monkeypatch.setattr(process, "run", remove_then_run)
+    r = zomg("exec", "dev", "--", "true")
+    assert r.code == 1 and "its workspace is missing" in r.err and "command not found" not in r.err

@@ -224,3 +224,41 @@ def test_prompt_turns_an_opt_in_off_only_on_no(zomg):
     code, transcript = _drive(["", "", "n"], dict(os.environ))
     assert code == 0, transcript
     assert _answers()["deployment_metrics"] is False
+
+
+def test_show_after_enter_at_the_prompt_says_off_was_chosen(zomg):
+    assert "off (never chosen in zomg setup)" in zomg("setup", "--show").out
+    code, transcript = _drive(["", "", ""], dict(os.environ))
+    assert code == 0, transcript
+    assert _answers()["deployment_metrics"] is False
+    shown = zomg("setup", "--show").out
+    assert "never chosen" not in shown
+    assert "deployment metrics:  off (as chosen in zomg setup)" in shown
+
+
+def test_the_docs_describe_both_prompts_as_they_are():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "telemetry.md"), encoding="utf-8") as f:
+        text = " ".join(f.read().split())
+    assert "every time" not in text
+    assert "`[y/N]`" in text and "`[Y/n]`" in text
+
+
+def test_an_invalid_answer_is_asked_again_and_earlier_answers_are_kept(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    answers = [str(a_file), str(tmp_path / "boxes"), "My Laptop", "lab-1", "maybe", "y"]
+    code, transcript = _drive(answers, dict(os.environ))
+    assert code == 0, transcript
+    assert f"{a_file} is not a directory; please answer again." in transcript
+    assert "invalid deployment name 'My Laptop'" in transcript and transcript.count("Deployment name") == 2
+    assert "please answer y or n; please answer again." in transcript
+    assert _answers()["boxes_dir"] == str(tmp_path / "boxes")
+    assert _answers()["deployment_name"] == "lab-1"
+    assert _answers()["deployment_metrics"] is True
+
+
+def test_end_of_input_at_a_prompt_ends_setup_cleanly_and_saves_nothing(tmp_path):
+    code, transcript = _drive([str(tmp_path / "boxes"), "Bad Name", "\x04"], dict(os.environ))
+    assert code == 2, transcript
+    assert "no answer (end of input); nothing was changed" in transcript and "Traceback" not in transcript
+    assert not os.path.exists(setup_config.path())

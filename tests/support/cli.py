@@ -87,3 +87,62 @@ def files_under(root: str) -> set[str]:
         for name in dirs + files:
             found.add(os.path.relpath(os.path.join(directory, name), root))
     return found
+
+
+def unprivileged():
+    """How to run zomg as a user the kernel holds to file permissions: (python, uid, gid), or None.
+
+    Root bypasses permission checks, so a test of what an unreadable file does
+    must drop to ``nobody``; a test suite run by any other user is already
+    held to them (uid None: run as is). None when root cannot drop to a user
+    that can run Python and import zomg (the caller skips).
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return sys.executable, None, None
+    import pwd
+
+    try:
+        user = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    for python in (sys.executable, "/usr/bin/python3"):
+        try:
+            probe = subprocess.run(
+                [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import zomg.cli; "
+                 "assert sys.version_info >= (3, 9)", _package_parent()],
+                user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/", capture_output=True,
+            )
+        except OSError:  # it cannot even run that interpreter (a home it cannot enter)
+            continue
+        if probe.returncode == 0:
+            return python, user.pw_uid, user.pw_gid
+    return None
+
+
+def _package_parent() -> str:
+    import zomg
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(zomg.__file__)))
+
+
+def run_as(who, home: str, *argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run zomg as ``who`` (from ``unprivileged``) with HOME ``home`` and the XDG directories under it."""
+    python, uid, gid = who
+    full = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    full.update(HOME=home, PYTHONPATH=_package_parent(), **(env or {}))
+    extra = {} if uid is None else {"user": uid, "group": gid, "extra_groups": []}
+    return subprocess.run([python, "-m", "zomg", *argv], capture_output=True, text=True, env=full, cwd=home,
+                          timeout=60, **extra)
+
+
+def shared_home(who) -> str:
+    """A fresh HOME that ``who`` owns, in a directory it can reach (the caller removes it)."""
+    import tempfile
+
+    top = tempfile.mkdtemp(prefix="zomg-unprivileged-")
+    home = os.path.join(top, "home")
+    os.mkdir(home, 0o700)
+    if who[1] is not None:
+        os.chmod(top, 0o755)
+        os.chown(home, who[1], who[2])
+    return home

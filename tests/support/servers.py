@@ -27,10 +27,12 @@ class Capture:
     """An HTTP endpoint on 127.0.0.1:0 that records every POST.
 
     ``statuses`` is consumed one per request (then 200); ``delay`` holds each
-    response that many seconds after the body was read.
+    response that many seconds after the body was read; ``port`` takes the
+    place of an endpoint that was there before (a bench's receiver coming back).
     """
 
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, headers: dict | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, headers: dict | None = None,
+                 port: int = 0) -> None:
         self.statuses = list(statuses or [])
         self.delay = delay
         self.extra_headers = headers or {}
@@ -65,7 +67,7 @@ class Capture:
             def handle_error(self, request, client_address):
                 pass  # a client that gave up waiting (the grace ran out) is expected here
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -85,26 +87,38 @@ class Capture:
         self.server.server_close()
 
 
+def _listen(backlog: int) -> tuple[socket.socket, str]:
+    """A socket listening on 127.0.0.1:0, and the events URL at it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}/v1/events"
+
+
+def _accept_each(server, handle) -> threading.Thread:
+    """Hand every connection ``server.sock`` accepts to ``handle`` until ``server.closed``, in a daemon thread."""
+
+    def loop() -> None:
+        while not server.closed:
+            try:
+                conn, _ = server.sock.accept()
+            except OSError:
+                return
+            handle(conn)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
 class Blackhole:
     """Accepts connections on 127.0.0.1:0 and never answers."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        self.sock, self.url = _listen(64)
         self.held: list[socket.socket] = []
         self.closed = False
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/events"
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
+        self.thread = _accept_each(self, self.held.append)
 
     def close(self) -> None:
         self.closed = True
@@ -360,3 +374,60 @@ class SlowClients:
         self._stop.set()
         for sock in self.socks:
             sock.close()
+
+
+class Trickle:
+    """An HTTP endpoint on 127.0.0.1:0 that reads each request, then answers 200 one byte every ``every`` seconds.
+
+    A per-read socket timeout never fires against it: only a deadline over the whole exchange ends a POST.
+    """
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Padding: " + b"z" * 40 + b"\r\n\r\n{}"
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every = every
+        self.requests = 0
+        self.sock, self.url = _listen(16)
+        self.closed = False
+        _accept_each(self, lambda conn: threading.Thread(target=self._answer, args=(conn,), daemon=True).start())
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                self.requests += 1
+                for i in range(len(self.ANSWER)):
+                    if self.closed:
+                        return
+                    conn.sendall(self.ANSWER[i:i + 1])
+                    time.sleep(self.every)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+class Unanswered:
+    """A loopback port whose accept queue is full: a connect hangs (its SYN is dropped), as behind a firewall
+    that drops packets. No request is ever written to it."""
+
+    def __init__(self) -> None:
+        self.sock, self.url = _listen(0)
+        address = self.sock.getsockname()
+        self.fillers: list[socket.socket] = []
+        while len(self.fillers) < 64:  # fill the queue until a connect no longer completes
+            client = socket.socket()
+            client.settimeout(0.5)
+            try:
+                client.connect(address)
+            except OSError:
+                client.close()
+                break
+            self.fillers.append(client)
+
+    def close(self) -> None:
+        for client in self.fillers:
+            client.close()
+        self.sock.close()

@@ -138,6 +138,28 @@ def test_telemetry_commands_never_record(zomg):
     assert "zomg-telemetry: " not in zomg("telemetry", "status").err
 
 
-def test_a_missing_subcommand_is_a_usage_error(zomg):
+def test_telemetry_alone_prints_its_help_and_records_nothing(zomg):
+    notice_seen()
     r = zomg("telemetry")
-    assert r.code == 2 and r.err.startswith("zomg: error: ")
+    assert (r.code, r.err) == (0, "") and r.out.startswith("usage: zomg telemetry COMMAND")
+    assert spooled() == []
+
+
+def test_off_on_a_machine_that_never_ran_setup_does_not_claim_a_setup_choice(zomg):
+    r = zomg("telemetry", "off")
+    assert r.code == 0
+    assert "as chosen in zomg setup" not in r.err
+    assert "deployment metrics are separate and stay off: they are sent only after opting in" in r.err
+    zomg("setup", "--no-input")
+    assert "stay off, as chosen in zomg setup" in zomg("telemetry", "off").err
+
+
+@pytest.mark.parametrize("ran_setup", [False, True])
+def test_flush_after_off_does_not_blame_the_telemetry_file_for_deployment_metrics(zomg, ran_setup):
+    if ran_setup:
+        zomg("setup", "--no-input")
+    zomg("telemetry", "off")
+    r = zomg("telemetry", "flush")
+    lines = dict(line.split(": ", 1) for line in r.out.splitlines())
+    assert "telemetry.json" in lines["cli events"]
+    assert lines["deployment metrics"] == "not sent: off (not chosen in zomg setup)"

@@ -47,7 +47,7 @@ def make(**bounds) -> Spool:
     return Spool(DEFAULT_ENDPOINT, bounds=SpoolBounds(**bounds))
 
 
-def test_append_then_claim_returns_events_in_order_and_marks_them_tried():
+def test_append_then_claim_returns_events_in_order_and_marking_them_sent_waits_for_the_request():
     spool = make(batch_size=3)
     events = [event() for _ in range(3)]
     for e in events[:2]:
@@ -58,8 +58,11 @@ def test_append_then_claim_returns_events_in_order_and_marks_them_tried():
     assert spool.due(NOW)
     batch, tries = sender.claim(spool, NOW, ID)
     assert ids(batch) == [e["event_id"] for e in events] and tries == 0
-    # A process that exits now (the grace ran out) leaves them marked: not an endpoint failure, no backoff,
-    # and they no longer make a send due by themselves.
+    # A process that exits before its request has left (a blackholed link) charges no try: still due.
+    assert spool.due(NOW)
+    # Once the request is on the socket the events are marked: a process that exits now leaves them
+    # marked (not an endpoint failure, no backoff), and they no longer make a send due by themselves.
+    spool_edit.set_tries(spool, {line: 1 for line, _ in batch})
     assert spool.backoff() == (0, 0.0) and not spool.due(NOW)
     sender.settle(spool, [line for line, _ in batch], answer(sender.SENT, 200), NOW)
     assert spool.count() == 0 and spool.backoff() == (0, 0.0)

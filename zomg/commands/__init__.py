@@ -17,21 +17,41 @@ TOP_LEVEL = {
     "setup": "zomg.commands.setup",
     "telemetry": "zomg.commands.telemetry",
     "completion": "zomg.commands.completion",
+    "help": "zomg.commands.help",
 }
+
+# Commands telemetry never records (nor shows the notice for): `telemetry` manages
+# telemetry itself, and `completion` runs from shell start-up files, on the
+# user's behalf rather than by the user's hand (docs/telemetry.md says which and why).
+NOT_RECORDED = ("telemetry", "completion")
+# Options argparse itself adds: --help on every parser, --version on the top one.
+BUILTIN_OPTIONS = ("--help", "--version")
 
 # The line every surface (--help, man page, docs/cli.md) shows for zomg itself.
 ROOT_SYNOPSIS = "zomg [--version] [-h|--help] COMMAND ..."
+# The examples `zomg --help` (and `zomg` alone) ends with: (what it does, the command line).
+ROOT_EXAMPLES = (
+    ("create a box and run a command in it", "zomg box create web && zomg exec web -- make test"),
+    ("open a shell inside it", "zomg console web"),
+    ("the help of one command (the same as zomg box list --help)", "zomg help box list"),
+)
+# The command that shows the others' help: the parser answers it, with the text --help prints.
+HELP_COMMAND = "help"
 
 FLAG = "flag"  # --force: present or not
 VALUE = "value"  # --project P
 MULTI = "multi"  # --env K=V, repeatable
 POSITIONAL = "positional"  # NAME
+POSITIONALS = "positionals"  # NAME...: one or more
+WORDS = "words"  # [WORD...]: zero or more
 REST = "rest"  # everything after `--`, never parsed
 
 # What a shell completes for an argument's value (choices, when declared, come first).
 BOX = "box"  # the name of an existing box
 DIRECTORY = "directory"
 PROGRAM = "program"  # a command on PATH
+WORKSPACE_DIRECTORY = "workspace-directory"  # a directory inside the workspace of the box the line names
+COMMAND = "command"  # the name of one of zomg's commands
 
 
 class Arg:
@@ -72,7 +92,7 @@ class Arg:
 class Command:
     """A command: either a leaf with ``run``, or a group of ``subcommands``."""
 
-    __slots__ = ("name", "help", "args", "run", "subcommands", "description")
+    __slots__ = ("name", "help", "args", "run", "subcommands", "description", "examples")
 
     def __init__(
         self,
@@ -82,7 +102,9 @@ class Command:
         run=None,
         subcommands: tuple[Command, ...] = (),
         description: str | None = None,
+        examples: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        self.examples = examples  # (what it does, the command line), shown by --help and the docs
         self.name = name
         self.help = help
         self.args = args
@@ -102,6 +124,25 @@ def load(name: str) -> Command:
     return __import__(TOP_LEVEL[name], fromlist=("SPEC",)).SPEC
 
 
+def declared(path: list[str]) -> dict:
+    """The names a command line matching ``path`` may record: {"command", "subcommand", "flags"}.
+
+    ``command`` and ``subcommand`` are the declared names at each level; ``flags``
+    the canonical names of the options the matched commands (and argparse:
+    ``BUILTIN_OPTIONS``) define. Telemetry keeps no other name.
+    """
+    names: dict = {"command": list(TOP_LEVEL), "subcommand": [], "flags": list(BUILTIN_OPTIONS)}
+    if not path or path[0] not in TOP_LEVEL:
+        return names
+    spec = load(path[0])
+    names["subcommand"] = [child.name for child in spec.subcommands]
+    names["flags"] += [arg.canonical for arg in spec.args if arg.is_option]
+    child = next((c for c in spec.subcommands if len(path) > 1 and c.name == path[1]), None)
+    if child is not None:
+        names["flags"] += [arg.canonical for arg in child.args if arg.is_option]
+    return names
+
+
 def describe(spec: Command) -> str:
     """The paragraph that opens a command's --help, man page entry and reference section."""
     return spec.description or spec.help[0].upper() + spec.help[1:] + "."
@@ -115,12 +156,23 @@ def synopsis(path: tuple[str, ...], spec: Command) -> str:
     for arg in spec.args:
         if arg.kind == REST:
             parts.append(f"-- {arg.metavar}")
+        elif arg.kind == POSITIONALS:
+            parts.append(f"{arg.metavar}...")
+        elif arg.kind == WORDS:
+            parts.append(f"[{arg.metavar}...]")
         elif not arg.is_option:
             parts.append(arg.metavar)
         else:
             value = "" if arg.kind == FLAG else f" {arg.metavar}"
             parts.append(f"[{'|'.join(arg.names)}{value}]{'...' if arg.kind == MULTI else ''}")
     return " ".join(parts)
+
+
+def examples_text(examples: tuple[tuple[str, str], ...]) -> str:
+    """The examples block --help ends with (the man page and docs/cli.md lay the same pairs out their way)."""
+    if not examples:
+        return ""
+    return "\nexamples:\n" + "".join(f"  # {what}\n  {line}\n" for what, line in examples)
 
 
 def load_all() -> list[Command]:

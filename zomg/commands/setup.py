@@ -1,8 +1,9 @@
 """`zomg setup`: configure zomg on this machine, and the deployment-metrics opt-in.
 
 On a terminal it asks, showing each current value as the default (Enter keeps
-it), and for deployment metrics shows exactly what would be sent; the first
-time, that answer defaults to No, so opting in is always explicit. Without a
+it), asks again after an invalid answer, and for deployment metrics shows
+exactly what would be sent; the first time, that answer defaults to No, so
+opting in is always explicit. Without a
 terminal (or with --no-input) it never asks: it takes the flags, and deployment
 metrics stay as they were unless --deployment-metrics on|off is given.
 """
@@ -40,21 +41,49 @@ def _boxes_dir_answer(value: str) -> str:
     value = os.path.expanduser(value)
     if not value:
         raise UsageError("setup: the boxes directory cannot be empty")
-    return os.path.abspath(value)
+    value = os.path.abspath(value)
+    if os.path.exists(value) and not os.path.isdir(value):
+        raise UsageError(f"setup: {value} is not a directory")
+    return value
+
+
+def _ask_until_valid(question: str, default: str, read):
+    """Ask until ``read(answer)`` accepts the answer; it raises UsageError to have the question asked again.
+
+    An invalid answer never ends setup: the answers given so far are kept, and
+    only the end of input (or Ctrl-C) stops it, without saving anything.
+    """
+    while True:
+        answer = _ask(question, default)
+        try:
+            return read(answer)
+        except UsageError as exc:
+            reason = exc.message[len("setup: "):] if exc.message.startswith("setup: ") else exc.message
+            sys.stdout.write(f"{reason}; please answer again.\n")
+
+
+def _yes_no(answer: str, current: bool) -> bool:
+    answer = answer.lower()
+    if answer == "":
+        return current
+    if answer in ("n", "no"):
+        return False
+    if answer in ("y", "yes"):
+        return True
+    raise UsageError("please answer y or n")
 
 
 def _ask_yes_no(question: str, current: bool) -> bool:
     """Yes or no; Enter keeps ``current``, shown as the capital letter."""
-    for _ in range(3):
-        answer = _ask(question, "Y/n" if current else "y/N").lower()
-        if answer == "":
-            return current
-        if answer in ("n", "no"):
-            return False
-        if answer in ("y", "yes"):
-            return True
-        sys.stdout.write("Please answer y or n.\n")
-    raise UsageError("setup: no clear answer to the deployment-metrics question; nothing was changed")
+    return _ask_until_valid(question, "Y/n" if current else "y/N", lambda answer: _yes_no(answer, current))
+
+
+def _deployment_name_answer(answer: str, current: str | None) -> str | None:
+    if not answer:
+        return current
+    from zomg.boxes import check_name
+
+    return None if answer == "none" else check_name(answer, "deployment name")
 
 
 def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: str | None,
@@ -76,15 +105,13 @@ def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: 
     if _interactive(no_input):
         sys.stdout.write("zomg setup: press Enter to keep the value shown in [brackets].\n\n")
         if boxes_dir is None:
-            shown = answers.boxes_dir or paths.default_boxes_dir()
-            answer = _ask("Where should boxes live?", shown)
-            answers.boxes_dir = _boxes_dir_answer(answer) if answer else answers.boxes_dir
+            kept = answers.boxes_dir
+            answers.boxes_dir = _ask_until_valid("Where should boxes live?", kept or paths.default_boxes_dir(),
+                                                 lambda answer: _boxes_dir_answer(answer) if answer else kept)
         if deployment_name is None:
-            answer = _ask("Deployment name (shown locally, never sent)", answers.deployment_name or "none")
-            if answer:
-                from zomg.boxes import check_name
-
-                answers.deployment_name = None if answer == "none" else check_name(answer, "deployment name")
+            kept = answers.deployment_name
+            answers.deployment_name = _ask_until_valid("Deployment name (shown locally, never sent)", kept or "none",
+                                                       lambda answer: _deployment_name_answer(answer, kept))
         if deployment_metrics is None:
             sys.stdout.write(
                 "\nDeployment metrics are separate from command telemetry: once a day, a summary of this\n"
@@ -131,7 +158,8 @@ def _show() -> int:
         [
             ("boxes dir:", answers.boxes_dir or f"{paths.default_boxes_dir()} (default)"),
             ("deployment name:", answers.deployment_name or "none"),
-            ("deployment metrics:", deployment.setup_state(bool(answers.deployment_metrics))),
+            ("deployment metrics:", deployment.setup_state(bool(answers.deployment_metrics),
+                                                          os.path.exists(setup_config.path()))),
             ("deployment id:", answers.deployment_id or "none"),
         ],
     )
@@ -146,7 +174,8 @@ SPEC = Command(
     "setup",
     help="configure zomg on this machine (and opt in to deployment metrics)",
     description="Configure where boxes live, a deployment name, and whether deployment metrics are sent. "
-    "On a terminal it asks; otherwise it only takes the options given. Deployment metrics are off "
+    "On a terminal it asks (Enter keeps the value shown; an invalid answer is asked again; end of input "
+    "stops without saving); otherwise it only takes the options given. Deployment metrics are off "
     "unless you opt in.",
     run=run,
     args=(
@@ -158,4 +187,8 @@ SPEC = Command(
         Arg("--show", help="print the current answers and the deployment-metrics payload, change nothing",
             kind=FLAG),
     ),
+    examples=(("answer the questions on a terminal", "zomg setup"),
+              ("from a script: where boxes live, and no deployment metrics",
+               "zomg setup --no-input --boxes-dir /srv/boxes --deployment-metrics off"),
+              ("what is stored, and what deployment metrics would send", "zomg setup --show")),
 )

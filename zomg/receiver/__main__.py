@@ -1,4 +1,7 @@
-"""Development server: ``python -m zomg.receiver [--host H] [--port P] [--output PATH]``.
+"""Development server: ``python -m zomg.receiver [--host H] [--port P] [--output PATH]``; and the store's tools.
+
+``python -m zomg.receiver report ...`` and ``expire ...`` are the usage
+store's command lines (``zomg.receiver.report.cli``).
 
 The standard library's WSGI server, one thread per request, with the same
 application and forwarder as production: on Ctrl-C or SIGTERM it stops
@@ -51,6 +54,12 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # The usage store's tools: `report` and `expire` (docs/receiver.md, "Your own usage report").
+    if argv[:1] == ["report"] or argv[:1] == ["expire"]:
+        from zomg.receiver.report.cli import TOOLS
+
+        return TOOLS[argv[0]](argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m zomg.receiver",
         description="Receive zomg telemetry batches and forward them to PostHog (or record them locally).",

@@ -45,6 +45,7 @@ HOST_VAR = "POSTHOG_HOST"
 OUTPUT_VAR = "ZOMG_RECEIVER_OUTPUT"
 SPOOL_DIR_VAR = "ZOMG_RECEIVER_SPOOL_DIR"
 SPOOL_SYNC_VAR = "ZOMG_RECEIVER_SPOOL_SYNC"
+STORE_VAR = "ZOMG_RECEIVER_STORE"
 # The forwarder's bounds: (variable, Forwarder keyword, type, smallest value).
 FORWARDER_VARS = (
     ("ZOMG_RECEIVER_BATCH_EVENTS", "batch_events", int, 1),
@@ -116,6 +117,28 @@ def check_output(path: str) -> str:
 
 def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
     """Check every setting without starting anything; a one-line description of where events go."""
+    where = _check_sink(environ, output)
+    # The usage store (ZOMG_RECEIVER_STORE), beside forwarding or the local output.
+    store = environ.get(STORE_VAR) or None
+    if store is None:
+        return where
+    from zomg.receiver.store import StoreError, check_store
+
+    try:
+        check_store(store)
+    except StoreError as exc:
+        raise SettingsError(str(exc)) from None
+    if _store_only(environ, output):
+        return f"{TOKEN_VAR} is not set: not forwarding; keeping accepted events in the store {store}"
+    return f"{where}; keeping them in the store {store}"
+
+
+def _store_only(environ: Mapping[str, str], output: str | None) -> bool:
+    # With a store, no token and no output, events go to the store alone (not also to stdout).
+    return bool(environ.get(STORE_VAR)) and not environ.get(TOKEN_VAR) and not (output or environ.get(OUTPUT_VAR))
+
+
+def _check_sink(environ: Mapping[str, str], output: str | None) -> str:
     from zomg.receiver.posthog import DEFAULT_HOST, check_host, check_token
 
     token = environ.get(TOKEN_VAR, "")
@@ -143,6 +166,15 @@ def check_env(environ: Mapping[str, str], output: str | None = None) -> str:
 def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) -> tuple[Callable, str]:
     """(the deliver callable, a one-line description of where events go)."""
     where = check_env(environ, output)
+    store = environ.get(STORE_VAR) or None
+    if store is not None:
+        from zomg.receiver.store import Store, StoreSink
+
+        return StoreSink(Store(store), None if _store_only(environ, output) else _sink(environ, output)), where
+    return _sink(environ, output), where
+
+
+def _sink(environ: Mapping[str, str], output: str | None) -> Callable:
     token = environ.get(TOKEN_VAR, "")
     if token:
         from zomg.receiver.forwarder import Forwarder
@@ -153,10 +185,10 @@ def deliverer_from_env(environ: Mapping[str, str], output: str | None = None) ->
         forwarder = Forwarder(client, Spool(**spool_settings(environ)), **forwarder_settings(environ))
         # Sending starts with the process, not its first request: a previous run may have left events.
         forwarder.start()
-        return forwarder, where
+        return forwarder
     from zomg.receiver.local_sink import LocalSink
 
-    return LocalSink(output or environ.get(OUTPUT_VAR) or None), where
+    return LocalSink(output or environ.get(OUTPUT_VAR) or None)
 
 
 def app_from_env(

@@ -272,20 +272,27 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
     Each entry: ``data_set``, ``result`` (``sent``, ``nothing``, ``off`` or
     ``failed``), ``sent``, ``dropped`` and ``kept`` event counts, ``endpoint``
     (credentials masked), ``reason`` and ``status`` (the HTTP status of the
-    last answer, or None). Sends nothing when the environment or a lock turns
-    telemetry off.
+    last answer, or None); ``unremoved`` (events the receiver took that a
+    fault such as a full disk kept in the spool), ``spent`` (events sent
+    twice without an answer, not sent again), ``elsewhere`` ([masked
+    endpoint, count] of events recorded for another endpoint, held for it)
+    and ``fault`` (True when the failure is this machine's: the spool, the disk).
+    Sends nothing when the environment or a lock turns telemetry off. The
+    whole call ends within ``sending.deadline`` seconds, however slowly the
+    endpoint answers.
     """
-    from zomg.telemetry import deployment, files, policy, sender
+    import time as _time
+
+    from zomg.telemetry import deployment, files, policy, sender, spool_edit
     from zomg.telemetry.files import Spool
 
     sending = sending or sender.SendTiming()
+    deadline = _time.monotonic() + sending.deadline
     decision = policy.decide(env)
     url = policy.endpoint(env)
     problem = policy.endpoint_problem(url)
-    if not _setup_may_opt_in(decision):
-        metrics = ("off", "not chosen in zomg setup" if decision.mode != "off" else decision.reason)
-    else:
-        metrics = deployment.decide(env, decision)
+    # Their own rule: a stored `telemetry off` is not theirs to report (reading setup costs nothing here).
+    metrics = deployment.decide(env, decision)
     sets = (
         ("cli events", CLI_COMMAND, decision.mode, decision.reason),
         ("deployment metrics", DEPLOYMENT_METRICS) + tuple(metrics),
@@ -293,26 +300,39 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
     report = []
     for name, kind, mode, reason in sets:
         entry = {"data_set": name, "result": "off", "sent": 0, "dropped": 0, "kept": 0,
-                 "endpoint": policy.masked(url), "reason": None, "status": None}
+                 "endpoint": policy.masked(url), "reason": None, "status": None, "unremoved": 0,
+                 "spent": 0, "elsewhere": [], "fault": False}
         report.append(entry)
         if mode != "on":
             entry["reason"] = f"off ({reason})" if mode == "off" else "log mode prints events instead of sending them"
             continue
         spool = Spool(url, bounds=bounds)
+        faults = spool_edit.faults(spool)
         waiting = _waiting(spool, kind)
+        entry["elsewhere"] = [[policy.masked(other), n] for other, n in waiting["elsewhere"].items()]
+        if faults:
+            entry.update(result="failed", kept=waiting["mine"], reason="; ".join(faults), fault=True)
+            continue
         if problem is not None:
-            entry.update(result="failed" if waiting else "nothing", kept=waiting,
+            entry.update(result="failed" if waiting["mine"] else "nothing", kept=waiting["mine"],
                          reason=f"the endpoint is not usable: {problem}")
             continue
         installation_id = files.read_user().installation_id if kind == CLI_COMMAND else None
+        wait = max(0.0, min(sending.timeout + MAX_WAIT_FOR_ANOTHER_SENDER, deadline - _time.monotonic()))
         result = sender.deliver(spool, url, installation_id, force=True, kinds=frozenset((kind,)),
-                                wait=sending.timeout + MAX_WAIT_FOR_ANOTHER_SENDER, timing=sending)
-        entry.update(sent=result.delivered, dropped=result.dropped, kept=_waiting(spool, kind))
+                                wait=wait, timing=sending, deadline=deadline)
+        after = _waiting(spool, kind)
+        entry.update(sent=result.delivered, dropped=result.dropped, kept=after["mine"],
+                     unremoved=result.unremoved, spent=after["spent"])
         if result.busy:
             entry.update(result="failed", reason="another zomg is sending; try again")
+        elif result.unremoved:
+            entry.update(result="failed", reason=result.fault, fault=True)
         elif result.answer is not None and result.answer.outcome == sender.FAILED:
             entry.update(result="failed", reason=result.answer.reason, status=result.answer.status)
-        elif result.answer is None and entry["kept"]:
+        elif result.fault is not None:
+            entry.update(result="failed", reason=result.fault, fault=True)
+        elif result.answer is None and entry["kept"] > entry["spent"]:
             entry.update(result="failed", reason="the events could not be read from the spool")
         else:
             entry["result"] = "sent" if result.delivered or result.dropped else "nothing"
@@ -325,12 +345,23 @@ def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | Non
 MAX_WAIT_FOR_ANOTHER_SENDER = 1.0
 
 
-def _waiting(spool, kind: str) -> int:
-    """How many events of type ``kind`` wait for the spool's endpoint."""
-    from zomg.telemetry.spool_edit import event_type, parse
+def _waiting(spool, kind: str) -> dict:
+    """Events of type ``kind``: ``mine`` wait for the spool's endpoint (``spent`` of them sent twice without an
+    answer, never sent again); ``elsewhere`` maps each other endpoint to how many wait for it."""
+    from zomg.telemetry.spool_edit import MAX_SENDS, event_type, parse
 
-    return sum(1 for line in spool.read()
-               if (parse(line) or (0, 0, b""))[2] == spool.url and event_type(line) == kind)
+    found = {"mine": 0, "spent": 0, "elsewhere": {}}
+    for line in spool.read():
+        parsed = parse(line)
+        if parsed is None or event_type(line) != kind:
+            continue
+        if parsed[2] == spool.url:
+            found["mine"] += 1
+            found["spent"] += parsed[1] >= MAX_SENDS
+        else:
+            other = parsed[2].decode("ascii", "replace")
+            found["elsewhere"][other] = found["elsewhere"].get(other, 0) + 1
+    return found
 
 
 __all__ = ["LOG_PREFIX", "MAX_GRACE", "NOTICE_VERSION", "Session", "SessionTiming", "flush",

@@ -227,6 +227,22 @@ def _declared(invocation: Mapping) -> tuple[str | None, str | None, set[str]]:
     return command, subcommand if subcommand in names.get("subcommand", ()) else None, flags
 
 
+def invocation(path: list[str], flags, declared: dict, duration_s: float, result: str,
+               error_class: str | None) -> dict:
+    """What one run hands ``build``: the parser's recorded command path and option names, the names it
+    declares for them (``declared``), how long it took and how it ended. ``zomg.cli`` builds every
+    run's this way, and `zomg telemetry explain` its example."""
+    return {
+        "declared": declared,
+        "command": path[0] if path else None,
+        "subcommand": path[1] if len(path) > 1 else None,
+        "flags": sorted(flags),
+        "duration_s": duration_s,
+        "result": result,
+        "error_class": error_class,
+    }
+
+
 def build(invocation: dict, installation_id: str, now: float, env=None) -> dict:
     """The event for one finished invocation (see ``zomg.cli._finish_telemetry``).
 

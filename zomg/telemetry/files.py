@@ -53,7 +53,7 @@ import time
 from zomg import json_light, paths
 
 _MAX_BYTES = 1 << 20  # far above anything zomg writes; a bigger file is not zomg's
-_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # Windows would otherwise translate line ends
+READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # opening to read; Windows would otherwise translate line ends
 
 SETTINGS = "telemetry.json"  # in the config dir, and in each system config dir
 
@@ -86,12 +86,126 @@ class Layout:
 
 
 
-def read_bytes(path: str, limit: int | None = None) -> bytes:
-    """The file's bytes (at most ``limit``). Raises OSError: IsADirectoryError for a directory.
+# --- opening a file safely -------------------------------------------------------
+# Telemetry opens only regular files it owns: a FIFO would block a command for
+# ever, a device or socket is not a file, and a symlink (planted by a tool or
+# another user, or by the user pointing the spool somewhere) must never be
+# written, read or deleted through. Each file is opened relative to a
+# descriptor of its directory that was checked (a real directory, the user's),
+# with O_NOFOLLOW and O_NONBLOCK, then checked again with fstat; renames and
+# deletes use the same directory descriptor (``zomg.telemetry.directory``, loaded
+# only where a file is replaced or removed), so nothing can be swapped between
+# the check and the use. The config directory itself may be a symlink (dotfiles
+# managers link ~/.config/zomg) but must be the user's; the spool directory,
+# which zomg creates, may not. Where ``dir_fd`` is not supported (Windows)
+# the path is used as given, with the same checks on what was opened.
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_SAFE = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_OPEN = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+DIR_FDS = os.open in os.supports_dir_fd  # POSIX
+_KIND = 0o170000  # stat.S_IFMT, by hand: a name looked up costs less than a function call
+_REGULAR = 0o100000
+_DIRECTORY = 0o040000
+
+
+class Planted(OSError):
+    """Something other than a regular file (or directory) of the user's stands where telemetry keeps one."""
+
+
+def _owner() -> int | None:
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def what_is(st: os.stat_result) -> str:
+    """A user's word for what a file-system object is."""
+    kind = st.st_mode & _KIND
+    return {_REGULAR: "a file", _DIRECTORY: "a directory", 0o120000: "a symlink", 0o010000: "a FIFO",
+            0o140000: "a socket", 0o020000: "a device", 0o060000: "a device"}.get(kind, "not a file")
+
+
+def is_directory(st: os.stat_result) -> bool:
+    return st.st_mode & _KIND == _DIRECTORY
+
+
+def _check(fd: int, want: int, owned: bool = True) -> int:
+    st = os.fstat(fd)
+    if st.st_mode & _KIND != want:
+        os.close(fd)
+        raise Planted(f"is {what_is(st)}, not {'a directory' if want == _DIRECTORY else 'a file'}")
+    uid = _owner()
+    if owned and uid is not None and st.st_uid != uid:
+        os.close(fd)
+        raise Planted("belongs to another user")
+    return fd
+
+
+def _planted_or(exc: OSError, path: str, dir_fd: int | None = None) -> OSError:
+    """What a failed open of ``path`` means: a symlink (or a non-directory on the way) is planted."""
+    try:
+        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=False) if dir_fd is not None else os.lstat(path)
+    except OSError:
+        return exc
+    if st.st_mode & _KIND not in (_REGULAR, _DIRECTORY):
+        return Planted(f"is {what_is(st)}, not a file zomg made")
+    return exc
+
+
+def open_dir(path: str, follow: bool = False) -> int:
+    """A descriptor of the user's directory at ``path`` (``follow``: it may be a symlink to one).
+
+    Raises Planted when something else stands there, FileNotFoundError when nothing does.
+    """
+    try:
+        fd = os.open(path, _DIR_OPEN | (0 if follow else _NOFOLLOW))
+    except OSError as exc:
+        raise _planted_or(exc, path) from None
+    return _check(fd, _DIRECTORY)
+
+
+def open_in(dir_fd: int | None, name: str, flags: int = READ, mode: int = 0o600, owned: bool = True) -> int:
+    """Open ``name`` in the checked directory ``dir_fd`` (None: ``name`` is a path): a regular file of the
+    user's (``owned``), or Planted."""
+    try:
+        if dir_fd is None:
+            fd = os.open(name, flags | _SAFE, mode)
+        else:
+            fd = os.open(name, flags | _SAFE, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        raise _planted_or(exc, name, dir_fd) from None
+    return _check(fd, _REGULAR, owned)
+
+
+def _split(path: str) -> tuple[str, str]:
+    cut = path.rfind(os.sep)
+    return path[:cut] or os.sep, path[cut + 1:]
+
+
+def open_file(path: str, flags: int = READ, mode: int = 0o600, follow_dir: bool = False) -> int:
+    """Open telemetry's file at ``path`` the safe way (see above); raises OSError, Planted for a planted object."""
+    if not DIR_FDS:
+        return open_in(None, path, flags, mode)
+    directory, name = _split(path)
+    dir_fd = open_dir(directory, follow_dir)
+    try:
+        return open_in(dir_fd, name, flags, mode)
+    finally:
+        os.close(dir_fd)
+
+
+def make_dirs(path: str) -> None:
+    """``zomg.fsutil.make_private_dirs``, loaded only when a directory is missing (rare on this path)."""
+    from zomg.fsutil import make_private_dirs
+
+    make_private_dirs(path)
+
+
+def read_bytes(path: str, limit: int | None = None, follow_dir: bool = False) -> bytes:
+    """The file's bytes (at most ``limit``), opened the safe way. Raises OSError (Planted for a planted object).
 
     os.open and os.read rather than open(): no io objects for a file read once.
     """
-    fd = os.open(path, _READ)
+    fd = open_file(path, READ, 0, follow_dir)
     try:
         return read_fd(fd, limit)
     finally:
@@ -110,14 +224,24 @@ def read_fd(fd: int, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
-def read_json(path: str) -> tuple[object, str | None, bool]:
-    """(parsed JSON, problem, exists). Never raises."""
+def read_json(path: str, follow_dir: bool = False, system: bool = False) -> tuple[object, str | None, bool]:
+    """(parsed JSON, problem, exists). Never raises.
+
+    ``system``: a file zomg only reads, that an administrator owns (and may link): it need only be a regular file.
+    """
     try:
-        raw = read_bytes(path, _MAX_BYTES + 1)
+        if system:
+            fd = open_in(None, path, READ, 0, owned=False) if not _NOFOLLOW else _open_system(path)
+            try:
+                raw = read_fd(fd, _MAX_BYTES + 1)
+            finally:
+                os.close(fd)
+        else:
+            raw = read_bytes(path, _MAX_BYTES + 1, follow_dir)
     except (FileNotFoundError, NotADirectoryError):
         return None, None, False
-    except IsADirectoryError:
-        return None, "is a directory, not a file", True
+    except Planted as exc:
+        return None, str(exc), True
     except OSError as exc:
         return None, f"cannot be read: {exc.strerror or exc}", True
     if len(raw) > _MAX_BYTES:
@@ -126,6 +250,12 @@ def read_json(path: str) -> tuple[object, str | None, bool]:
         return json_light.loads(raw.decode("utf-8")), None, True
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         return None, "is not valid JSON", True
+
+
+def _open_system(path: str) -> int:
+    # An administrator may link the system file: followed, but it must be a regular file (never a FIFO).
+    fd = os.open(path, READ | (_SAFE & ~_NOFOLLOW))
+    return _check(fd, _REGULAR, owned=False)
 
 
 def number(value: object, low: float, high: float) -> float | None:
@@ -142,36 +272,38 @@ def whole(value: object, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
-def clear_path(path: str) -> None:
-    """Make room for a file at ``path``: remove a file, or a directory that stands there.
-
-    A directory that holds something is renamed aside (``<name>.damaged-<random>``)
-    rather than deleted: what is in it is not zomg's to destroy.
-    """
+def remove_in(dir_fd: int | None, name: str) -> None:
+    """Remove ``name`` in the checked directory ``dir_fd`` (None: ``name`` is a path): a symlink itself, never
+    its target. A directory that holds something is renamed aside (``<name>.damaged-<random>``): what is in it
+    is not zomg's to destroy."""
     try:
-        if os.path.isdir(path) and not os.path.islink(path):
+        if is_directory(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)):
             try:
-                os.rmdir(path)
+                os.rmdir(name, dir_fd=dir_fd)
             except OSError:
-                os.replace(path, f"{path}.damaged-{os.urandom(3).hex()}")
+                aside = f"{name}.damaged-{os.urandom(3).hex()}"
+                os.replace(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         else:
-            os.unlink(path)
+            os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
 
 
-def make_room(path: str) -> None:
-    """Before a file is written at ``path``: clear a directory that stands there (damaged state)."""
-    if os.path.isdir(path):
-        clear_path(path)
-
-
-def forget(path: str) -> None:
-    """Remove a state file (or what stands in its place) if it can be; it is rebuilt when needed."""
+def forget(path: str, follow_dir: bool = False) -> None:
+    """Remove a state file (or what stands in its place, never through a link) if it can be; it is rebuilt
+    when needed."""
+    directory, name = _split(path)
     try:
-        clear_path(path)
+        dir_fd = open_dir(directory, follow_dir) if DIR_FDS else None
+    except OSError:
+        return
+    try:
+        remove_in(dir_fd, name if dir_fd is not None else path)
     except OSError:
         pass
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
 
 
 # --- what the settings files say ---------------------------------------------------
@@ -237,7 +369,7 @@ def _mode_of(data: dict) -> tuple[str | None, str | None]:
 def read_user(files: Layout | None = None) -> Settings:
     """The user's settings file, read defensively."""
     config = Settings((files or Layout()).settings)
-    data, config.problem, config.exists = read_json(config.path)
+    data, config.problem, config.exists = read_json(config.path, follow_dir=True)
     if config.problem or not config.exists:
         return config
     if not isinstance(data, dict):
@@ -255,7 +387,7 @@ def read_user(files: Layout | None = None) -> Settings:
 def read_system() -> Settings:
     """The first system-wide settings file found (``path`` None when there is none)."""
     for path in Layout.system_settings():
-        data, problem, exists = read_json(path)
+        data, problem, exists = read_json(path, system=True)
         if not exists:
             continue
         found = Settings(path)
@@ -288,6 +420,9 @@ def writable(files: Layout | None = None) -> bool:
 # --- the spool ------------------------------------------------------------------
 
 _LOCK_WAIT = 2.0
+# The most of the spool a run reads: 1,000 events take about 450 KB. A bigger
+# file (a damaged or planted one) is cut to its newest lines, in bounded memory.
+MAX_SPOOL_BYTES = 768 * 1024
 # Below this many bytes a line-count bound cannot be reached (no event is
 # shorter than this), so appends skip reading the file.
 _MIN_LINE = 128
@@ -357,10 +492,24 @@ class Spool:
     # Reading takes no lock: a torn last line only makes a count one short.
 
     def _raw(self) -> bytes:
+        """At most ``MAX_SPOOL_BYTES`` of the spool (b"" when it cannot be read: ``read_checked`` says why).
+
+        A bigger file is damage (or not zomg's): ``spool_edit.trim`` cuts it down to
+        its newest lines without reading the rest.
+        """
         try:
-            return read_bytes(self.path)
-        except OSError:  # missing, or damaged into a directory (the next append repairs it)
+            return read_bytes(self.path, MAX_SPOOL_BYTES)
+        except OSError:  # missing, planted, or damaged into a directory (the next append repairs it)
             return b""
+
+    def read_checked(self) -> tuple[bytes, str | None]:
+        """(what ``_raw`` gives, why the spool cannot be read, or None): a fault is reported, never "0 unsent"."""
+        try:
+            return read_bytes(self.path, MAX_SPOOL_BYTES), None
+        except FileNotFoundError:
+            return b"", None
+        except OSError as exc:
+            return b"", f"{self.path} {exc.strerror or exc}" if not isinstance(exc, Planted) else f"{self.path} {exc}"
 
     def read(self) -> list[bytes]:
         """The spool's non-empty lines, damaged ones included."""
@@ -417,16 +566,16 @@ class Spool:
         try:
             got = lock.acquire(_LOCK_WAIT)
         except FileNotFoundError:
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            make_dirs(self.dir)
             got = lock.acquire(_LOCK_WAIT)
         if not got:
             raise TimeoutError("telemetry spool lock busy")
         try:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+                fd = open_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             except IsADirectoryError:  # damaged state: make room and start over
-                clear_path(self.path)
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+                forget(self.path)
+                fd = open_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             try:
                 size = os.fstat(fd).st_size
                 if size:
@@ -441,7 +590,8 @@ class Spool:
         # A spool that waits for an endpoint that is down stays near its bound for a long
         # time: counting its lines in C costs every run far less than parsing them.
         limit = self.bounds.max_events
-        return size + len(record) >= limit * _MIN_LINE and self._raw().count(b"\n") > limit
+        size += len(record)
+        return size > MAX_SPOOL_BYTES or size >= limit * _MIN_LINE and self._raw().count(b"\n") > limit
 
     def append_event(self, event: dict, now: float) -> bool:
         """Queue one event, encoded as compact ASCII JSON; as ``append``."""
@@ -487,8 +637,9 @@ def _mutex(path: str):
 class FileLock:
     """An exclusive lock on ``path``; ``acquire(wait)`` gives up after ``wait`` seconds."""
 
-    def __init__(self, path: str, backend: str | None = None) -> None:
+    def __init__(self, path: str, backend: str | None = None, follow_dir: bool = False) -> None:
         self.path = path
+        self.follow_dir = follow_dir  # the settings lock lives in the config dir, which may be a link
         self.backend = backend or ("lockf" if hasattr(os, "lockf") else "msvcrt" if msvcrt else "marker")
         self._fd: int | None = None
         self._mutex = None
@@ -502,7 +653,7 @@ class FileLock:
                 return False
             self._fd = fd
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_file(self.path, os.O_RDWR | os.O_CREAT, 0o600, self.follow_dir)
         try:
             if self.backend == "lockf":
                 os.lockf(fd, os.F_TLOCK, 0)

@@ -5,16 +5,26 @@ loads urllib (and with it http.client, email and ssl). Every failure is
 silent; what was not confirmed stays spooled for a later invocation.
 
 The protocol: holding ``send.lock`` (so two processes never send the same
-events at once), ``claim`` a batch of the endpoint's own events, marking
-them as tried once more; POST it without any lock; then ``settle`` by whose
-fault the answer is (see ``classify``): a delivered batch, or one whose
-content the receiver refuses, is removed from the spool by identity, whatever
-was appended or trimmed meanwhile; the endpoint's failure keeps it and backs
-off. A process that exits mid-send (the exit grace ran out) leaves its batch
-spooled and marked: the next send takes fresh events first, so a link slower
-than the grace still sees every event, and a run that lives longer (or
-`zomg telemetry flush`) confirms the rest. The receiver drops duplicates by
-``event_id``.
+events at once), ``claim`` a batch of the endpoint's own events and note the
+attempt as in flight in ``last.json``; POST it without any lock, and only once
+the whole request has been written to the socket mark its events as sent once
+more (the tries digit); then ``settle`` by whose fault the answer is (see
+``classify``): a delivered batch, or one whose content the receiver refuses,
+is removed from the spool by identity, whatever was appended or trimmed
+meanwhile; the endpoint's failure keeps it (unmarked) and backs off.
+
+A process that exits mid-send (the exit grace ran out) leaves its batch
+spooled: unmarked if the request never left (a blackholed link costs no try),
+marked if it did. The next attempt finds the attempt still in flight and
+counts it as cut short (`zomg telemetry status` shows the count). Fresh
+events go first; an event already sent once goes again only in a run that
+has just seen the link answer, or in `zomg telemetry flush`; one sent twice
+without an answer is not sent again (``spool_edit.MAX_SENDS``), so no event
+arrives more than twice, and when the spool needs room such copies go first.
+The receiver drops duplicates by ``event_id``.
+
+Every POST has a deadline for the whole exchange (connect, request, answer),
+however slowly a server trickles its answer: the socket is shut when it passes.
 """
 from __future__ import annotations
 
@@ -26,12 +36,17 @@ from zomg.telemetry import schema, spool_edit
 from zomg.telemetry.files import Spool
 from zomg.telemetry.spool_edit import parse
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 USER_AGENT = "zomg-telemetry"
 SENT = "delivered"  # 2xx
 REJECTED = "dropped"  # 400, 413, 422: the receiver refuses this batch's content; it never will accept it
 FAILED = "kept"  # anything else: the endpoint's problem; keep the events and back off
 _MAX_ROUNDS = 10  # batches one invocation sends at most (flush: until the spool is empty)
 _REFUSED_CONTENT = (400, 413, 422)
+FLUSH_DEADLINE = 30.0  # seconds: the most a whole `zomg telemetry flush` takes, however the endpoint answers
 
 
 class SendTiming:
@@ -41,11 +56,12 @@ class SendTiming:
     ``start`` None for the defaults. Tests inject their own timeout and clock.
     """
 
-    __slots__ = ("timeout", "clock")
+    __slots__ = ("timeout", "clock", "deadline")
 
-    def __init__(self, timeout: float = 5.0, clock=time.time) -> None:
-        self.timeout = timeout  # socket timeout of the sender thread
+    def __init__(self, timeout: float = 5.0, clock=time.time, deadline: float = FLUSH_DEADLINE) -> None:
+        self.timeout = timeout  # the most one POST may take, from connecting to the end of the answer
         self.clock = clock  # wall-clock seconds, like time.time
+        self.deadline = deadline  # the most `zomg telemetry flush` takes in all
 
 
 class Answer:
@@ -96,19 +112,20 @@ def _retry_after(headers, now: float) -> float | None:
     return None
 
 
-def post(url: str, body: bytes, timeout: float, now: float = 0.0) -> Answer:
-    """POST ``body`` to ``url``. Never raises."""
+def post(url: str, body: bytes, timeout: float, now: float = 0.0, written: Callable[[], None] | None = None,
+         deadline: float | None = None) -> Answer:
+    """POST ``body`` to ``url``. Never raises.
+
+    ``written`` is called once the whole request is on the socket (before the
+    answer is awaited). The exchange ends after ``timeout`` seconds, or at
+    ``deadline`` (``time.monotonic``) if that comes first, whatever the server does.
+    """
+    cut: list[bool] = []
     try:
         import urllib.error
         import urllib.request
 
-        class _NoRedirects(urllib.request.HTTPRedirectHandler):
-            # A redirect could lead anywhere (plain http, another host): the endpoint's problem.
-            def redirect_request(self, *args, **kwargs):
-                return None
-
-        # No cookie handler: build_opener adds none unless asked.
-        opener = urllib.request.build_opener(_NoRedirects)
+        opener = _opener(min(time.monotonic() + timeout, deadline or float("inf")), written, cut)
         request = urllib.request.Request(
             url,
             data=body,
@@ -126,7 +143,78 @@ def post(url: str, body: bytes, timeout: float, now: float = 0.0) -> Answer:
         return Answer(FAILED, None, "timeout")
     except Exception as exc:  # refused, DNS, TLS, garbage: the endpoint's problem
         reason = getattr(exc, "reason", None)
-        return Answer(FAILED, None, "timeout" if isinstance(reason, TimeoutError) else "network error")
+        timed_out = cut or isinstance(reason, TimeoutError)
+        return Answer(FAILED, None, "timeout" if timed_out else "network error")
+
+
+def _opener(cutoff: float, written, cut: list):
+    """An opener that follows no redirect, tells ``written`` when the request has left, and hangs up at ``cutoff``."""
+    import http.client
+    import socket
+    import urllib.request
+
+    class _NoRedirects(urllib.request.HTTPRedirectHandler):
+        # A redirect could lead anywhere (plain http, another host): the endpoint's problem.
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    class Watched:
+        """Mixed into http.client's connections: the deadline over the whole exchange, and the written signal."""
+
+        _timer = None
+
+        def connect(self) -> None:
+            remaining = cutoff - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("deadline passed")
+            self.timeout = min(self.timeout, remaining) if self.timeout else remaining
+            super().connect()
+            # A per-read timeout never fires for a server that trickles a byte at a time: shut the socket instead.
+            self._timer = threading.Timer(max(0.0, cutoff - time.monotonic()), self._hang_up)
+            self._timer.daemon = True  # never keeps the process alive
+            self._timer.start()
+
+        def _hang_up(self) -> None:
+            cut.append(True)
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
+
+        def getresponse(self):
+            # urllib calls this once request() has written the whole request.
+            if written is not None:
+                written()
+            try:
+                return super().getresponse()
+            finally:
+                if self._timer is not None:  # the status line and headers are in: nothing more is read
+                    self._timer.cancel()
+
+        def close(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+            super().close()
+
+    class WatchedHTTP(Watched, http.client.HTTPConnection):
+        pass
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(WatchedHTTP, req)
+
+    handlers = [_NoRedirects, HTTP]
+    if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
+        class WatchedHTTPS(Watched, http.client.HTTPSConnection):
+            pass
+
+        class HTTPS(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(WatchedHTTPS, req)
+
+        handlers.append(HTTPS)
+    # No cookie handler: build_opener adds none unless asked.
+    return urllib.request.build_opener(*handlers)
 
 
 def _answer(status: int, retry_after: float | None) -> Answer:
@@ -166,12 +254,12 @@ def _candidates(spool: Spool, now: float, installation_id: str | None, kinds) ->
 
 def claim(spool: Spool, now: float, installation_id: str | None, force: bool = False,
           kinds=None) -> tuple[list[tuple[bytes, dict]], int]:
-    """Pick the next batch of this endpoint's events and mark it as tried once more.
+    """Pick the next batch of this endpoint's events (``deliver`` marks it once the request has left).
 
     Fresh events go first; events a send already reached without an answer go
-    after them (in a batch of their own). Returns (batch, how many times its
-    events were tried before); the batch is the events' JSON and the events,
-    and empty when nothing is due
+    after them (in a batch of their own), and never after ``MAX_SENDS`` such
+    sends. Returns (batch, how many times its events were sent before); the
+    batch is the events' JSON and the events, and empty when nothing is due
     (``force`` ignores the due rule and backoff). Call only while holding
     ``spool_edit.send_lock(spool)``.
     """
@@ -186,7 +274,7 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
         tries = {}
         for line, event in found:
             body = parse(line)[3]
-            if body in present:
+            if present.get(body, spool_edit.MAX_SENDS) < spool_edit.MAX_SENDS:
                 tries[body] = (present[body], event, line)
         if not tries:
             return [], 0
@@ -197,12 +285,15 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
                 return [], 0
         level = min(t for t, _, _ in tries.values())
         batch = [(body, event) for body, (t, event, _) in tries.items() if t == level][: schema.MAX_BATCH]
-        spool_edit.set_tries_locked(spool, {body: level + 1 for body, _ in batch})
     return batch, level
 
 
 def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: int = 0) -> None:
-    """After an answer: drop ``batch`` (event JSON of each line) if delivered or refused, else keep it and back off."""
+    """After an answer: drop ``batch`` (event JSON of each line) if delivered or refused, else keep it and back off.
+
+    Raises OSError when the spool cannot be changed (a full disk): the caller
+    then knows that the receiver took events that are still spooled.
+    """
     kept = answer.outcome == FAILED
     if kept:
         with spool.lock():
@@ -222,30 +313,38 @@ def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: 
 
         spool_edit.transform(spool, without)
         spool_edit.clear_backoff(spool)
-    spool_edit.write_last(spool, {"at": int(now), "outcome": answer.outcome, "events": len(batch),
-                                  "status": answer.status, "reason": answer.reason,
-                                  "endpoint": spool.url.decode("ascii", "replace")})
+    spool_edit.end_attempt(spool, {"at": int(now), "outcome": answer.outcome, "events": len(batch),
+                                   "status": answer.status, "reason": answer.reason,
+                                   "endpoint": spool.url.decode("ascii", "replace")})
 
 
 class Result:
-    """What ``deliver`` did: events delivered and dropped, and the last answer (None: nothing was sent)."""
+    """What ``deliver`` did: events delivered and dropped, and the last answer (None: nothing was sent).
 
-    __slots__ = ("delivered", "dropped", "answer", "busy")
+    ``unremoved`` counts events the receiver took (or refused) that could not
+    be removed from the spool, ``fault`` says why (a full disk): they are
+    still spooled, and may be sent again (the receiver drops the copies).
+    """
+
+    __slots__ = ("delivered", "dropped", "answer", "busy", "unremoved", "fault")
 
     def __init__(self) -> None:
         self.delivered = 0
         self.dropped = 0
         self.answer: Answer | None = None
         self.busy = False  # another process held the send lock
+        self.unremoved = 0
+        self.fault: str | None = None
 
 
 def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = False, kinds=None,
-            wait: float = 0.0, timing: SendTiming | None = None) -> Result:
+            wait: float = 0.0, timing: SendTiming | None = None, deadline: float | None = None) -> Result:
     """Send what is due (everything, with ``force``) to ``url``, the spool's endpoint.
 
     Only one process sends at a time: the others find ``send.lock`` taken and
     leave the spool to it (``wait`` seconds at most). After a confirmed batch
-    the rest follows without the due rule: the link works now.
+    the rest follows without the due rule: the link works now. Nothing is
+    started after ``deadline`` (``time.monotonic``), and a POST under way is cut there.
     """
     timing = timing or SendTiming()
     clock = timing.clock
@@ -255,7 +354,8 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
         if not lock.acquire(wait):
             result.busy = True
             return result
-    except OSError:
+    except OSError as exc:
+        result.fault = f"{spool.files.send_lock} cannot be opened: {exc.strerror or exc}"
         return result
     try:
         # flush goes on until the spool is empty (the bound holds it to 10 batches of 100).
@@ -263,18 +363,40 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
             batch, tries = claim(spool, clock(), installation_id, force=force or rounds > 0, kinds=kinds)
             if not batch:
                 break
+            if deadline is not None and time.monotonic() >= deadline:
+                result.answer = Answer(FAILED, None, "timeout")
+                break
+            lines = [line for line, _ in batch]
             body = schema.encode_batch([event for _, event in batch])
-            answer = post(url, body, timing.timeout, clock())
+            try:
+                spool_edit.begin_attempt(spool, clock(), len(batch))
+            except (OSError, TimeoutError):
+                pass  # a full disk: the note is lost, not the send
+
+            def written(lines=lines, tries=tries) -> None:
+                try:
+                    spool_edit.set_tries(spool, {line: tries + 1 for line in lines})
+                except (OSError, TimeoutError):
+                    pass  # unmarked, the batch counts as never sent: at worst one more copy
+
+            answer = post(url, body, timing.timeout, clock(), written, deadline)
             result.answer = answer
-            settle(spool, [line for line, _ in batch], answer, clock(), tries)
+            try:
+                settle(spool, lines, answer, clock(), tries)
+            except (OSError, TimeoutError) as exc:
+                if answer.outcome != FAILED:
+                    result.unremoved += len(batch)
+                    result.fault = f"the spool could not be changed: {getattr(exc, 'strerror', None) or exc}"
+                raise
             if answer.outcome == FAILED:
                 break
             if answer.outcome == SENT:
                 result.delivered += len(batch)
             else:
                 result.dropped += len(batch)
-    except Exception:  # a full disk or a vanished directory: try again another time
-        pass
+    except Exception as exc:  # a full disk or a vanished directory: try again another time
+        if result.fault is None:
+            result.fault = f"the spool could not be read or changed: {getattr(exc, 'strerror', None) or exc}"
     finally:
         lock.release()
     return result

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from zomg.telemetry.files import FileLock, Layout, Settings, is_uuid4, make_room, read_user, uuid4
+from zomg.telemetry.directory import Directory
+from zomg.telemetry.files import FileLock, Layout, Settings, is_uuid4, read_user, uuid4
 
 
 def user_path() -> str:
@@ -21,24 +22,27 @@ def update(change) -> Settings:
     """Apply ``change(data: dict) -> bool`` to the user's file under its lock; write if it says so.
 
     Raises OSError when the file cannot be written (or TimeoutError when the
-    lock stays busy). Returns the settings as written (or as found).
+    lock stays busy). Returns the settings as written (or as found). What
+    stands where the file belongs (a FIFO, a link) is replaced, never written
+    through: the write is a rename in the checked config directory.
     """
     import json
 
     from zomg.fsutil import write_atomic
 
     files = Layout()
-    os.makedirs(os.path.dirname(files.settings_lock), mode=0o700, exist_ok=True)
-    with FileLock(files.settings_lock):
-        config = read_user(files)
-        data = dict(config.data)
-        if change(data):
-            make_room(config.path)
-            body = json.dumps(data, indent=2, sort_keys=True) + "\n"
-            write_atomic(config.path, body.encode("utf-8"), mode=0o600)
-            # write_atomic's mode is filtered by the umask; the id file is private regardless.
-            os.chmod(config.path, 0o600)
-        return read_user(files)
+    with Directory(os.path.dirname(files.settings), follow=True, create=True) as directory:
+        with FileLock(files.settings_lock, follow_dir=True):
+            config = read_user(files)
+            data = dict(config.data)
+            if change(data):
+                name = os.path.basename(config.path)
+                directory.make_room(name)
+                body = json.dumps(data, indent=2, sort_keys=True) + "\n"
+                write_atomic(directory.at(name), body.encode("utf-8"), mode=0o600, dir_fd=directory.fd)
+                # write_atomic's mode is filtered by the umask; the id file is private regardless.
+                os.chmod(directory.at(name), 0o600, dir_fd=directory.fd)
+            return read_user(files)
 
 
 def add_installation_id(data: dict) -> bool:

@@ -13,7 +13,18 @@ import json
 import os
 import time
 
-from zomg.telemetry.files import _STALE_AFTER, FileLock, forget, lines_of, make_room, read_fd, read_json
+from zomg.telemetry.directory import Directory
+from zomg.telemetry.files import (
+    _STALE_AFTER,
+    MAX_SPOOL_BYTES,
+    FileLock,
+    Planted,
+    forget,
+    lines_of,
+    read_fd,
+    read_json,
+    whole,
+)
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 TYPE_CHECKING = False
@@ -22,6 +33,10 @@ if TYPE_CHECKING:  # for annotations only
 
 _DEFAULT = DEFAULT_ENDPOINT.encode("ascii")  # where lines from before endpoints were recorded go
 _MAX_GAP = 86400.0  # the most one gap between events (or to now) adds to their age
+# An event whose request was written this many times without an answer is not
+# sent again (the receiver very likely holds it): no event arrives more than
+# twice. It stays until the bound needs room (it goes first) or it ages out.
+MAX_SENDS = 2
 
 
 def parse(line: bytes) -> tuple[int, int, bytes, bytes] | None:
@@ -54,16 +69,19 @@ def event_type(line: bytes) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def counts(spool: Spool) -> tuple[int, int]:
-    """(events waiting for this spool's endpoint, events waiting for another one)."""
-    mine = other = 0
+def counts(spool: Spool) -> tuple[int, dict[str, int], int]:
+    """(events waiting for this spool's endpoint, {other endpoint: events waiting for it}, how many of this
+    endpoint's were sent ``MAX_SENDS`` times without an answer and are not sent again)."""
+    mine, spent, others = 0, 0, {}
     for parsed in map(parse, spool.read()):
         if parsed is not None:
             if parsed[2] == spool.url:
                 mine += 1
+                spent += parsed[1] >= MAX_SENDS
             else:
-                other += 1
-    return mine, other
+                other = parsed[2].decode("ascii", "replace")
+                others[other] = others.get(other, 0) + 1
+    return mine, others, spent
 
 
 def due_for(spool: Spool, lines: list[bytes], now: float) -> bool:
@@ -88,17 +106,28 @@ def bounded(spool: Spool, lines: list[bytes], now: float) -> list[bytes]:
     most a day, so it never drops an event as too old.
     """
     parsed = [(line, parse(line)) for line in lines]
-    parsed = [(line, p[0]) for line, p in parsed if p is not None]
+    parsed = [(line, p[0], p[1]) for line, p in parsed if p is not None]
     kept = []
     age, later = 0.0, now
-    for line, stamp in reversed(parsed):
+    for line, stamp, tries in reversed(parsed):
         age += min(max(later - stamp, 0.0), _MAX_GAP)
         later = stamp
         if age > spool.bounds.max_event_age:
             break  # every earlier line is older still
-        kept.append(line)
+        kept.append((line, tries))
     kept.reverse()
-    return kept[-spool.bounds.max_events:] if spool.bounds.max_events > 0 else []
+    excess = len(kept) - max(0, spool.bounds.max_events)
+    if excess > 0:
+        # Room is made from copies already sent (the most sent first, then the oldest)
+        # before any event no receiver has seen.
+        order = sorted(range(len(kept)), key=lambda i: (-kept[i][1], i))
+        gone = set(order[:excess])
+        kept = [entry for i, entry in enumerate(kept) if i not in gone]
+    return [line for line, _ in kept]
+
+
+def _spool_name(spool: Spool) -> str:
+    return os.path.basename(spool.path)
 
 
 def transform(spool: Spool, change) -> None:
@@ -107,46 +136,81 @@ def transform(spool: Spool, change) -> None:
     The new file is written and fsynced without the lock; under it, the
     replace happens only if the file has merely grown since it was read
     (its new lines are carried over); otherwise ``change`` runs again.
+    Every step goes through the checked spool directory: a planted link is
+    never followed (``Planted`` is raised instead).
     """
     from zomg.fsutil import discard, prepare, replace
 
-    for _ in range(3):
-        with spool.lock():
-            before = spool._raw()
-        new = change(lines_of(before))
-        if new is None:
-            return
-        body = b"".join(line + b"\n" for line in new)
-        tmp = prepare(spool.path, body, 0o600) if body else None
-        with spool.lock():
-            current = spool._raw()
-            if current.startswith(before):
-                appended = lines_of(current[len(before):])
-                if appended and tmp is None:
-                    tmp = prepare(spool.path, b"".join(line + b"\n" for line in appended), 0o600, sync=False)
-                elif appended:
-                    with open(tmp, "ab") as f:
-                        f.write(b"".join(line + b"\n" for line in appended))
-                if tmp is not None:
-                    make_room(spool.path)
-                    replace(tmp, spool.path)
-                else:
-                    forget(spool.path)
+    with Directory(spool.dir) as directory:
+        name = directory.at(_spool_name(spool))
+        _cut_to_size(spool, directory)
+        for _ in range(3):
+            with spool.lock():
+                before = spool._raw()
+            new = change(lines_of(before))
+            if new is None:
                 return
-        if tmp is not None:
-            discard(tmp)
+            body = b"".join(line + b"\n" for line in new)
+            tmp = prepare(name, body, 0o600, dir_fd=directory.fd) if body else None
+            with spool.lock():
+                current = spool._raw()
+                if current.startswith(before):
+                    appended = lines_of(current[len(before):])
+                    if appended and tmp is None:
+                        tmp = prepare(name, b"".join(line + b"\n" for line in appended), 0o600, sync=False,
+                                      dir_fd=directory.fd)
+                    elif appended:
+                        fd = directory.open(tmp, os.O_WRONLY | os.O_APPEND)
+                        try:
+                            os.write(fd, b"".join(line + b"\n" for line in appended))
+                        finally:
+                            os.close(fd)
+                    if tmp is not None:
+                        directory.make_room(name)
+                        replace(tmp, name, directory.fd)
+                    else:
+                        directory.remove(name)
+                    return
+            if tmp is not None:
+                discard(tmp, directory.fd)
     raise TimeoutError("the telemetry spool keeps changing")
+
+
+def _cut_to_size(spool: Spool, directory: Directory) -> None:
+    """A spool over ``MAX_SPOOL_BYTES`` (damage, or a file not zomg's) keeps only the whole, valid lines of its
+    newest half-bound: read from its end, so memory and time stay bounded whatever its size or line length."""
+    from zomg.fsutil import prepare, replace
+
+    name = directory.at(_spool_name(spool))
+    with spool.lock():
+        try:
+            fd = directory.open(name)
+        except OSError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            if size <= MAX_SPOOL_BYTES:
+                return
+            keep = MAX_SPOOL_BYTES // 2
+            os.lseek(fd, size - keep, os.SEEK_SET)
+            tail = read_fd(fd, keep)
+        finally:
+            os.close(fd)
+        lines = [line for line in lines_of(tail)[1:] if parse(line) is not None]  # the first may be cut
+        tmp = prepare(name, b"".join(line + b"\n" for line in lines), 0o600, sync=False, dir_fd=directory.fd)
+        replace(tmp, name, directory.fd)
 
 
 def set_tries_locked(spool: Spool, tries: dict[bytes, int]) -> None:
     """``set_tries`` for a caller that holds the spool lock."""
     try:
-        fd = os.open(spool.path, os.O_RDWR)
+        with Directory(spool.dir) as directory:
+            fd = directory.open(_spool_name(spool), os.O_RDWR)
     except OSError:
         return
     try:
         offset = 0
-        for line in read_fd(fd).split(b"\n"):
+        for line in read_fd(fd, MAX_SPOOL_BYTES).split(b"\n"):
             parts = line.split(b" ", 3)
             if len(parts) == 4 and parts[3] in tries and len(parts[1]) == 1:
                 os.lseek(fd, offset + len(parts[0]) + 1, os.SEEK_SET)
@@ -160,6 +224,7 @@ def trim(spool: Spool, now: float) -> None:
     """Hold the spool to its count bound, when an append said it is over it."""
     limit = spool.bounds.max_events
     transform(spool, lambda lines: bounded(spool, lines, now) if len(lines) > limit else None)
+    # (transform first cuts a file over its byte bound down to size, whatever its count.)
 
 
 def set_tries(spool: Spool, tries: dict[bytes, int]) -> None:
@@ -171,16 +236,20 @@ def set_tries(spool: Spool, tries: dict[bytes, int]) -> None:
         set_tries_locked(spool, tries)
 
 
-def _write_state(path: str, state: dict) -> None:
+def write_state(spool: Spool, path: str, state: dict) -> None:
+    """Replace one of the spool directory's small state files (``path``) with ``state``, through the
+    checked directory."""
     from zomg.fsutil import write_atomic
 
-    make_room(path)
-    # Not fsynced: losing it to a crash costs one early or late attempt, never an event.
-    write_atomic(path, json.dumps(state).encode("ascii"), mode=0o600, sync=False)
+    with Directory(spool.dir, create=True) as directory:
+        name = directory.at(os.path.basename(path))
+        directory.make_room(name)
+        # Not fsynced: losing it to a crash costs one early or late attempt, never an event.
+        write_atomic(name, json.dumps(state).encode("ascii"), mode=0o600, sync=False, dir_fd=directory.fd)
 
 
 def write_backoff(spool: Spool, failures: int, retry_at: float) -> None:
-    _write_state(spool.backoff_path, {"failures": failures, "retry_at": retry_at})
+    write_state(spool, spool.backoff_path, {"failures": failures, "retry_at": retry_at})
 
 
 def clear_backoff(spool: Spool) -> None:
@@ -189,7 +258,35 @@ def clear_backoff(spool: Spool) -> None:
 
 def write_last(spool: Spool, state: dict) -> None:
     """What the last attempt gave, for `zomg telemetry status`."""
-    _write_state(spool.last_path, state)
+    write_state(spool, spool.last_path, state)
+
+
+def begin_attempt(spool: Spool, now: float, events: int) -> None:
+    """Note a send as in flight before it starts; an attempt found still in flight was cut short at exit.
+
+    A run whose exit grace ends mid-send cannot write anything after: the next
+    attempt (under the send lock, so the one found is not running) counts it.
+    """
+    last = last_attempt(spool) or {}
+    cut = whole(last.get("cut_short"), 0, 1 << 31) or 0
+    flight = last.get("in_flight")
+    if isinstance(flight, dict):
+        cut += 1
+        last = {"at": flight.get("at"), "outcome": CUT_SHORT, "events": flight.get("events"), "status": None,
+                "reason": "the run exited before the answer", "endpoint": flight.get("endpoint")}
+    last["cut_short"] = cut
+    last["in_flight"] = {"at": int(now), "events": events, "endpoint": spool.url.decode("ascii", "replace")}
+    write_last(spool, last)
+
+
+def end_attempt(spool: Spool, state: dict) -> None:
+    """Record how an attempt ended (``state``), keeping the count of attempts cut short."""
+    last = last_attempt(spool) or {}
+    state["cut_short"] = whole(last.get("cut_short"), 0, 1 << 31) or 0
+    write_last(spool, state)
+
+
+CUT_SHORT = "cut short"  # the outcome of an attempt whose run exited before the answer
 
 
 def last_attempt(spool: Spool) -> dict | None:
@@ -198,8 +295,13 @@ def last_attempt(spool: Spool) -> dict | None:
 
 
 def drop_events(spool: Spool, event_name: str) -> int:
-    """Delete the unsent events of one type; return how many. With none left, the files go too."""
-    if not os.path.isdir(spool.dir):
+    """Delete the unsent events of one type; return how many. With none left, the files go too.
+
+    A spool directory that is not one zomg made (a link, a file) is left alone: nothing of it is zomg's.
+    """
+    try:
+        Directory(spool.dir).close()
+    except OSError:
         return 0
     dropped = []
 
@@ -214,19 +316,29 @@ def drop_events(spool: Spool, event_name: str) -> int:
     return dropped[0] if dropped else 0
 
 
+STATE_FILES = ("spool", "backoff", "last", "spool_lock", "send_lock")  # the Layout names clear() removes
+
+
 def clear(spool: Spool) -> int:
-    """Delete every unsent event and the spool's files; return how many events there were."""
-    if not os.path.isdir(spool.dir):
+    """Delete every unsent event and the spool's files; return how many events there were.
+
+    Whatever stands in their place (a FIFO, a link) is removed, never followed;
+    a spool directory that is itself a link or not the user's is left alone.
+    """
+    try:
+        directory = Directory(spool.dir)
+    except OSError:
         return 0
-    with spool.lock():
-        dropped = spool.count()
-        for path in (spool.files.spool, spool.files.backoff, spool.files.last):
-            forget(path)
-    for path in (spool.files.spool_lock, spool.files.send_lock):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    with directory:
+        with spool.lock():
+            dropped = spool.count()
+            for attr in STATE_FILES[:3]:
+                directory.remove(os.path.basename(getattr(spool.files, attr)))
+        for attr in STATE_FILES[3:]:
+            try:
+                directory.remove(os.path.basename(getattr(spool.files, attr)))
+            except OSError:
+                pass
     try:
         os.rmdir(spool.dir)
     except OSError:
@@ -235,19 +347,57 @@ def clear(spool: Spool) -> int:
 
 
 def remove_stale_temporaries(spool: Spool) -> None:
-    """Temporary files left by another process that exited mid-write (a slow disk at exit)."""
+    """Temporary files left by another process that exited mid-write (a slow disk at exit).
+
+    Only zomg's own names in the checked spool directory: ``.<file>.<pid>.<hex>.tmp``.
+    """
     try:
-        names = os.listdir(spool.dir)
+        directory = Directory(spool.dir)
     except OSError:
         return
     now = time.time()  # the file system's clock, not an injected one
     mine = f".{os.getpid()}."
-    for name in names:
-        if name.startswith(".") and name.endswith(".tmp") and mine not in name:
-            path = os.path.join(spool.dir, name)
-            try:
-                if now - os.stat(path).st_mtime > _STALE_AFTER:
-                    os.unlink(path)
-            except OSError:
-                pass
+    temporaries_of = STATE_FILES[:3] + ("deployment_state",)
+    ours = tuple(f".{os.path.basename(getattr(spool.files, attr))}." for attr in temporaries_of)
+    with directory:
+        try:
+            names = directory.names()
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(ours) and name.endswith(".tmp") and mine not in name:
+                try:
+                    st = directory.lstat(name)
+                    if now - st.st_mtime > _STALE_AFTER:
+                        directory.remove(name)
+                except OSError:
+                    pass
 
+
+def faults(spool: Spool) -> list[str]:
+    """What keeps telemetry's spool from working, one line each: planted objects, unreadable files.
+
+    Read-only: `zomg telemetry status` and `flush` report these instead of a count of 0.
+    """
+    found = []
+    try:
+        directory = Directory(spool.dir)
+    except FileNotFoundError:
+        return found
+    except OSError as exc:
+        return [f"{spool.dir} {exc.strerror if not isinstance(exc, Planted) else exc}: left alone; "
+                "telemetry keeps nothing until it is moved away (zomg never removes it)"]
+    with directory:
+        for attr in STATE_FILES:
+            path = getattr(spool.files, attr)
+            flags = os.O_RDWR if attr.endswith("lock") else os.O_RDONLY
+            try:
+                os.close(directory.open(directory.at(os.path.basename(path)), flags))
+            except FileNotFoundError:
+                continue
+            except Planted as exc:
+                found.append(f"{path} {exc}: left alone (zomg telemetry reset removes it)")
+            except OSError as exc:
+                found.append(f"{path} cannot be {'opened' if attr.endswith('lock') else 'read'}: "
+                             f"{exc.strerror or exc}")
+    return found

@@ -16,14 +16,9 @@ NEVER_COLLECTED = (
     "unknown commands or options as typed (a typo could be a secret): an unknown command is null",
 )
 
-EXAMPLE_INVOCATION = {
-    "command": "box",
-    "subcommand": "list",
-    "flags": ["--json"],
-    "duration_s": 0.2,
-    "result": "success",
-    "error_class": None,
-}
+# The invocation `explain` shows the event of: `zomg box list --json`, a quick success.
+EXAMPLE_PATH = ("box", "list")
+EXAMPLE_FLAGS = ("--json",)
 
 
 def status(notice_version: int, env=None) -> dict:
@@ -42,7 +37,8 @@ def status(notice_version: int, env=None) -> dict:
     elif decision.mode != "off" and not writable:
         inactive = "the config dir is not writable, so telemetry is off for every run until it is"
     spool = files.Spool(url)
-    mine, other = spool_edit.counts(spool)
+    _, unreadable = spool.read_checked()
+    mine, others, spent = spool_edit.counts(spool)
     return {
         "mode": decision.mode,
         "source": decision.source,
@@ -60,8 +56,11 @@ def status(notice_version: int, env=None) -> dict:
         "stored_mode": user.mode,
         "system_path": system.path,
         "system_locked": system.locks_off,
-        "unsent_events": mine,
-        "unsent_events_other_endpoints": other,
+        "unsent_events": None if unreadable else mine,  # null: not known (see faults)
+        "unsent_events_spent": spent,
+        "unsent_events_other_endpoints": sum(others.values()),
+        "other_endpoints": [[policy.masked(other), n] for other, n in sorted(others.items())],
+        "faults": spool_edit.faults(spool),
         **delivery_story(spool, mine),
         "deployment_metrics": deployment.status(env, decision),
     }
@@ -81,15 +80,31 @@ def delivery_story(spool, waiting: int) -> dict:
 
     from zomg.telemetry.event import timestamp
     from zomg.telemetry.files import number, whole
-    from zomg.telemetry.spool_edit import last_attempt
+    from zomg.telemetry.spool_edit import CUT_SHORT, last_attempt, send_lock
 
     now = time.time()
-    last = last_attempt(spool)
+    last = last_attempt(spool) or {}
+    cut_short = whole(last.get("cut_short"), 0, 1 << 31) or 0
+    flight = last.get("in_flight")
+    if isinstance(flight, dict):
+        # An attempt noted as in flight: running now if the send lock is held, else its run exited first.
+        lock = send_lock(spool)
+        try:
+            free = lock.acquire(0)
+        except OSError:
+            free = False
+        if free:
+            lock.release()
+            cut_short += 1
+        last = {"at": flight.get("at"), "outcome": CUT_SHORT if free else "in progress",
+                "events": flight.get("events"), "status": None, "endpoint": flight.get("endpoint"),
+                "reason": "the run exited before the answer" if free else None}
     attempt = None
-    if last is not None:
+    if last:
         at, events = number(last.get("at"), 0, 1e11), whole(last.get("events"), 0, 10**6)
         outcome, status, reason = last.get("outcome"), whole(last.get("status"), 100, 999), last.get("reason")
-        if at is not None and events is not None and outcome in ("delivered", "kept", "dropped"):
+        if at is not None and events is not None and outcome in ("delivered", "kept", "dropped", CUT_SHORT,
+                                                                 "in progress"):
             attempt = {"at": timestamp(at), "outcome": outcome, "events": events, "status": status,
                        "reason": reason if isinstance(reason, str) else None,
                        "endpoint": policy.masked(str(last.get("endpoint", "")))[:200]}
@@ -102,7 +117,8 @@ def delivery_story(spool, waiting: int) -> dict:
         hint = HINTS.get(attempt["status"])
         if hint is None and attempt["status"] is not None and 300 <= attempt["status"] < 400:
             hint = "the endpoint redirects; set ZOMG_TELEMETRY_ENDPOINT to the address it points at"
-    return {"last_attempt": attempt, "next_attempt": next_at, "backoff_failures": failures, "hint": hint}
+    return {"last_attempt": attempt, "next_attempt": next_at, "backoff_failures": failures, "hint": hint,
+            "attempts_cut_short": cut_short}
 
 
 def _attempt_line(attempt: dict | None) -> str:
@@ -110,7 +126,11 @@ def _attempt_line(attempt: dict | None) -> str:
         return "none recorded"
     n = attempt["events"]
     what = f"{attempt['outcome']} {n} event{'s' if n != 1 else ''}"
-    if attempt["outcome"] != "delivered":
+    if attempt["outcome"] == "cut short":
+        what = f"sent {n} event{'s' if n != 1 else ''}, cut short: the run exited before the answer"
+    elif attempt["outcome"] == "in progress":
+        what = f"sending {n} event{'s' if n != 1 else ''} now"
+    elif attempt["outcome"] != "delivered":
         http = f", HTTP {attempt['status']}" if attempt["status"] else ""
         what += f" ({attempt['reason']}{http})"
     return f"{attempt['at']}: {what} [{attempt['endpoint']}]"
@@ -129,31 +149,43 @@ def status_lines(info: dict) -> list[tuple[str, str]]:
         ("notice shown:", "yes" if info["notice_shown"] else "no"),
         ("config file:", info["config_path"] + ("" if info["config_writable"] else " (not writable)")),
         ("system file:", (info["system_path"] or "none") + (" (locks telemetry off)" if info["system_locked"] else "")),
-        ("unsent events:", str(info["unsent_events"]) + (
-            f" (and {info['unsent_events_other_endpoints']} recorded for another endpoint, kept for it)"
-            if info["unsent_events_other_endpoints"] else "")),
+        ("unsent events:", ("unknown: the spool cannot be read (see faults)" if info["unsent_events"] is None
+                            else str(info["unsent_events"])) + (
+            f" ({info['unsent_events_spent']} of them sent twice without an answer: not sent again)"
+            if info["unsent_events_spent"] else "")),
+    ] + [("", f"and {n} recorded for another endpoint, {other}: kept for it, sent only there")
+         for other, n in info["other_endpoints"]] + [
         ("last attempt:", _attempt_line(info["last_attempt"])),
+        ("cut short:", f"{info['attempts_cut_short']} attempt{'s' if info['attempts_cut_short'] != 1 else ''} "
+                       "(the run exited before the answer; the events stay spooled)"),
         ("next attempt:", "none due (nothing waiting)" if info["next_attempt"] is None else
          f"not before {info['next_attempt']}" + (f" (backing off after {info['backoff_failures']} failed "
                                                  f"attempt{'s' if info['backoff_failures'] != 1 else ''})"
                                                  if info["backoff_failures"] else
                                                  ", once a send is due (or now: zomg telemetry flush)")),
         ("deployment metrics:", f"{info['deployment_metrics']['mode']} ({info['deployment_metrics']['reason']})"),
-    ] + ([("hint:", info["hint"])] if info["hint"] else [])
+    ] + ([("hint:", info["hint"])] if info["hint"] else []) + [("fault:", fault) for fault in info["faults"]]
 
 
-def example_batch(installation_id: str | None, env=None) -> bytes:
-    """The exact request body this machine would send for `zomg box list --json`."""
+def example_batch(installation_id: str | None, declared: dict, env=None) -> bytes:
+    """The exact request body this machine would send for `zomg box list --json`.
+
+    ``declared`` is what the parser declares for that command line
+    (``zomg.commands.declared``): the example is built as the real run's event
+    is, through ``event.invocation`` and ``event.build``.
+    """
     import time
 
     from zomg.telemetry import event
 
-    built = event.build(EXAMPLE_INVOCATION, installation_id or files.uuid4(), time.time(), env)
+    invocation = event.invocation(list(EXAMPLE_PATH), EXAMPLE_FLAGS, declared, 0.2, "success", None)
+    built = event.build(invocation, installation_id or files.uuid4(), time.time(), env)
     schema.validate_event(built)
     return schema.encode_batch([built])
 
 
-def explain(env=None) -> str:
+def explain(declared: dict, env=None) -> str:
+    """What `zomg telemetry explain` prints; ``declared`` as for ``example_batch``."""
     decision = policy.decide(env)
     user = decision.user if decision.user is not None else files.read_user()
     out = [
@@ -174,7 +206,7 @@ def explain(env=None) -> str:
         + ("your installation id" if user.installation_id else "a random example installation id")
         + ", a new event_id per event):",
         "",
-        example_batch(user.installation_id, env).decode("ascii"),
+        example_batch(user.installation_id, declared, env).decode("ascii"),
         "",
         "When: events wait in a small spool and are sent in one batch once there are 50 or the oldest "
         "is an hour old, from a background thread that never delays a command by more than half a "

@@ -76,19 +76,16 @@ def measure_if_due(mode: str, deployment_id: str, spool, now: float) -> bytes | 
     The cadence is written before anything else so that two processes starting
     together do not both measure; if measuring fails, the next day tries again.
     """
-    import json
-
-    from zomg.fsutil import write_atomic
-    from zomg.telemetry.files import make_room
+    from zomg.telemetry import spool_edit
+    from zomg.telemetry.files import make_dirs
 
     state_path = spool.files.deployment_state
-    os.makedirs(spool.dir, mode=0o700, exist_ok=True)
+    make_dirs(spool.dir)
     with spool.lock():
         if not due(now, state_path):
             return None
-        make_room(state_path)
         # Not fsynced (the spool lock is held): a lost cadence costs one early measurement.
-        write_atomic(state_path, json.dumps({"recorded_at": now}).encode(), mode=0o600, sync=False)
+        spool_edit.write_state(spool, state_path, {"recorded_at": now})
     from zomg.telemetry import schema
     from zomg.telemetry.deployment import metrics
 
@@ -96,8 +93,6 @@ def measure_if_due(mode: str, deployment_id: str, spool, now: float) -> bytes | 
     if mode == "log":
         return schema.encode_batch([built])
     if spool.append_event(built, now):
-        from zomg.telemetry import spool_edit
-
         spool_edit.trim(spool, now)
     return None
 
@@ -106,13 +101,11 @@ def forget(spool_dir: str | None = None) -> int:
     """After an opt-out: delete unsent deployment events and the cadence; return how many events went."""
     from zomg.telemetry import policy, schema, spool_edit
     from zomg.telemetry.files import Spool
+    from zomg.telemetry.files import forget as remove_state
 
     spool = Spool(policy.endpoint(), spool_dir)  # which endpoint does not matter: its events all go
-    dropped = spool_edit.drop_events(spool, schema.DEPLOYMENT_METRICS) if os.path.isdir(spool.dir) else 0
-    try:
-        os.unlink(spool.files.deployment_state)
-    except OSError:
-        pass
+    dropped = spool_edit.drop_events(spool, schema.DEPLOYMENT_METRICS)
+    remove_state(spool.files.deployment_state)
     return dropped
 
 
@@ -160,10 +153,13 @@ def chosen_line(chosen: bool) -> str:
     return "deployment metrics: off"
 
 
-def setup_state(chosen: bool) -> str:
-    """The deployment-metrics line of `zomg setup --show`: the choice, and the effective mode when it differs."""
+def setup_state(chosen: bool, answered: bool) -> str:
+    """The deployment-metrics line of `zomg setup --show`: the choice, and the effective mode when it differs.
+
+    ``answered``: whether `zomg setup` has stored its answers (every save stores this one).
+    """
     if not chosen:
-        return "off (never chosen in setup)"
+        return "off (as chosen in zomg setup)" if answered else "off (never chosen in zomg setup)"
     mode, reason = decide()
     return "on" if mode == "on" else f"on as chosen; effective: {mode} ({reason})"
 
@@ -173,9 +169,12 @@ def after_telemetry_off_line() -> str:
     from zomg import setup_config
     from zomg.errors import ZomgError
 
+    change = "(change with: zomg setup --deployment-metrics on|off)"
+    if not os.path.exists(setup_config.path()):
+        return ("telemetry: deployment metrics are separate and stay off: they are sent only after opting in "
+                "with: zomg setup --deployment-metrics on")
     try:
         chosen = "on" if setup_config.load().deployment_metrics else "off"
     except ZomgError:
         chosen = "as stored"
-    return (f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup "
-            "(change with: zomg setup --deployment-metrics on|off)")
+    return f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup {change}"
