@@ -22,6 +22,14 @@ Part 3, PostHog hung: the receiver forwards to a stand-in that never
 answers; wrk measures the receiver's answers (202 while the queue has room,
 then 503 with Retry-After). Goal: p99 <= 300 ms.
 
+Part 3b, durable against in-memory: the receiver of this tree (every batch
+committed to the spool on disk before its 202) and the in-memory receiver it
+replaced (the tree before zomg/receiver/spool.py was added, exported with
+``git archive`` into a scratch directory; ``--baseline REV`` picks another),
+both forwarding to a stand-in 50 ms away, taking turns round by round at 16
+and 64 connections. Goals: durable >= 0.8 x in-memory throughput (paired
+rounds), p99 <= 100 ms at 16 connections, zero errors.
+
 Part 4, validation: the time per event to validate a 10-event batch with
 the receiver's validator (zomg.receiver.fastpath, generated from zomg's
 schema module), with the ``jsonschema`` library and with
@@ -41,6 +49,7 @@ Run from the repository root:
 
     python bench/receiver_bench.py [--seconds 2] [--rounds 10] [--connections 16] [--workers N]
                                    [--schema-out PATH] [--skip-http] [--skip-validation]
+                                   [--skip-durable] [--durable-rounds 6] [--baseline REV]
 
 All traffic goes to 127.0.0.1; every wrk run is bounded by --seconds and every
 server is stopped before the script exits.
@@ -141,13 +150,17 @@ def run_wrk(url: str, script: str, seconds: int, connections: int) -> dict:
 
 
 class Gunicorn:
-    """gunicorn with the shipped configuration (the receiver's production command)."""
+    """gunicorn with the shipped configuration (the receiver's production command) of the tree at ``root``."""
 
-    def __init__(self, app: str, workers: int, env: dict) -> None:
+    def __init__(self, app: str, workers: int, env: dict, root: str = ROOT) -> None:
         argv = [sys.executable, "-m", "gunicorn", "-c", "python:zomg.receiver.gunicorn_conf",
-                "--workers", str(workers), "--bind", "127.0.0.1:0", "--pythonpath", f"{ROOT},{HERE}",
+                "--workers", str(workers), "--bind", "127.0.0.1:0", "--pythonpath", f"{root},{HERE}",
                 "--log-level", "warning", app]
-        self.proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        if root != ROOT:
+            env = dict(env, PYTHONPATH=root)  # the configuration module too comes from that tree
+        # Run from the tree: `python -m` puts the working directory first on sys.path.
+        self.proc = subprocess.Popen(argv, env=env, cwd=root, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True)
         # --log-level warning hides the "Listening at" line: ask the kernel instead.
         self.base = self._wait_for_port()
         self.url = self.base + "/v1/events"
@@ -278,7 +291,8 @@ def bench_http(args: argparse.Namespace) -> None:
         "no-op app": ("receiver_bench:noop_app", base_env),
         "receiver, forwarding off": ("zomg.receiver:app", dict(base_env, ZOMG_RECEIVER_OUTPUT=output)),
         "receiver, forwarding on (PostHog 50 ms)": (
-            "zomg.receiver:app", dict(base_env, POSTHOG_PROJECT_API_KEY="phc_bench", POSTHOG_HOST=posthog.url)),
+            "zomg.receiver:app", dict(base_env, POSTHOG_PROJECT_API_KEY="phc_bench", POSTHOG_HOST=posthog.url,
+                                      ZOMG_RECEIVER_SPOOL_DIR=os.path.join(scratch, "spool"))),
     }
     results: dict = {name: [] for name in configs}
     print(f"HTTP: gunicorn -c python:zomg.receiver.gunicorn_conf --workers {args.workers} (threads), "
@@ -317,7 +331,7 @@ def bench_http(args: argparse.Namespace) -> None:
         for server in servers.values():
             server.stop()
         posthog.close()
-    bench_hung_posthog(args, script, base_env)
+    bench_hung_posthog(args, script, dict(base_env, ZOMG_RECEIVER_SPOOL_DIR=os.path.join(scratch, "hung-spool")))
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -402,6 +416,89 @@ def bench_hung_posthog(args: argparse.Namespace, script: str, base_env: dict) ->
           f"({result['requests'] - result['non2xx']} x 202, {result['non2xx']} x 503), p99 "
           f"{result['p99'] * 1000:.1f} ms; goal <= 300 ms: {'met' if result['p99'] <= 0.3 else 'NOT met'}; "
           f"socket errors: {result['socket_errors'] or 'none'}")
+
+
+# --- part 1b: durable against in-memory ---------------------------------------
+
+def baseline_tree(scratch: str, revision: str | None) -> tuple:
+    """(directory, revision) of the in-memory receiver exported with git: the tree before the spool was added."""
+    def git(*words: str) -> bytes:
+        return subprocess.run(["git", "-C", ROOT, *words], capture_output=True, check=True).stdout
+
+    if revision is None:
+        added = git("log", "--diff-filter=A", "--format=%H", "--", "zomg/receiver/spool.py").split()
+        revision = added[-1].decode() + "^"
+    revision = git("rev-parse", "--short", revision).decode().strip()
+    directory = os.path.join(scratch, "in-memory")
+    os.makedirs(directory)
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(git("archive", "--format=tar", revision, "zomg"))) as tar:
+        tar.extractall(directory)
+    return directory, revision
+
+
+def bench_durable(args: argparse.Namespace) -> None:
+    """Durable (this tree, spool on disk) against the in-memory build, both forwarding to PostHog 50 ms away."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (or run with --skip-durable)")
+    scratch = tempfile.mkdtemp(prefix="zomg-receiver-bench-")
+    try:
+        _bench_durable(args, scratch, _wrk_script(scratch, schema.encode_batch(sample_events(BATCH_SIZE))), _base_env())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _bench_durable(args: argparse.Namespace, scratch: str, script: str, base_env: dict) -> None:
+    try:
+        baseline, revision = baseline_tree(scratch, args.baseline)
+    except (OSError, subprocess.CalledProcessError, IndexError) as exc:
+        print(f"Durable vs in-memory: skipped, no in-memory build to compare with ({exc})")
+        return
+    posthog = _stand_in(delay=0.05)
+    env = dict(base_env, POSTHOG_PROJECT_API_KEY="phc_bench", POSTHOG_HOST=posthog.url)
+    spool = os.path.join(scratch, "durable-spool")
+    servers: dict = {}
+    connections = (16, 64)
+    results: dict = {}
+    print(f"Durable vs in-memory (git {revision}): forwarding to PostHog 50 ms away, {args.workers} workers, "
+          f"{args.durable_rounds} interleaved rounds of {args.seconds} s per connection count; medians shown")
+    try:
+        servers["in-memory"] = Gunicorn("zomg.receiver:app", args.workers, env, root=baseline)
+        servers["durable"] = Gunicorn("zomg.receiver:app", args.workers, dict(env, ZOMG_RECEIVER_SPOOL_DIR=spool))
+        for server in servers.values():
+            run_wrk(server.url, script, 1, 16)  # warm-up
+        for count in connections:
+            for _ in range(args.durable_rounds):
+                for name, server in servers.items():
+                    cpu_before = server.workers_cpu_seconds()
+                    result = run_wrk(server.url, script, args.seconds, count)
+                    result["cpu"] = (server.workers_cpu_seconds() - cpu_before) / max(1, result["requests"])
+                    results.setdefault((name, count), []).append(result)
+    finally:
+        for server in servers.values():
+            server.stop()
+        posthog.close()
+    for count in connections:
+        for name in servers:
+            runs = results[(name, count)]
+            p99s = sorted(r["p99"] for r in runs)
+            errors = sum(r["non2xx"] for r in runs) + sum(bool(r["socket_errors"]) for r in runs)
+            print(f"  {count:2d} connections, {name:9s} {statistics.median(r['rps'] for r in runs):7.0f} req/s  "
+                  f"p99 median {statistics.median(p99s) * 1000:6.1f} ms (worst round {p99s[-1] * 1000:6.1f} ms)  "
+                  f"worker CPU {statistics.median(r['cpu'] for r in runs) * 1e6:5.0f} us/req  errors {errors}")
+        durable, memory = results[("durable", count)], results[("in-memory", count)]
+        ratios = sorted(d["rps"] / m["rps"] for d, m in zip(durable, memory))
+        ratio = statistics.median(ratios)
+        p99 = statistics.median(r["p99"] for r in durable)
+        errors = sum(r["non2xx"] for r in durable) + sum(bool(r["socket_errors"]) for r in durable)
+        goals = [f"durable / in-memory throughput {ratio:.2f} (rounds {ratios[0]:.2f}..{ratios[-1]:.2f}), "
+                 f"goal >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}",
+                 f"errors {errors}, goal 0: {'met' if errors == 0 else 'NOT met'}"]
+        if count == 16:
+            goals.append(f"p99 {p99 * 1000:.1f} ms, goal <= 100 ms: {'met' if p99 <= 0.1 else 'NOT met'}")
+        print(f"  {count:2d} connections: " + "; ".join(goals))
 
 
 # --- part 2: validation -------------------------------------------------------
@@ -494,12 +591,18 @@ def main() -> int:
     parser.add_argument("--schema-out", metavar="PATH", help="where to write the generated JSON Schema")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-validation", action="store_true")
+    parser.add_argument("--skip-durable", action="store_true", help="without part 3b, durable vs in-memory")
+    parser.add_argument("--durable-rounds", type=int, default=6, help="interleaved rounds per connection count")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="git revision of the in-memory build (default: the one before the spool was added)")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     if not args.skip_validation:
         bench_validation(args)
     if not args.skip_http:
         bench_http(args)
+    if not args.skip_durable:
+        bench_durable(args)
     return 0
 
 

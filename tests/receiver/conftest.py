@@ -47,12 +47,12 @@ def receiver_process(serve):
 
 
 @pytest.fixture
-def forwarding(fake_posthog):
-    """``forwarding(**bounds)``: a Forwarding to the fake; closed after the test."""
+def forwarding(fake_posthog, tmp_path):
+    """``forwarding(**bounds)``: a Forwarding to the fake with a spool of its own; closed after the test."""
     made = []
 
-    def make(**bounds) -> Forwarding:
-        made.append(Forwarding(fake_posthog, **bounds))
+    def make(directory: str | None = None, **bounds) -> Forwarding:
+        made.append(Forwarding(fake_posthog, directory or str(tmp_path / f"spool{len(made)}"), **bounds))
         return made[-1]
 
     yield make

@@ -61,7 +61,7 @@ def test_each_uuid_arrives_once_from_many_concurrent_clients(forwarding, fake_po
 
 
 def test_batches_from_many_requests_merge_into_one_call_bounded_by_count(forwarding, fake_posthog):
-    forwarded = forwarding(interval=NEVER, batch_events=50)
+    forwarded = forwarding(interval=NEVER, poll_seconds=NEVER, batch_events=50)
     sent = []
     for _ in range(10):
         response, ids = send(forwarded, 5)
@@ -74,7 +74,7 @@ def test_batches_from_many_requests_merge_into_one_call_bounded_by_count(forward
 
 
 def test_a_call_never_exceeds_the_count_bound(forwarding, fake_posthog):
-    forwarded = forwarding(interval=NEVER, batch_events=10)
+    forwarded = forwarding(interval=NEVER, poll_seconds=NEVER, batch_events=10)
     fake_posthog.hang = True
     for _ in range(7):
         assert send(forwarded, 3)[0].status == 202
@@ -110,7 +110,7 @@ def test_a_slow_posthog_is_waited_for_one_call_per_batch(forwarding, fake_postho
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
 def test_temporary_failures_are_retried_with_the_same_uuids_until_accepted(forwarding, fake_posthog, status):
-    forwarded = forwarding()
+    forwarded = forwarding(probe_seconds=NEVER)  # the whole call's retries, without probes
     fake_posthog.answers = [status, status]
     response, ids = send(forwarded, 3)
     assert response.status == 202
@@ -141,9 +141,9 @@ def test_retry_after_from_posthog_is_honoured_and_passed_to_clients(forwarding, 
 
 
 def test_a_full_queue_is_503_with_retry_after_and_the_resent_events_arrive(forwarding, fake_posthog):
-    forwarded = forwarding(queue_events=10)
+    forwarded = forwarding(max_events=100)
     fake_posthog.hang = True
-    first, first_ids = send(forwarded, 10)
+    first, first_ids = send(forwarded, 100)
     assert first.status == 202
     refused, refused_ids = send(forwarded, 1)
     assert refused.status == 503
@@ -161,7 +161,7 @@ def test_a_full_queue_is_503_with_retry_after_and_the_resent_events_arrive(forwa
 
 
 def test_the_queue_is_bounded_in_bytes_too(forwarding, fake_posthog):
-    forwarded = forwarding(queue_bytes=2000)
+    forwarded = forwarding(max_bytes=2000)
     fake_posthog.hang = True
     answers = [send(forwarded, 1)[0].status for _ in range(10)]
     assert answers[0] == 202 and 503 in answers
@@ -196,7 +196,7 @@ def test_a_token_refusal_keeps_the_queue_and_logs_one_clear_line(forwarding, fak
     assert forwarded.forwarder.queued == 2
     fake_posthog.status = 200
     forwarded.flush()
-    assert fake_posthog.accepted_uuids() == ids
+    assert sorted(fake_posthog.accepted_uuids()) == sorted(ids)
 
 
 def test_a_wrong_host_path_keeps_the_queue_and_names_the_setting(forwarding, fake_posthog):
@@ -215,13 +215,55 @@ def test_a_400_isolates_the_refused_event_drops_only_it_and_logs_no_value(forwar
     bad = events[3]
     fake_posthog.refuse = bad["event_id"]
     assert call_app(forwarded.app, schema.encode_batch(events)).status == 202
+    sent = [e["event_id"] for e in events if e is not bad]
+    # Refused alone, it is dropped only once PostHog took other calls between its refusals:
+    # other clients' batches keep coming, as they do.
+    for _ in range(50):
+        if forwarded.spool.counters().get("dropped"):
+            break
+        response, ids = send(forwarded, 2)
+        assert response.status == 202
+        sent += ids
+        assert fake_posthog.wait_for_uuids(ids)
     forwarded.flush()
-    assert sorted(fake_posthog.accepted_uuids()) == sorted(e["event_id"] for e in events if e is not bad)
-    assert forwarded.forwarder.dropped == 1
-    [line] = forwarded.lines
-    assert "HTTP 400" in line and "1 x cli.command [event,schema_version,event_id" in line
+    assert sorted(fake_posthog.accepted_uuids()) == sorted(sent)
+    assert forwarded.spool.counters()["dropped"] == 1
+    [line] = [line for line in forwarded.lines if "dropped" in line]
+    assert "1 x cli.command [event,schema_version,event_id" in line
     for value in (bad["event_id"], bad["installation_id"], "box", "--json", "linux"):
         assert value not in line
+
+
+def test_a_posthog_that_refuses_every_call_for_a_while_gets_nothing_dropped(forwarding, fake_posthog):
+    # A proxy, a WAF or an incident answering 400 to everything, however the calls are split.
+    forwarded = forwarding()
+    fake_posthog.status = 400
+    sent = []
+    for _ in range(6):
+        response, ids = send(forwarded, 7)
+        assert response.status == 202
+        sent += ids
+    assert fake_posthog.wait_for_requests(40)  # splits, retries and probes, all refused
+    assert forwarded.forwarder.queued == len(sent)
+    assert sum("refuses every call (HTTP 400)" in line for line in forwarded.lines) == 1
+    fake_posthog.status = 200
+    forwarded.flush()
+    assert sorted(set(fake_posthog.accepted_uuids())) == sorted(sent)
+    assert forwarded.spool.counters().get("dropped", 0) == 0
+
+
+def test_a_probe_notices_posthog_is_back_long_before_its_retry_after(forwarding, fake_posthog):
+    forwarded = forwarding(probe_seconds=0.05)
+    fake_posthog.status = 503
+    fake_posthog.retry_after = "3600"
+    _, ids = send(forwarded, 5)
+    assert fake_posthog.wait_for_requests(3)  # the call, then probes of one event
+    assert all(len(json.loads(r["body"])["batch"]) == 1 for r in fake_posthog.requests[1:])
+    fake_posthog.status = 200
+    # Well before the hour PostHog asked for: the probe is taken and the rest goes at once.
+    assert fake_posthog.wait_for_uuids(ids)
+    assert "accepts events again" in forwarded.lines[-1]
+    assert send(forwarded)[0].status == 202
 
 
 def test_a_connection_closed_mid_answer_is_retried_and_nothing_is_lost(forwarding, fake_posthog):
@@ -231,8 +273,11 @@ def test_a_connection_closed_mid_answer_is_retried_and_nothing_is_lost(forwardin
     assert fake_posthog.wait_for_requests(2)
     fake_posthog.close_mid_answer = False
     forwarded.flush()
-    assert fake_posthog.accepted_uuids() == ids
-    assert all(r["body"] == fake_posthog.requests[0]["body"] for r in fake_posthog.requests)
+    assert sorted(fake_posthog.accepted_uuids()) == sorted(ids)
+    # Each event kept its uuid in every try; the call may have been sent again whole or probed one by one.
+    tried = {event["uuid"] for r in fake_posthog.requests for event in json.loads(r["body"])["batch"]}
+    assert tried == set(ids)
+    assert forwarded.spool.counters()["duplicated"] >= 1  # no answer: PostHog may hold them twice
 
 
 def test_a_trickling_answer_is_cut_at_the_attempts_deadline(forwarding, fake_posthog):
@@ -260,9 +305,55 @@ def test_close_drains_the_queue_before_returning(forwarding, fake_posthog):
     assert refused.status == 503 and refused.headers["Retry-After"] == "1"
 
 
-def test_close_with_posthog_down_gives_up_at_its_deadline_and_says_how_many(forwarding, fake_posthog):
+def test_close_with_posthog_down_stops_at_its_deadline_and_leaves_the_events_on_disk(forwarding, fake_posthog):
     forwarded = forwarding(interval=NEVER, backoff=1000, backoff_cap=1000)
     fake_posthog.status = 503
-    send(forwarded, 3)
-    assert forwarded.forwarder.close(5) == 3
-    assert forwarded.lines[-1] == "zomg-receiver: 3 accepted events not delivered to PostHog before exit"
+    _, ids = send(forwarded, 3)
+    assert forwarded.forwarder.close(1) == 3
+    assert forwarded.lines[-1] == "zomg-receiver: 3 accepted events left in the spool for the next start"
+    # The next process on the same spool sends them.
+    fake_posthog.status = 200
+    again = forwarding(directory=forwarded.spool.directory)
+    again.forwarder.start()
+    again.flush()
+    assert set(ids) <= set(fake_posthog.accepted_uuids())
+
+
+def test_probes_during_a_long_outage_never_grow_a_call_past_its_bound(forwarding, fake_posthog):
+    forwarded = forwarding(batch_events=10, probe_seconds=0.01)
+    fake_posthog.status = 503
+    fake_posthog.retry_after = "3600"
+    sent = []
+    for _ in range(8):
+        response, ids = send(forwarded, 5)
+        assert response.status == 202
+        sent += ids
+    assert fake_posthog.wait_for_requests(30)  # each probe takes a batch from the spool while it can
+    fake_posthog.status = 200
+    forwarded.flush()
+    assert sorted(set(fake_posthog.accepted_uuids())) == sorted(sent)
+    assert max(len(json.loads(r["body"])["batch"]) for r in fake_posthog.requests) <= 10
+
+
+def test_a_spool_that_cannot_be_written_refuses_with_503_and_says_so_once(forwarding, fake_posthog, monkeypatch):
+    import sqlite3
+
+    forwarded = forwarding()
+
+    def full_disk() -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    # A full disk cannot be made here (the tests may run as root, on a big disk): the spool's
+    # connection for appends fails to open as SQLite fails on one.
+    monkeypatch.setattr(forwarded.spool, "_appender", full_disk)
+    answers = [send(forwarded)[0] for _ in range(3)]
+    assert [answer.status for answer in answers] == [503, 503, 503]
+    assert "spool cannot be written (database or disk is full)" in answers[0].json()["error"]
+    assert sum("spool cannot be written" in line for line in forwarded.lines) == 1
+    assert forwarded.spool.counters()["refused_error"] == 3
+    monkeypatch.undo()
+    response, ids = send(forwarded)
+    assert response.status == 202
+    assert forwarded.lines[-1] == "zomg-receiver: the spool takes events again"
+    forwarded.flush()
+    assert fake_posthog.accepted_uuids() == ids

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from tests.support.events import cli_event
-from tests.support.servers import TOKEN, clean_env, post
+from tests.support.servers import TOKEN, clean_env, logged_text, post
 from zomg.telemetry import schema
 
 CANARIES = {
@@ -39,7 +39,7 @@ def assert_no_canary(text: str) -> None:
 def test_dev_server_records_locally_without_a_token(receiver_process, tmp_path):
     out = tmp_path / "events.jsonl"
     server = receiver_process("--output", str(out))
-    assert server.startup[0] == (
+    assert logged_text(server.startup[0]) == (
         f"zomg-receiver: POSTHOG_PROJECT_API_KEY is not set: not forwarding; appending accepted events to {out}"
     )
     assert get(server.url + "/healthz") == (200, {"status": "ok"})
@@ -54,7 +54,8 @@ def test_dev_server_records_locally_without_a_token(receiver_process, tmp_path):
 
 def test_dev_server_forwards_with_a_token_and_passes_on_no_client_header(receiver_process, fake_posthog):
     server = receiver_process(POSTHOG_PROJECT_API_KEY=TOKEN, POSTHOG_HOST=fake_posthog.url)
-    assert server.startup[0] == f"zomg-receiver: forwarding accepted events to PostHog at {fake_posthog.url}/batch/"
+    assert logged_text(server.startup[0]).startswith(
+        f"zomg-receiver: forwarding accepted events to PostHog at {fake_posthog.url}/batch/, through the spool in ")
     events = [cli_event() for _ in range(3)]
     assert post(server.url + "/v1/events", schema.encode_batch(events), CANARIES) == (202, {"accepted": 3})
     assert fake_posthog.wait_for_requests(1)

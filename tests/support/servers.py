@@ -11,6 +11,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN = "phc_test_project_token"
+# A receiver log line (zomg/receiver/log.py): UTC time, pid, level, text.
+LOG_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[(\d+)\] "
+                      r"\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] (.*)")
+
+
+def logged_text(line: str) -> str:
+    """The text of one receiver log line; AssertionError when the line is not in the receiver's format."""
+    found = LOG_LINE.fullmatch(line.rstrip("\n"))
+    assert found, f"not a receiver log line: {line!r}"
+    return found.group(4)
 
 
 class Capture:

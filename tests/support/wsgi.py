@@ -95,19 +95,26 @@ class LineDeliveries(Deliveries):
 
 
 class Forwarding:
-    """The receiver forwarding to the fake PostHog in-process, with short waits and tiny backoffs."""
+    """The receiver forwarding to the fake PostHog in-process through a spool in ``directory``, with tiny waits.
 
-    def __init__(self, fake, **bounds) -> None:
+    ``bounds`` are the Forwarder's keywords, and the Spool's ``max_events``, ``max_bytes`` and ``sync``.
+    """
+
+    def __init__(self, fake, directory: str, **bounds) -> None:
         from zomg.receiver import make_app
         from zomg.receiver.forwarder import Forwarder
         from zomg.receiver.posthog import PostHogClient
+        from zomg.receiver.spool import Spool
 
         self.lines: list = []
         self.client = PostHogClient(TOKEN, fake.url, timeout=bounds.pop("timeout", 2.0),
                                     deadline=bounds.pop("deadline", 5.0))
-        settings = {"interval": 0.0, "backoff": 0.01, "backoff_cap": 0.05, "log": self.lines.append}
+        spool = {key: bounds.pop(key) for key in ("max_events", "max_bytes", "sync") if key in bounds}
+        self.spool = Spool(directory, **spool)
+        settings = {"interval": 0.0, "backoff": 0.01, "backoff_cap": 0.05, "probe_seconds": 0.02,
+                    "poll_seconds": 0.05, "log": self.lines.append}
         settings.update(bounds)
-        self.forwarder = Forwarder(self.client, **settings)
+        self.forwarder = Forwarder(self.client, self.spool, **settings)
         self.app = make_app(self.forwarder)
 
     def flush(self) -> None:

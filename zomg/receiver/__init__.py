@@ -7,10 +7,13 @@ imported, so importing stays free of side effects. ``make_app`` builds one
 with an explicit ``deliver``.
 
 Layout: ``wsgi`` (the application), ``fastpath`` (the schema compiled for
-speed), ``forwarder`` and ``posthog`` (delivery to PostHog), ``local_sink``
-(delivery to a local file), ``store`` (the usage store), ``report`` (the
-usage report), ``settings`` (the environment), ``gunicorn_conf``
-and ``gunicorn_parts`` (production serving), ``__main__`` (the dev server). It
+speed), ``spool`` (accepted events on disk), ``forwarder`` and ``posthog``
+(delivery to PostHog), ``local_sink`` (delivery to a local file), ``store``
+(the usage store), ``report`` (the usage report), ``settings`` (the
+environment), ``metrics`` (the figures of /metrics and /readyz), ``log`` (the
+log line), ``gunicorn_conf`` and ``gunicorn_parts`` (gunicorn's part of
+production serving), ``stack`` (nginx in front of gunicorn:
+scripts/receiver-stack), ``__main__`` (the dev server). It
 depends on ``zomg.telemetry.schema`` and the standard library, nothing else of zomg.
 """
 from __future__ import annotations

@@ -5,9 +5,10 @@ store's command lines (``zomg.receiver.report.cli``).
 
 The standard library's WSGI server, one thread per request, with the same
 application and forwarder as production: on Ctrl-C or SIGTERM it stops
-listening and drains the forwarder's queue to PostHog before it exits. It logs
-no requests: its default access line would record each client's address.
-For production, run the same application under gunicorn (docs/receiver.md).
+listening and sends what it can of the spool to PostHog before it exits (the
+rest waits on disk for the next start). It logs no requests: its default
+access line would record each client's address. For production, run the
+same application under gunicorn (docs/receiver.md).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # cannot listen; a bad setting exits with settings.EXIT_BAD_SETTING
 # A client that stops sending mid-request frees its thread after this long.
 REQUEST_TIMEOUT_SECONDS = 30
-# At exit, queued events get this long to reach PostHog (as gunicorn's graceful timeout).
+# At exit, spooled events get this long to reach PostHog (as gunicorn's graceful timeout).
 DRAIN_SECONDS = 25
 
 

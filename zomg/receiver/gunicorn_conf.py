@@ -10,7 +10,8 @@ Threads, not the sync worker: a thread waiting on a slow client holds only
 itself, reads are bounded (gunicorn_parts.REQUEST_SECONDS), and a worker
 takes no more connections than it has threads, so a busy worker leaves new
 ones to a free one. The forwarder (one per worker) starts with the worker and
-drains its queue at exit within the graceful timeout. No log line holds a
+at exit sends what it can of the spool within the graceful timeout; the rest
+stays on disk for the next worker. No log line holds a
 client's address, a header or a request line.
 """
 from __future__ import annotations
@@ -19,10 +20,8 @@ import os
 import sys
 import time
 
-# Workers share nothing; each has its own forwarder and queue. Not set here:
-# gunicorn's own default reads WEB_CONCURRENCY; when neither it nor --workers
-# says, on_starting makes it one per CPU (at least two, so one can restart
-# while the other serves).
+# Workers share the spool on disk and the directory where they publish their
+# figures (metrics.py); each has its own forwarder thread.
 worker_class = "zomg.receiver.gunicorn_parts.ReceiverWorker"
 # Threads mostly wait on sockets (slow clients); 64 per worker keeps 40 slow
 # clients from taking every thread of a two-worker receiver.
@@ -64,34 +63,61 @@ def default_workers() -> int:
     return max(2, os.cpu_count() or 1)
 
 
-def workers_chosen(environ: dict, argv: list) -> bool:
-    """Whether WEB_CONCURRENCY, GUNICORN_CMD_ARGS or the command line sets the number of workers."""
-    import shlex
-
-    if environ.get("WEB_CONCURRENCY"):
-        return True
-    try:
-        words = shlex.split(environ.get("GUNICORN_CMD_ARGS", "")) + list(argv)
-    except ValueError:
-        words = list(argv)
-    return any(word == "-w" or word.startswith(("-w", "--workers")) for word in words)
+# One per CPU, at least two (so one can restart while the other serves), unless
+# WEB_CONCURRENCY says (gunicorn's own default reads it); --workers and
+# GUNICORN_CMD_ARGS override this file. A setting, not a hook's doing: a reload
+# (SIGHUP) reads the configuration again and must find the same number.
+if not os.environ.get("WEB_CONCURRENCY"):
+    workers = default_workers()
 
 
 def on_starting(server: object) -> None:
-    """Check every setting before a socket is opened or a worker started: one line and exit 1 on a bad one."""
+    """Check every setting before a socket is opened or a worker started: one line and exit 1 on a bad one.
+
+    Then make the directory where workers publish their figures for /metrics
+    and /readyz (``ZOMG_RECEIVER_METRICS_DIR`` if the operator set it, else a
+    private temporary one removed at exit); the workers inherit its name.
+    """
+    import tempfile
+
+    from zomg.receiver import metrics
     from zomg.receiver.settings import SettingsError, check_env, refuse_to_start
 
     try:
         check_env(os.environ)
     except SettingsError as exc:
         sys.exit(refuse_to_start(exc))
-    if not workers_chosen(os.environ, sys.argv[1:]):
-        server.cfg.set("workers", default_workers())
-        server.num_workers = server.cfg.workers
+    chosen = os.environ.get(metrics.DIR_VAR)
+    if chosen:
+        metrics.prepare(chosen)
+    else:
+        os.environ[metrics.DIR_VAR] = tempfile.mkdtemp(prefix="zomg-receiver-metrics-")
+        server._zomg_metrics_temporary = os.environ[metrics.DIR_VAR]
+
+
+def on_exit(server: object) -> None:
+    import shutil
+
+    temporary = getattr(server, "_zomg_metrics_temporary", None)
+    if temporary:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker ended (stopped, recycled, killed): keep its counters in the totals, drop its gauges."""
+    from zomg.receiver import metrics
+
+    directory = os.environ.get(metrics.DIR_VAR)
+    if directory:
+        metrics.retire(directory, worker.pid)
 
 
 def _sink(worker: object) -> object:
     return getattr(getattr(worker, "wsgi", None), "sink", None)
+
+
+def _metrics(worker: object) -> object:
+    return getattr(getattr(worker, "wsgi", None), "metrics", None)
 
 
 def pre_request(worker: object, req: object) -> None:
@@ -99,16 +125,19 @@ def pre_request(worker: object, req: object) -> None:
 
 
 def post_worker_init(worker: object) -> None:
-    start = getattr(_sink(worker), "start", None)
-    if start is not None:
-        start()
+    for part in (_sink(worker), _metrics(worker)):
+        start = getattr(part, "start", None)
+        if start is not None:
+            start()
 
 
 def worker_exit(server: object, worker: object) -> None:
     """Drain the worker's forwarder before the process ends, within what gunicorn still allows."""
     close = getattr(_sink(worker), "close", None)
-    if close is None:
-        return
-    allowed = min(server.cfg.graceful_timeout, server.cfg.timeout)
-    spent = time.monotonic() - _stopping_since(worker)
-    close(max(0.0, allowed - spent - DRAIN_MARGIN_SECONDS))
+    if close is not None:
+        allowed = min(server.cfg.graceful_timeout, server.cfg.timeout)
+        spent = time.monotonic() - _stopping_since(worker)
+        close(max(0.0, allowed - spent - DRAIN_MARGIN_SECONDS))
+    stop = getattr(_metrics(worker), "stop", None)
+    if stop is not None:
+        stop()  # the figures after the drain, for the master to fold into the totals

@@ -12,23 +12,34 @@ threads per worker, slow clients never stop the others or /healthz. SIGTERM
 also tells the forwarder to send without waiting out its interval, so the
 drain at exit starts early.
 
+ReceiverWorker also answers what gunicorn itself refuses (a malformed
+request line, a line or headers over the limits, an unsupported
+Transfer-Encoding) in JSON, as the application answers everything, with a
+fixed message that never quotes the request; gunicorn's own page is HTML
+that echoes the request line or a header back.
+
 PrivateLogger is gunicorn's logger with nothing of a client in it: gunicorn
 formats some messages with the client's address or the request itself
 ("Invalid request from ip=..."); those are cut to their fixed start and
 logged at debug level, tracebacks become the exception's type name, any
 IPv4 literal left is masked, and the access log (when an operator turns it
 on) holds status, size and duration only, whatever access_log_format says.
+Its lines are the receiver's (log.py): UTC timestamp, pid and level, each
+line one write.
 """
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import time
 import weakref
 
 from gunicorn.glogging import Logger
+from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
+
+from zomg.receiver.log import LineFormatter, OneWriteHandler, mask_addresses
+from zomg.receiver.wsgi import REASONS, error_body
 
 READ_STEP_SECONDS = 5.0
 REQUEST_SECONDS = 10.0
@@ -93,6 +104,56 @@ class ReceiverWorker(ThreadWorker):
             hurry()
         super().handle_exit(sig, frame)
 
+    def handle_error(self, req: object, client: object, addr: object, exc: BaseException) -> None:
+        """Answer what gunicorn refused, or an error outside the application, in JSON that quotes nothing."""
+        status, message = refusal_of(exc, self.cfg)
+        if status == 500:
+            self.log.exception("Error handling request")  # PrivateLogger keeps the exception's type only
+        else:
+            self.log.debug("Invalid request from")  # at debug level, and cut to its fixed start
+        try:
+            client.sendall(http_error(status, message))
+        except OSError:
+            self.log.debug("Failed to send error message")
+
+
+def _error_class(name: str) -> tuple:
+    found = getattr(http_errors, name, None)  # some are newer than the oldest gunicorn the receiver runs on
+    return (found,) if found is not None else ()
+
+
+def refusal_of(exc: BaseException, cfg: object) -> tuple:
+    """(status, fixed message) for an error gunicorn raised before or around the application."""
+    import ssl
+
+    app_fault = _error_class("InvalidResponseHeader") + _error_class("InvalidResponseHeaderName")
+    if app_fault and isinstance(exc, app_fault):
+        return 500, "internal error"
+    if isinstance(exc, http_errors.LimitRequestLine):
+        return 414, f"request line: longer than {cfg.limit_request_line} bytes"
+    if isinstance(exc, http_errors.LimitRequestHeaders):
+        return 431, (f"headers: more than {cfg.limit_request_fields} or one longer than "
+                     f"{cfg.limit_request_field_size} bytes")
+    if isinstance(exc, _error_class("UnsupportedTransferCoding")):
+        return 501, "Transfer-Encoding: not supported"
+    if isinstance(exc, _error_class("ExpectationFailed")):
+        return 417, "Expect: not supported"
+    if isinstance(exc, _error_class("ForbiddenProxyRequest")):
+        return 403, "forbidden"
+    if isinstance(exc, _error_class("ConfigurationProblem")):
+        return 500, "internal error"
+    if isinstance(exc, (http_errors.ParseException, ssl.SSLError)):
+        return 400, "request: not valid HTTP/1.1"
+    return 500, "internal error"
+
+
+def http_error(status: int, message: str) -> bytes:
+    """A whole HTTP/1.1 error answer with a JSON body, closing the connection."""
+    body = error_body(message)
+    head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("ascii") + body
+
 
 # Messages gunicorn builds with a client's address, request line, headers or
 # parse error (which quotes the request): only their fixed start is kept.
@@ -105,7 +166,6 @@ _CLIENT_MESSAGES = (
     "HTTP/2",
     "Failed to send error message",
 )
-_IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
 
 def private_record(level: int, msg: object, args: tuple, kwargs: dict) -> tuple:
@@ -129,11 +189,23 @@ def private_record(level: int, msg: object, args: tuple, kwargs: dict) -> tuple:
         if kind is not None:
             text += f" ({kind.__name__})"
     if not text.startswith("Listening at"):
-        text = _IPV4.sub("<address>", text)
+        text = mask_addresses(text)
     return level, text.replace("%", "%%"), (), kwargs
 
 
 class PrivateLogger(Logger):
+    def setup(self, cfg: object) -> None:
+        """gunicorn's handlers, with the receiver's line format and each line written whole."""
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for index, handler in enumerate(list(log.handlers)):
+                if type(handler) is logging.StreamHandler:
+                    whole = OneWriteHandler(handler.stream)
+                    whole._gunicorn = getattr(handler, "_gunicorn", False)  # gunicorn finds its own by this
+                    log.handlers[index] = whole
+                else:
+                    handler.setFormatter(LineFormatter())
+
     def log(self, lvl: object, msg: object, *args: object, **kwargs: object) -> None:
         if isinstance(lvl, str):
             lvl = self.LOG_LEVELS.get(lvl.lower(), logging.INFO)

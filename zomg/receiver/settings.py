@@ -18,6 +18,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from zomg.receiver.log import emit
+from zomg.receiver.metrics import DIR_VAR as METRICS_DIR_VAR
+from zomg.receiver.metrics import Metrics
 from zomg.receiver.wsgi import make_app
 
 # The exit status of a receiver stopped at start by a setting (docs/receiver.md).
@@ -32,28 +35,58 @@ class SettingsError(ValueError):
 
 def refuse_to_start(error: SettingsError) -> int:
     """Say on stderr, in one line, why the receiver does not start; the exit status to stop with."""
-    print(f"zomg-receiver: error: {error}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"zomg-receiver: error: {error}\n")  # one write: the whole line or nothing
+    sys.stderr.flush()
     return error.exit_code
 
 
 TOKEN_VAR = "POSTHOG_PROJECT_API_KEY"
 HOST_VAR = "POSTHOG_HOST"
 OUTPUT_VAR = "ZOMG_RECEIVER_OUTPUT"
+SPOOL_DIR_VAR = "ZOMG_RECEIVER_SPOOL_DIR"
+SPOOL_SYNC_VAR = "ZOMG_RECEIVER_SPOOL_SYNC"
 STORE_VAR = "ZOMG_RECEIVER_STORE"
 # The forwarder's bounds: (variable, Forwarder keyword, type, smallest value).
 FORWARDER_VARS = (
     ("ZOMG_RECEIVER_BATCH_EVENTS", "batch_events", int, 1),
     ("ZOMG_RECEIVER_BATCH_INTERVAL", "interval", float, 0.0),
-    ("ZOMG_RECEIVER_QUEUE_EVENTS", "queue_events", int, 100),
-    ("ZOMG_RECEIVER_QUEUE_BYTES", "queue_bytes", int, 262144),
     ("ZOMG_RECEIVER_OUTAGE_SECONDS", "outage_seconds", float, 0.0),
+    ("ZOMG_RECEIVER_BACKOFF_CAP", "backoff_cap", float, 0.01),
+    ("ZOMG_RECEIVER_PROBE_SECONDS", "probe_seconds", float, 0.01),
+    ("ZOMG_RECEIVER_POLL_SECONDS", "poll_seconds", float, 0.01),
+)
+# The spool's bounds: (variable, Spool keyword, type, smallest value).
+SPOOL_VARS = (
+    ("ZOMG_RECEIVER_SPOOL_EVENTS", "max_events", int, 100),
+    ("ZOMG_RECEIVER_SPOOL_BYTES", "max_bytes", int, 262144),
 )
 
 
 def forwarder_settings(environ: Mapping[str, str]) -> dict:
     """The Forwarder keywords the environment sets; SettingsError for a value that is not a number in range."""
+    return _numbers(environ, FORWARDER_VARS)
+
+
+def spool_settings(environ: Mapping[str, str]) -> dict:
+    """The Spool's arguments the environment sets (its directory, created if needed); SettingsError when unusable."""
+    from zomg.receiver.spool import SYNC_MODES, default_directory, prepare_directory
+
+    settings = _numbers(environ, SPOOL_VARS)
+    directory = environ.get(SPOOL_DIR_VAR, "").strip() or default_directory(environ)
+    try:
+        settings["directory"] = prepare_directory(os.path.abspath(directory))
+    except OSError as exc:
+        raise SettingsError(f"spool: {SPOOL_DIR_VAR}: {directory} cannot be used ({exc.strerror or exc})") from None
+    sync = environ.get(SPOOL_SYNC_VAR, "").strip().lower() or SYNC_MODES[0]
+    if sync not in SYNC_MODES:
+        raise SettingsError(f"{SPOOL_SYNC_VAR} must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
+    settings["sync"] = sync
+    return settings
+
+
+def _numbers(environ: Mapping[str, str], table: tuple) -> dict:
     settings = {}
-    for var, keyword, kind, smallest in FORWARDER_VARS:
+    for var, keyword, kind, smallest in table:
         text = environ.get(var, "").strip()
         if not text:
             continue
@@ -116,7 +149,15 @@ def _check_sink(environ: Mapping[str, str], output: str | None) -> str:
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
         forwarder_settings(environ)
-        return f"forwarding accepted events to PostHog at {url}"
+        from zomg.receiver.spool import Spool, SpoolError
+
+        spool = spool_settings(environ)
+        directory = spool["directory"]
+        try:
+            Spool(**spool).check()
+        except SpoolError as exc:
+            raise SettingsError(f"spool: {exc}") from None
+        return f"forwarding accepted events to PostHog at {url}, through the spool in {directory}"
     path = output or environ.get(OUTPUT_VAR) or None
     where = "standard output" if path is None else check_output(path)
     return f"{TOKEN_VAR} is not set: not forwarding; appending accepted events to {where}"
@@ -138,9 +179,13 @@ def _sink(environ: Mapping[str, str], output: str | None) -> Callable:
     if token:
         from zomg.receiver.forwarder import Forwarder
         from zomg.receiver.posthog import DEFAULT_HOST, PostHogClient
+        from zomg.receiver.spool import Spool
 
         client = PostHogClient(token, environ.get(HOST_VAR) or DEFAULT_HOST)
-        return Forwarder(client, **forwarder_settings(environ))
+        forwarder = Forwarder(client, Spool(**spool_settings(environ)), **forwarder_settings(environ))
+        # Sending starts with the process, not its first request: a previous run may have left events.
+        forwarder.start()
+        return forwarder
     from zomg.receiver.local_sink import LocalSink
 
     return LocalSink(output or environ.get(OUTPUT_VAR) or None)
@@ -149,7 +194,11 @@ def _sink(environ: Mapping[str, str], output: str | None) -> Callable:
 def app_from_env(
     environ: Mapping[str, str], output: str | None = None, announce: TextIO | None = None
 ) -> Callable:
-    """The WSGI application configured by ``environ``; says once on ``announce`` where events go."""
+    """The WSGI application configured by ``environ``; says once on ``announce`` where events go.
+
+    Its figures are published in ``ZOMG_RECEIVER_METRICS_DIR`` when that is set
+    (gunicorn's master sets it for its workers), so that /metrics sums them all.
+    """
     deliver, where = deliverer_from_env(environ, output)
-    print(f"zomg-receiver: {where}", file=announce or sys.stderr, flush=True)
-    return make_app(deliver)
+    emit(f"zomg-receiver: {where}", stream=announce)
+    return make_app(deliver, Metrics(environ.get(METRICS_DIR_VAR) or None, sink=deliver))
