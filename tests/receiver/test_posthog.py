@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.support.events import cli_event
+from tests.support.events import cli_event, deployment_event
 from tests.support.servers import TOKEN
+from tests.support.strategies import valid_events_of
 from tests.support.wsgi import call_app
 from zomg import __version__
-from zomg.receiver.posthog import DISTINCT_ID_FIELDS, PostHogClient, batch_body, check_host
+from zomg.receiver.fastpath import encode_event
+from zomg.receiver.posthog import DISTINCT_ID_FIELDS, PostHogClient, batch_body, body_from_lines, check_host
 from zomg.telemetry import schema
 
 
@@ -173,3 +177,26 @@ def test_a_proxy_from_the_environment_is_used(fake_posthog, monkeypatch):
     [request] = fake_posthog.requests
     assert request["path"] == "http://posthog.invalid/batch/"
     assert json.loads(request["body"])["api_key"] == TOKEN
+
+
+# The forwarder builds each call's body from the spool's lines; rearranged as text, it must be
+# byte for byte the body the decoded events give.
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(schema.EVENT_TYPES)).flatmap(lambda name: st.lists(valid_events_of(name), min_size=1,
+                                                                                max_size=30)))
+def test_the_body_from_spooled_lines_is_the_body_of_the_decoded_events(events):
+    lines = [encode_event(event).encode("ascii") for event in events]
+    assert body_from_lines(TOKEN, lines) == batch_body(TOKEN, events)
+
+
+@pytest.mark.parametrize("form", ["spaced", "reordered", "mixed types"])
+def test_the_body_of_lines_in_any_other_form_is_still_exact(form):
+    events = [cli_event(flags=["--all", "-v"]), cli_event(), deployment_event()]
+    lines = [encode_event(event).encode("ascii") for event in events]
+    if form == "spaced":
+        lines[1] = json.dumps(events[1]).encode("ascii")
+    elif form == "reordered":
+        lines[1] = json.dumps(dict(sorted(events[1].items())), separators=(",", ":")).encode("ascii")
+    if form != "mixed types":
+        lines, events = lines[:2], events[:2]
+    assert body_from_lines(TOKEN, lines) == batch_body(TOKEN, events)
