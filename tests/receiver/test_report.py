@@ -6,9 +6,11 @@ import gzip
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 
 import pytest
 
@@ -241,3 +243,19 @@ def test_weeks_below_k_fold_and_weeks_are_cut_by_the_period(tmp_path):
         {"week": None, "runs": 2, "installations": 2, "folded": True},  # 03-09 (one) and 03-16 (another)
     ]
     assert got == truth(events, "2026-03-03", "2026-03-16", 2)
+
+
+def test_an_output_that_is_a_pipe_or_device_is_written_in_place_never_replaced(tmp_path, generated):
+    # `--output /dev/null` or a FIFO: renaming a file over it would, as root, replace
+    # the device itself (it did, once, on this project's own machine).
+    store = make_store(str(tmp_path / "usage.sqlite3"), generated)
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    report(store, "--since", SINCE, "--until", UNTIL, "--format", "json", "--output", str(fifo))
+    reader.join(60)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert json.loads(got[0])["version"] == 1
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".zomg-report-")]

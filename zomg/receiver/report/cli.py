@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -64,7 +65,20 @@ def period(days: int | None, since: datetime.date | None, until: datetime.date |
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` whole: a temporary file beside it, renamed over it."""
+    """Write ``text`` to ``path`` whole: a temporary file beside it, renamed over it.
+
+    A path that names something other than a regular file (``/dev/null``,
+    ``/dev/stdout``, a FIFO) is written in place: renaming over it would replace
+    the device or pipe with a file, which as root destroys ``/dev/null``.
+    """
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(prefix=".zomg-report-", dir=directory)
     try:
