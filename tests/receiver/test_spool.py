@@ -105,9 +105,12 @@ def test_the_claims_of_a_killed_process_go_back_to_the_others(tmp_path):
 def test_only_what_processes_now_gone_accepted_is_left_for_a_new_one(tmp_path):
     live = Spool(str(tmp_path))
     live.append(lines_of(2), 2)
-    gone = subprocess.run([sys.executable, "-c", "import sys; from zomg.receiver.spool import Spool; "
+    # The tests package comes last on the child's path: zomg stays the one under test (installed, under tox).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    gone = subprocess.run([sys.executable, "-c", "import sys; sys.path.append(sys.argv[2]); "
+                           "from zomg.receiver.spool import Spool; "
                            "from tests.receiver.test_spool import lines_of; Spool(sys.argv[1]).append(lines_of(3), 3)",
-                           str(tmp_path)], cwd=os.getcwd(), timeout=120)
+                           str(tmp_path), root], cwd=str(tmp_path), timeout=120)
     assert gone.returncode == 0
     newcomer = Spool(str(tmp_path))
     newcomer.reclaim()

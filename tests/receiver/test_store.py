@@ -124,11 +124,13 @@ def test_expire_deletes_what_is_older_than_the_days_kept(tmp_path):
 def test_several_processes_share_one_store(tmp_path):
     path = str(tmp_path / "usage.sqlite3")
     Store(path).write_events([cli_event()])
-    code = ("import sys; from tests.support.events import cli_event; from zomg.receiver.store import Store\n"
+    code = ("import sys; sys.path.append(sys.argv[2])\n"
+            "from tests.support.events import cli_event; from zomg.receiver.store import Store\n"
             "s = Store(sys.argv[1])\n"
             "for _ in range(50): s.write_events([cli_event() for _ in range(20)])\n")
+    # The tests package comes last on the children's path: zomg stays the one under test (installed, under tox).
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    procs = [subprocess.Popen([sys.executable, "-c", code, path], cwd=root) for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", code, path, root], cwd=str(tmp_path)) for _ in range(3)]
     assert [p.wait(120) for p in procs] == [0, 0, 0]
     assert len(stored(path)) == 1 + 3 * 50 * 20
 
