@@ -9,9 +9,10 @@ exit grace), then one `zomg telemetry flush`:
     answers every request after 0.6 s (longer than the grace) for 1,000 runs;
 (B) the receiver answers every request after 0.4 s, for 1,000 runs;
 (C) the receiver answers every request after 0.6 s (as a link with 300 ms
-    each way would), for 1,000 runs made 10 at a time (packet loss is not
-    emulated: that needs the kernel's netem queueing discipline, which the
-    machine measured lacks; ``--runs-c 0`` skips it).
+    each way would), for 1,000 runs made 10 at a time (``--runs-c 0`` skips
+    it). For the packet loss of that link, run the bench inside a network
+    namespace that drops a tenth of its loopback packets: docs/telemetry.md
+    ("Slow links") gives the commands.
 
 Printed per scenario: events recorded, distinct events the receiver accepted
 by the end of the runs and after the flush, events lost (recorded, never
