@@ -44,6 +44,7 @@ import urllib.request
 import _repo_root  # noqa: F401  (puts the repository root on sys.path)
 
 from tests.support.events import cli_event
+from tests.support.servers import processes
 from zomg.telemetry import schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,21 +119,12 @@ def start(argv: list, ready: str, env: dict) -> tuple:
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of ``pid`` and every process under it."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    table = processes()
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
-        total += stats.get(current, (0, 0.0))[1]
-        todo += [child for child, (parent, _) in stats.items() if parent == current]
+        total += table.get(current, (0, "", 0.0))[2]
+        todo += [child for child, (parent, _, _) in table.items() if parent == current]
     return total
 
 

@@ -17,7 +17,7 @@ import urllib.request
 
 from tests.receiver.test_gunicorn import boots, connect, forwarding_env, post_as_the_cli_does, read_all, shipped
 from tests.support.events import cli_event
-from tests.support.servers import LOG_LINE, post, wait_until
+from tests.support.servers import LOG_LINE, post, processes, wait_until
 from zomg.telemetry import schema
 
 
@@ -138,17 +138,7 @@ def test_metrics_keep_a_stopped_workers_counts(serve, tmp_path):
 
 
 def live_children(pid: int) -> list:
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                children.append(int(entry))
-    return children
+    return [child for child, (parent, state, _) in processes().items() if parent == pid and state != "Z"]
 
 
 def test_sighup_keeps_the_default_worker_count(serve, tmp_path):
