@@ -27,6 +27,42 @@ def _from_terminal() -> bool:
         return False
 
 
+def _wait(child) -> int:
+    """``child.wait()``, woken by every signal zomg handles, so its handler always runs.
+
+    A signal that lands just before a blocking waitpid() sets Python's flag but
+    interrupts nothing, and its handler would wait as long as the child: the
+    child is never told and zomg seems to hang (seen under load). Here the
+    signal's byte in the wakeup pipe, or the child's exit on its pidfd, ends
+    each wait; without pidfds (not Linux) the wait is cut every second instead.
+    """
+    import select
+    import signal
+
+    readable, writable = os.pipe()
+    os.set_blocking(writable, False)
+    previous = signal.set_wakeup_fd(writable)
+    try:
+        try:
+            pidfd = os.pidfd_open(child.pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        try:
+            while child.poll() is None:
+                watched = [readable] if pidfd is None else [readable, pidfd]
+                ready = select.select(watched, [], [], None if pidfd is not None else 1.0)[0]
+                if readable in ready:
+                    os.read(readable, 512)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(readable)
+        os.close(writable)
+    return child.returncode
+
+
 def run(argv: list[str], cwd: str, env: dict[str, str]) -> int:
     """Run ``argv`` (no shell) in ``cwd`` with exactly ``env``; return zomg's exit code."""
     import signal
@@ -66,7 +102,7 @@ def run(argv: list[str], cwd: str, env: dict[str, str]) -> int:
             raise SubprocessError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
         for signum in pending:
             on_signal(signum, None)
-        code = child.wait()
+        code = _wait(child) if previous and os.name == "posix" else child.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -164,7 +164,8 @@ def test_real_interrupt_reaches_the_child_and_zomg_exits_130_when_it_kills_the_c
         "    signal.signal(signal.SIGINT, signal.SIG_DFL); os.kill(os.getpid(), signal.SIGINT)\n"
         "signal.signal(signal.SIGINT, h)\n"
         "print('ready', flush=True)\n"
-        "time.sleep(60)\n"
+        # Short sleeps: a signal that lands just before a long sleep starts would wait for its end.
+        "for _ in range(1200): time.sleep(0.05)\n"
     )
     proc = subprocess.Popen(_installed_zomg("exec", "sig", "--", sys.executable, "-c", child),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -208,7 +209,8 @@ def test_a_child_that_handles_ctrl_c_and_exits_gives_its_own_code():
 
 
 def test_a_child_killed_by_ctrl_c_gives_130():
-    child = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    # Short sleeps: a signal that lands just before a long sleep starts would wait for its end.
+    child = "import time\nprint('ready', flush=True)\nfor _ in range(1200): time.sleep(0.05)\n"
     code, err = _interrupt_exec(child, "plain")
     assert code == 130
     assert "zomg" not in err, "the child's own KeyboardInterrupt report is all there is"

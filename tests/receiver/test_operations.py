@@ -270,3 +270,36 @@ def test_readyz_answers_503_while_the_forwarder_is_stopping(forwarding):
     assert (answer.status, answer.json()) == (503, {"error": "not ready: stopping"})
     assert call_app(forwarded.app, b"", method="GET", path="/healthz").status == 200
     assert call_app(forwarded.app, b"", method="POST", path="/readyz").status == 405
+
+
+def test_a_worker_ending_while_another_is_folded_in_does_not_deadlock_the_master(tmp_path, monkeypatch):
+    # gunicorn's master reaps workers in its SIGCHLD handler: a second worker can end
+    # while the first one's counters are being folded in. Both must be folded, and the
+    # master must not wait on its own lock (it hung a SIGTERM'd receiver this way).
+    import threading
+
+    from zomg.receiver import metrics
+
+    directory = str(tmp_path / "metrics")
+    os.mkdir(directory)
+    for pid in (101, 102):
+        with open(os.path.join(directory, f"{pid}.json"), "w") as handle:
+            json.dump({"pid": pid, "counters": {key: 1 for key in metrics.COUNTER_KEYS}}, handle)
+    real_read = metrics._read
+    nested = []
+
+    def read_and_be_interrupted(path):
+        if not nested:
+            nested.append(True)
+            metrics.retire(directory, 102)  # what the signal handler does mid-fold
+        return real_read(path)
+
+    monkeypatch.setattr(metrics, "_read", read_and_be_interrupted)
+    done = threading.Thread(target=metrics.retire, args=(directory, 101), daemon=True)
+    done.start()
+    done.join(30)
+    assert not done.is_alive(), "the fold waited on its own lock"
+    with open(os.path.join(directory, metrics.RETIRED)) as handle:
+        totals = json.load(handle)["counters"]
+    assert all(totals[key] == 2 for key in metrics.COUNTER_KEYS)
+    assert sorted(os.listdir(directory)) == sorted([metrics.RETIRED, metrics._LOCK])

@@ -337,8 +337,29 @@ def prepare(directory: str) -> str:
     return directory
 
 
+# Workers ended and not yet folded in, and whether this process is folding one now.
+# gunicorn's master reaps workers inside its SIGCHLD handler, so a second worker
+# can end while the first is being folded; a second flock from the same process
+# would wait on the first forever (flock belongs to the open file, not the
+# process), so the fold already under way takes it over instead.
+_retiring: list = []
+_folding = False
+
+
 def retire(directory: str, pid: int) -> None:
     """A worker ended: add its last counters to the retired totals and forget its snapshot (its gauges)."""
+    global _folding
+    _retiring.append(pid)
+    while _retiring and not _folding:
+        _folding = True
+        try:
+            while _retiring:
+                _fold(directory, _retiring.pop())
+        finally:
+            _folding = False
+
+
+def _fold(directory: str, pid: int) -> None:
     path = os.path.join(directory, f"{pid}.json")
     with _locked(directory, _ALONE):
         data = _read(path)
