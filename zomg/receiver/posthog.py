@@ -286,7 +286,12 @@ class PostHogClient:
         cut = threading.Event()
         watchdog = threading.Timer(self.deadline, self._cut, (connection, cut))
         watchdog.daemon = True
-        watchdog.start()
+        try:
+            watchdog.start()
+        except RuntimeError:
+            # At interpreter exit (the drain of a plain WSGI host), Python 3.12 refuses new
+            # threads: this last send is bounded by the per-step timeouts alone.
+            watchdog = None
         try:
             connection.request("POST", self._target[3], body=body, headers=HEADERS)
             response = connection.getresponse()
@@ -301,7 +306,8 @@ class PostHogClient:
                 return self._post_direct(body, reused=False)
             raise
         finally:
-            watchdog.cancel()
+            if watchdog is not None:
+                watchdog.cancel()
         if unread or response.will_close:
             self.close()
         return Outcome(response.status, _retry_after(response.getheader("Retry-After")))
