@@ -81,5 +81,8 @@ def open_page(chromium: str, page: str, workdir: str, size: str = "1280,4000") -
     finally:
         recorder.shutdown()
         recorder.server_close()
-    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    # The page's own console lines; Chromium's built-in pages (chrome://...) log too, e.g.
+    # "Slow network is detected" when the machine has no network at all.
+    console = [line for line in proc.stderr.splitlines()
+               if ":CONSOLE" in line and "source: chrome://" not in line]
     return Opened(screenshot, console, page_requests(recorder.requests), proc.stderr, proc.returncode)
