@@ -8,7 +8,8 @@ forwarder.py); docs/receiver.md has the failure model.
 
 - ``append`` is a group commit: the request threads of a process that arrive
   while a commit runs wait for the next one, which writes all their batches
-  in one statement (its own transaction); each returns once its rows are
+  in one statement (its own transaction), as one row (up to ``_ROW_EVENTS``
+  events a row); each returns once its rows are
   committed and, with ``sync="full"``, the log is fsynced (``_sync_wal``:
   after the write lock is released, one fsync for every commit written
   before it). The bound (events and
@@ -56,6 +57,8 @@ _COUNTED = ("accepted", *_SETTLED)
 _INSERT = "INSERT INTO batches (count, bytes, queued, origin, lines) VALUES "
 # Five parameters a row, within SQLite's default limit of 999 before 3.32.
 _ROWS_PER_INSERT = 150
+# At most this many events in a row holding several batches (a quarter of a PostHog call).
+_ROW_EVENTS = 500
 # SQLite's default limit on bound parameters is 999 before 3.32.
 _CHUNK = 500
 # The log's size (in 4 KiB pages) past which ``checkpoint`` copies it into the database
@@ -64,7 +67,7 @@ _CHECKPOINT_PAGES = 1000
 _BACKSTOP_PAGES = 16 * _CHECKPOINT_PAGES
 
 _SCHEMA = (
-    # One row per accepted batch: its events as newline-ended JSON lines. The small
+    # One row per group commit (or per batch): its events as newline-ended JSON lines. The small
     # columns come first, so reading them never reads the lines.
     "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL, "
     "queued REAL NOT NULL, origin TEXT, lines BLOB NOT NULL)",
@@ -380,15 +383,26 @@ class Spool:
         # One statement, outside any BEGIN: SQLite makes it its own transaction, so a group is
         # committed (and fsynced) by a single call into SQLite. Each call gives up Python's GIL and
         # must win it back from the request threads: the fewer, the cheaper an append under load.
-        rows = [(ticket.count, len(ticket.lines), now, self.owner, ticket.lines) for ticket in tickets]
+        # The group's batches share rows, up to _ROW_EVENTS events a row: the bound's and the
+        # totals' triggers run once a row, and a row costs SQLite about as much as a batch did.
+        rows: list = []
+        count = 0
+        parts: list = []
+        for ticket in tickets:
+            if parts and count + ticket.count > _ROW_EVENTS:
+                rows.append(_row(parts, count, now, self.owner))
+                count, parts = 0, []
+            count += ticket.count
+            parts.append(ticket.lines)
+        rows.append(_row(parts, count, now, self.owner))
         try:
             db.execute(_INSERT + ",".join(["(?, ?, ?, ?, ?)"] * len(rows)), [v for row in rows for v in row])
             return
         except sqlite3.IntegrityError:  # the bound's trigger: some do not fit; find which, one by one
             self._full_since_settle = True
-        for ticket, row in zip(tickets, rows):
+        for ticket in tickets:
             try:
-                db.execute(_INSERT + "(?, ?, ?, ?, ?)", row)
+                db.execute(_INSERT + "(?, ?, ?, ?, ?)", _row([ticket.lines], ticket.count, now, self.owner))
             except sqlite3.IntegrityError:
                 ticket.error = SpoolFull("receiver: spool full; keep the events and retry later")
 
@@ -592,6 +606,11 @@ class Spool:
             for name, amount in self._deltas.items():
                 totals[name] = totals.get(name, 0) + amount
         return totals
+
+
+def _row(parts: list, count: int, now: float, owner: str) -> tuple:
+    lines = parts[0] if len(parts) == 1 else b"".join(parts)
+    return (count, len(lines), now, owner, lines)
 
 
 def _add_counters(db: sqlite3.Connection, deltas: Mapping[str, float]) -> None:
