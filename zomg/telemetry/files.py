@@ -341,7 +341,8 @@ class Settings:
     version come from the user's file only, ``locked`` from the system file only.
     """
 
-    __slots__ = ("path", "exists", "mode", "installation_id", "notice_version", "locked", "problem", "data")
+    __slots__ = ("path", "exists", "mode", "installation_id", "notice_version", "locked", "locks_off", "problem",
+                 "data")
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -350,12 +351,9 @@ class Settings:
         self.installation_id: str | None = None
         self.notice_version = 0
         self.locked = False
+        self.locks_off = False  # a system file that says mode off and locked: nothing else counts
         self.problem: str | None = None
         self.data: dict = {}
-
-    @property
-    def locks_off(self) -> bool:
-        return self.path is not None and self.mode == "off" and self.locked
 
 
 def _mode_of(data: dict) -> tuple[str | None, str | None]:
@@ -366,9 +364,9 @@ def _mode_of(data: dict) -> tuple[str | None, str | None]:
     return None, f"has an unknown mode {shown} (expected on, off or log)"
 
 
-def read_user(files: Layout | None = None) -> Settings:
-    """The user's settings file, read defensively."""
-    config = Settings((files or Layout()).settings)
+def read_user(layout: Layout) -> Settings:
+    """The user's settings file of ``layout``, read defensively."""
+    config = Settings(layout.settings)
     data, config.problem, config.exists = read_json(config.path, follow_dir=True)
     if config.problem or not config.exists:
         return config
@@ -400,14 +398,22 @@ def read_system() -> Settings:
             if not isinstance(locked, bool):
                 problem = "has a 'locked' that is not true or false"
             found.locked = locked is True
+            found.locks_off = found.mode == "off" and found.locked
         found.problem = problem
         return found
     return Settings(None)
 
 
-def writable(files: Layout | None = None) -> bool:
-    """Whether the config dir (or, before it exists, its nearest existing parent) takes writes."""
-    directory = os.path.dirname((files or Layout()).settings)
+def read_settings(layout: Layout) -> tuple[Settings, Settings | None]:
+    """(the system-wide settings, the user's of ``layout``); the user's file is not read (None) when the
+    system file locks telemetry off, since nothing in it could count."""
+    system = read_system()
+    return system, None if system.locks_off else read_user(layout)
+
+
+def writable(layout: Layout) -> bool:
+    """Whether ``layout``'s config dir (or, before it exists, its nearest existing parent) takes writes."""
+    directory = os.path.dirname(layout.settings)
     while True:
         if os.path.exists(directory):
             return os.path.isdir(directory) and os.access(directory, os.W_OK)
@@ -476,22 +482,21 @@ class Spool:
     than the append itself.
     """
 
-    def __init__(self, url: str, directory: str | None = None, bounds: SpoolBounds | None = None,
-                 files: Layout | None = None) -> None:
-        self.files = files if files is not None else Layout(directory)
-        self.dir = self.files.spool_dir
+    def __init__(self, url: str, layout: Layout, bounds: SpoolBounds | None = None) -> None:
+        self.layout = layout
+        self.dir = layout.spool_dir
         self.bounds = bounds or SpoolBounds()
         self.url = url.encode("ascii", "replace")  # the endpoint this spool's appends are meant for
-        self.path = self.files.spool
-        self.backoff_path = self.files.backoff
-        self.last_path = self.files.last
+        self.path = layout.spool
+        self.backoff_path = layout.backoff
+        self.last_path = layout.last
 
     def lock(self) -> FileLock:
-        return FileLock(self.files.spool_lock)
+        return FileLock(self.layout.spool_lock)
 
     # Reading takes no lock: a torn last line only makes a count one short.
 
-    def _raw(self) -> bytes:
+    def raw(self) -> bytes:
         """At most ``MAX_SPOOL_BYTES`` of the spool (b"" when it cannot be read: ``read_checked`` says why).
 
         A bigger file is damage (or not zomg's): ``spool_edit.trim`` cuts it down to
@@ -503,7 +508,7 @@ class Spool:
             return b""
 
     def read_checked(self) -> tuple[bytes, str | None]:
-        """(what ``_raw`` gives, why the spool cannot be read, or None): a fault is reported, never "0 unsent"."""
+        """(what ``raw`` gives, why the spool cannot be read, or None): a fault is reported, never "0 unsent"."""
         try:
             return read_bytes(self.path, MAX_SPOOL_BYTES), None
         except FileNotFoundError:
@@ -513,7 +518,7 @@ class Spool:
 
     def read(self) -> list[bytes]:
         """The spool's non-empty lines, damaged ones included."""
-        return lines_of(self._raw())
+        return lines_of(self.raw())
 
     def count(self) -> int:
         return len(self.read())
@@ -544,7 +549,7 @@ class Spool:
             return False
         # Every run asks this: one scan of the file in C for this endpoint's fresh lines
         # (``<stamp> 0 <endpoint> ``) rather than splitting each line; the sender checks properly.
-        data = self._raw()
+        data = self.raw()
         marker = b" 0 " + self.url + b" "
         if data.count(marker) >= self.bounds.batch_size:
             return True
@@ -591,7 +596,7 @@ class Spool:
         # time: counting its lines in C costs every run far less than parsing them.
         limit = self.bounds.max_events
         size += len(record)
-        return size > MAX_SPOOL_BYTES or size >= limit * _MIN_LINE and self._raw().count(b"\n") > limit
+        return size > MAX_SPOOL_BYTES or size >= limit * _MIN_LINE and self.raw().count(b"\n") > limit
 
     def append_event(self, event: dict, now: float) -> bool:
         """Queue one event, encoded as compact ASCII JSON; as ``append``."""
@@ -611,7 +616,7 @@ class Spool:
 # The mutex exists once ``threading`` is loaded, which happens before any
 # second thread of zomg's can. Windows uses ``msvcrt.locking``; anywhere else
 # an ``O_EXCL`` marker file stands in, and a marker older than
-# ``_STALE_AFTER`` seconds is taken to be left by a dead process.
+# ``STALE_AFTER`` seconds is taken to be left by a dead process.
 
 msvcrt = None
 if not hasattr(os, "lockf"):
@@ -620,7 +625,7 @@ if not hasattr(os, "lockf"):
     except ImportError:
         pass
 
-_STALE_AFTER = 60.0
+STALE_AFTER = 60.0
 _mutexes: dict = {}
 
 
@@ -667,7 +672,7 @@ class FileLock:
 
     def _break_if_stale(self) -> None:
         try:
-            if time.time() - os.stat(self.path + ".held").st_mtime > _STALE_AFTER:
+            if time.time() - os.stat(self.path + ".held").st_mtime > STALE_AFTER:
                 os.unlink(self.path + ".held")
         except OSError:
             pass
