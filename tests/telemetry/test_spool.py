@@ -208,7 +208,7 @@ def test_concurrent_writers_lose_and_corrupt_nothing():
 
 @pytest.mark.parametrize("backend", ["lockf", "marker"])
 def test_lock_backends_exclude_each_other(tmp_path, backend):
-    from zomg.telemetry.files import FileLock
+    from zomg.fsutil import FileLock
 
     if backend == "lockf" and not hasattr(os, "lockf"):
         pytest.skip("POSIX only")
@@ -223,7 +223,7 @@ def test_lock_backends_exclude_each_other(tmp_path, backend):
 def test_the_lock_module_imports_and_works_without_lockf_or_msvcrt(tmp_path):
     code = (
         "import os, sys; del os.lockf; sys.modules['msvcrt'] = None\n"
-        "from zomg.telemetry.files import FileLock\n"
+        "from zomg.fsutil import FileLock\n"
         f"a = FileLock({str(tmp_path / 'l')!r}); b = FileLock({str(tmp_path / 'l')!r})\n"
         "assert a.backend == 'marker'\n"
         "assert a.acquire(0) and not b.acquire(0); a.release(); assert b.acquire(0); b.release()\n"
@@ -243,10 +243,10 @@ def test_a_spooled_event_is_valid_on_the_wire():
 
 
 def test_a_lock_held_by_another_process_is_busy_and_freed_when_that_process_dies(tmp_path):
-    from zomg.telemetry.files import FileLock
+    from zomg.fsutil import FileLock
 
     path = str(tmp_path / "l")
-    code = (f"from zomg.telemetry.files import FileLock; import sys; lock = FileLock({path!r});"
+    code = (f"from zomg.fsutil import FileLock; import sys; lock = FileLock({path!r});"
             "assert lock.acquire(0); print('held', flush=True); sys.stdin.read()")
     holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -16,18 +16,9 @@ import json
 import os
 import time
 
+from zomg.fsutil import STALE_AFTER, FileLock, Planted, forget, read_fd, read_json
 from zomg.telemetry.directory import Directory
-from zomg.telemetry.files import (
-    MAX_SPOOL_BYTES,
-    STALE_AFTER,
-    FileLock,
-    Planted,
-    forget,
-    lines_of,
-    read_fd,
-    read_json,
-    whole,
-)
+from zomg.telemetry.files import MAX_SPOOL_BYTES, lines_of, whole
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
 
 TYPE_CHECKING = False

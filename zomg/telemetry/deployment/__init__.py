@@ -51,7 +51,8 @@ def decide(env=None, decision=None) -> tuple[str, str]:
 
 def last_recorded(state_path: str) -> float:
     """When the last event was recorded; 0 when unknown or damaged (then one is due)."""
-    from zomg.telemetry.files import number, read_json
+    from zomg.fsutil import read_json
+    from zomg.telemetry.files import number
 
     data, _, _ = read_json(state_path)
     recorded = number(data.get("recorded_at"), 0, 1e11) if isinstance(data, dict) else None
@@ -71,11 +72,11 @@ def measure_if_due(deployment_id: str, spool, now: float) -> dict | None:
     The cadence is written before anything else so that two processes starting
     together do not both measure; if measuring fails, the next day tries again.
     """
-    from zomg.telemetry.files import make_dirs
+    from zomg.fsutil import make_private_dirs
     from zomg.telemetry.spool_edit import SpoolEditor
 
     state_path = spool.layout.deployment_state
-    make_dirs(spool.dir)
+    make_private_dirs(spool.dir)
     with spool.lock():
         if not due(now, state_path):
             return None
@@ -89,9 +90,9 @@ def measure_if_due(deployment_id: str, spool, now: float) -> dict | None:
 def forget(layout) -> int:
     """After an opt-out: delete unsent deployment events and the cadence of ``layout`` (a ``files.Layout``);
     return how many events went."""
+    from zomg.fsutil import forget as remove_state
     from zomg.telemetry import policy, schema
     from zomg.telemetry.files import Spool
-    from zomg.telemetry.files import forget as remove_state
     from zomg.telemetry.spool_edit import SpoolEditor
 
     spool = Spool(policy.endpoint(), layout)  # which endpoint does not matter: its events all go
