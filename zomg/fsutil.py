@@ -426,3 +426,44 @@ class FileLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
+
+
+# --- appending ------------------------------------------------------------------
+
+
+def append_line(path: str, line: bytes, lock_path: str, wait: float = 2.0) -> int:
+    """Append ``line`` (ending in a newline) to the file at ``path`` in one ``O_APPEND`` write, under the
+    ``FileLock`` at ``lock_path``; return the file's size after it. Raises OSError (TimeoutError when the
+    lock stays busy for ``wait`` seconds).
+
+    The lock's directory is made (0700) when it is missing, and a directory standing where the file
+    belongs (damaged state) is cleared first. A last line left torn by a writer that died mid-write is
+    ended, so that it does not swallow this one.
+    """
+    lock = FileLock(lock_path)
+    try:
+        got = lock.acquire(wait)
+    except FileNotFoundError:
+        make_private_dirs(os.path.dirname(lock_path))
+        got = lock.acquire(wait)
+    if not got:
+        raise TimeoutError(f"lock busy: {lock_path}")
+    try:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+        try:
+            fd = open_file(path, flags)
+        except IsADirectoryError:
+            forget(path)
+            fd = open_file(path, flags)
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                os.lseek(fd, size - 1, os.SEEK_SET)
+                if os.read(fd, 1) != b"\n":
+                    line = b"\n" + line
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    finally:
+        lock.release()
+    return size + len(line)

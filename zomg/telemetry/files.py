@@ -53,7 +53,7 @@ from __future__ import annotations
 import os
 
 from zomg import json_light, paths
-from zomg.fsutil import FileLock, Planted, forget, make_private_dirs, open_file, read_bytes, read_json
+from zomg.fsutil import FileLock, Planted, append_line, forget, read_bytes, read_json
 
 SETTINGS = "telemetry.json"  # in the config dir, and in each system config dir
 
@@ -363,35 +363,10 @@ class Spool:
         load without the two importing each other.
         """
         record = b"%d 0 %s %s\n" % (max(0, int(now)), self.url, encoded_event)
-        lock = self.lock()
-        try:
-            got = lock.acquire(_LOCK_WAIT)
-        except FileNotFoundError:
-            make_private_dirs(self.dir)
-            got = lock.acquire(_LOCK_WAIT)
-        if not got:
-            raise TimeoutError("telemetry spool lock busy")
-        try:
-            try:
-                fd = open_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
-            except IsADirectoryError:  # damaged state: make room and start over
-                forget(self.path)
-                fd = open_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
-            try:
-                size = os.fstat(fd).st_size
-                if size:
-                    os.lseek(fd, size - 1, os.SEEK_SET)
-                    if os.read(fd, 1) != b"\n":  # a torn last line must not swallow this event
-                        record = b"\n" + record
-                os.write(fd, record)
-            finally:
-                os.close(fd)
-        finally:
-            lock.release()
+        size = append_line(self.path, record, self.layout.spool_lock, _LOCK_WAIT)
         # A spool that waits for an endpoint that is down stays near its bound for a long
         # time: counting its lines in C costs every run far less than parsing them.
         limit = self.bounds.max_events
-        size += len(record)
         return size > MAX_SPOOL_BYTES or size >= limit * _MIN_LINE and self.raw().count(b"\n") > limit
 
     def append_event(self, event: dict, now: float) -> bool:
