@@ -18,7 +18,8 @@ venv's python, say); the default is the one running this script. zomg runs
 through the installed console script beside the interpreter when there is
 one (what users run), else ``python -m zomg``. HOME and the XDG directories
 point into a scratch directory holding three boxes; telemetry is off here
-(its own cost is measured by bench/telemetry_bench.py).
+(its own cost is measured by bench/telemetry_bench.py). Bytecode is cached in
+that directory (PYTHONPYCACHEPREFIX) even when PYTHONDONTWRITEBYTECODE is set.
 """
 from __future__ import annotations
 
@@ -64,7 +65,10 @@ def _instructions(cmd: list[str], env: dict) -> int:
 def measure(python: str, runs: int, instructions: bool = False) -> bool:
     """Print one interpreter's figures; return whether both goals are met."""
     scratch = tempfile.mkdtemp(prefix="zomg-bench-")
-    env = dict(os.environ, HOME=scratch, ZOMG_TELEMETRY="off")
+    # Bytecode is cached (in the scratch directory), as it is for an installed package, even where
+    # PYTHONDONTWRITEBYTECODE is set: otherwise every run would compile zomg and count that as start-up.
+    env = dict(os.environ, HOME=scratch, ZOMG_TELEMETRY="off", PYTHONPYCACHEPREFIX=os.path.join(scratch, "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
                      ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache")):
         env[var] = os.path.join(scratch, sub)
