@@ -4,7 +4,8 @@ Besides the atomic writes and 0700 directories every writer uses, this holds
 what telemetry needs of a file on every recorded command: opening only a
 regular file of the user's through a checked directory (``open_file``,
 ``Planted``), defensive reads (``read_bytes``, ``read_json``), removing what
-stands where a file belongs (``forget``), and the inter-process ``FileLock``.
+stands where a file belongs (``forget``), the inter-process ``FileLock`` and
+the locked one-line append (``append_line``).
 It is on the recorded path, so its imports stay those a command loads anyway
 (``os``, ``sys``, ``time``, ``zomg.json_light``): nothing here may pull in a
 heavy module at import (see docs/architecture.md).
