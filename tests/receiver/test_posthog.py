@@ -13,7 +13,8 @@ from tests.support.strategies import valid_events_of
 from tests.support.wsgi import call_app
 from zomg import __version__
 from zomg.receiver.fastpath import encode_event
-from zomg.receiver.posthog import DISTINCT_ID_FIELDS, PostHogClient, batch_body, body_from_lines, check_host
+from zomg.receiver.posthog_client import PostHogClient, check_host
+from zomg.receiver.posthog_events import DISTINCT_ID_FIELDS, batch_body, body_from_lines
 from zomg.telemetry import schema
 
 

@@ -79,7 +79,7 @@ def delivery_story(spool, waiting: int) -> dict:
     import time
 
     from zomg.telemetry.event import timestamp
-    from zomg.telemetry.files import number, whole
+    from zomg.telemetry.files import LATEST_TIME, number, whole
     from zomg.telemetry.spool_edit import CUT_SHORT, last_attempt, send_lock
 
     now = time.time()
@@ -101,7 +101,7 @@ def delivery_story(spool, waiting: int) -> dict:
                 "reason": "the run exited before the answer" if free else None}
     attempt = None
     if last:
-        at, events = number(last.get("at"), 0, 1e11), whole(last.get("events"), 0, 10**6)
+        at, events = number(last.get("at"), 0, LATEST_TIME), whole(last.get("events"), 0, 10**6)
         outcome, status, reason = last.get("outcome"), whole(last.get("status"), 100, 999), last.get("reason")
         if at is not None and events is not None and outcome in ("delivered", "kept", "dropped", CUT_SHORT,
                                                                  "in progress"):
