@@ -5,6 +5,7 @@ Read-only: nothing here creates a file, an id or a connection.
 from __future__ import annotations
 
 from zomg.telemetry import files, policy, schema
+from zomg.telemetry.protocol import EVENTS_PATH
 
 NEVER_COLLECTED = (
     "argument values: box names, projects, paths, KEY=VALUE pairs, shell names",
@@ -67,8 +68,8 @@ def status(notice_version: int, env=None) -> dict:
 
 
 HINTS = {
-    404: "is the path right? the receiver answers at /v1/events",
-    410: "is the path right? the receiver answers at /v1/events",
+    404: f"is the path right? the receiver answers at {EVENTS_PATH}",
+    410: f"is the path right? the receiver answers at {EVENTS_PATH}",
     401: "the endpoint asks for credentials; zomg sends none",
     403: "the endpoint refuses zomg; is it the right receiver?",
 }
