@@ -259,9 +259,9 @@ def build(invocation: dict, installation_id: str, now: float, env=None) -> dict:
         result = "error"
     error_class = invocation.get("error_class") if result == "error" else None
     if result == "error":
-        from zomg.telemetry.schema import ERROR_CLASSES  # the values' one home; loaded only for a failed command
+        from zomg.errors import error_classes  # loaded already by the failure; the schema is not
 
-        if error_class not in ERROR_CLASSES:
+        if error_class not in error_classes():
             error_class = "internal"
     return {
         "event": EVENT,
