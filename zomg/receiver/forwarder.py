@@ -296,6 +296,7 @@ class Forwarder(Sink):
                 if now >= next_poll:
                     self.spool.reclaim()
                     self.spool.flush_counters()
+                    self.spool.checkpoint()
                     next_poll = now + self.poll_seconds
                 rows = self.spool.claim(self.batch_events, left)
                 if not rows and left:
@@ -381,6 +382,7 @@ class Forwarder(Sink):
             # the other workers' /metrics would not see these calls until it ends.
             self._next_flush = now + self.poll_seconds
             spool.flush_counters()
+            spool.checkpoint()
         return outcome
 
     def _isolate(self, rows: list) -> tuple:
@@ -515,6 +517,7 @@ class Forwarder(Sink):
         if unknown:  # counted first: once settled, a reader may see the spool empty and read the counters
             self.spool.count("duplicated", len(events))
         self.spool.settle(events, counter)
+        self.spool.checkpoint()
         if self._suspects:  # rarely any: no need to hash every line
             for _, line in events:
                 self._suspects.pop(line, None)

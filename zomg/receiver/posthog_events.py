@@ -101,12 +101,16 @@ _NAME_START = b'{"' + NAME_FIELD.encode("ascii") + b'":"'
 def _rearranging(line: bytes) -> tuple | None:
     """(pattern, reorder, template) for the event type ``line`` starts with; None if it starts otherwise.
 
-    The pattern's groups are a canonical line's values after the event's name,
-    in the schema's order; ``template % reorder(groups)`` is the PostHog event,
-    to_posthog's JSON. Each value is matched whole, and a key's text (a comma, the
-    quoted name, a colon) cannot occur inside a value of a canonical line (a quote
-    in a string is escaped, no value is an object), so a canonical line splits
-    exactly and a line in any other form does not match.
+    The pattern's groups are, in the schema's order, the values of the fields
+    PostHog takes apart (distinct_id, uuid, timestamp) and the runs of
+    ``"name":value`` members between them, the properties, taken whole;
+    ``template % reorder(groups)`` is the PostHog event, to_posthog's JSON. A
+    key's text (a comma, the quoted name, a colon) cannot occur inside a value
+    of a valid line (a quote in a string is escaped, no value is an object),
+    so a line splits exactly at its keys, and a line laid out otherwise (keys
+    reordered, spaces around them) does not match. Matching every property's
+    value instead cost three times as much per event, and this is the
+    forwarder's largest cost per event.
     """
     if not line.startswith(_NAME_START):
         return None
@@ -115,16 +119,35 @@ def _rearranging(line: bytes) -> tuple | None:
     if made is None:
         if event_name not in schema.EVENT_TYPES:
             return None
-        names = schema.field_names(event_name)
         distinct, property_names = _plan(event_name)
-        start = b'{"' + NAME_FIELD.encode("ascii") + b'":' + encode_json(event_name)
-        keys = [re.escape(b',"' + name.encode("ascii") + b'":') + _VALUE for name in names if name != NAME_FIELD]
-        pattern = re.compile(rb"^" + re.escape(start) + b"".join(keys) + rb"\}$", re.MULTILINE)
-        grouped = [name for name in names if name != NAME_FIELD]
-        wanted = [distinct, UUID_FIELD, TIMESTAMP_FIELD, *property_names]
+        taken = (distinct, UUID_FIELD, TIMESTAMP_FIELD)
+        pattern = rb"^" + re.escape(b'{"' + NAME_FIELD.encode("ascii") + b'":' + encode_json(event_name))
+        grouped: list = []  # what each group holds: a taken field's name, or the index of a run
+        runs = 0
+        in_run = False
+        for name in schema.field_names(event_name):
+            if name == NAME_FIELD:
+                continue
+            key = re.escape(b'"' + name.encode("ascii") + b'":')
+            if name in taken:
+                if in_run:
+                    pattern += rb")"
+                    in_run = False
+                pattern += b"," + key + _VALUE
+                grouped.append(name)
+            elif not in_run:
+                # Lazy, up to the next taken key: one scan, no value parsed.
+                pattern += b",(" + key + rb".*?"
+                grouped.append(runs)
+                runs += 1
+                in_run = True
+        if in_run:  # the last run, greedy: to the line's end at once, then back to its brace
+            pattern = pattern[:-len(rb".*?")] + rb".*)"
+        pattern = re.compile(pattern + rb"\}$", re.MULTILINE)
+        wanted = [*taken, *range(runs)]
         template = (b'{"event":' + encode_json(event_name).replace(b"%", b"%%")
                     + b',"distinct_id":%s,"uuid":%s,"timestamp":%s,"properties":{'
-                    + b"".join(b'"' + name.encode("ascii") + b'":%s,' for name in property_names)
+                    + b"%s," * runs
                     + encode_json(PERSONLESS)[1:-1].replace(b"%", b"%%") + b"}}")
         made = _rearrangers[event_name] = (pattern, operator.itemgetter(*[grouped.index(n) for n in wanted]),
                                            template)
