@@ -79,8 +79,8 @@ class SchemaError(ValueError):
 
 
 class Regex:
-    """A fully anchored pattern, compiled on first use: the CLI imports this
-    module on every run and should not pay for patterns it never checks."""
+    """A fully anchored pattern, compiled on first use: the CLI checks a few
+    events per send and should not pay for patterns it never checks."""
 
     def __init__(self, body: str) -> None:
         self.body = body
