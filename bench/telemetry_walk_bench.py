@@ -22,14 +22,14 @@ The goal's figure is bench/telemetry_bench.py's paired wall ratio
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+import _bench
 
 # Runs in the child: sets the hook around telemetry's two calls, runs zomg, prints the walks as JSON.
 _DRIVER = r"""
@@ -153,28 +153,17 @@ def walk() -> None:
         print(f"  walk of {name}: " + " > ".join(_short(m) for m in walks[name]))
 
 
-def _zomg_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "zomg")
-    return [sys.executable, script] if os.path.exists(script) else [sys.executable, "-m", "zomg"]
-
-
-def _instructions(cmd: list[str], env: dict) -> int:
-    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
-                          env=dict(env, PYTHONHASHSEED="0"), check=True, capture_output=True, text=True)
-    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
-
-
 def instructions() -> None:
     scratch, env = _fresh_home()
-    cmd = [*_zomg_command(), "box", "list"]
+    cmd = [*_bench.zomg_command(), "box", "list"]
     off = dict(env, ZOMG_TELEMETRY="off")
     try:
         for _ in range(2):  # bytecode cached, spool directory made
             subprocess.run(cmd, env=env, check=True, capture_output=True)
             subprocess.run(cmd, env=off, check=True, capture_output=True)
         spool = os.path.join(scratch, "state", "zomg", "telemetry", "spool.jsonl")
-        counted_on = _instructions(cmd, env)
-        counted_off = _instructions(cmd, off)
+        counted_on = _bench.instructions(cmd, env)
+        counted_off = _bench.instructions(cmd, off)
         with open(spool, "rb") as f:
             events = sum(1 for line in f if line.strip())
     finally:
@@ -186,7 +175,7 @@ def instructions() -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__)
     parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
     args = parser.parse_args()
     walk()

@@ -162,3 +162,78 @@ def test_the_spool_files_are_the_receivers_alone(tmp_path):
     for path in (tmp_path / "spool").rglob("*"):
         if path.is_file():
             assert path.stat().st_mode & 0o077 == 0, path
+
+
+def _recording_syncs(monkeypatch, block: threading.Event | None = None) -> list:
+    """Every fdatasync the spool makes, as the number of events on disk when it began; the first may wait."""
+    synced: list = []
+    real = getattr(os, "fdatasync", os.fsync)
+
+    def fdatasync(fd: int) -> None:
+        synced.append(fd)
+        if block is not None and len(synced) == 1:
+            block.wait(30)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync, raising=False)
+    return synced
+
+
+def test_an_append_returns_only_once_the_log_is_synced_and_normal_never_syncs(tmp_path, monkeypatch):
+    synced = _recording_syncs(monkeypatch)
+    Spool(str(tmp_path / "full")).append(lines_of(2), 2)
+    assert len(synced) == 1
+    Spool(str(tmp_path / "normal"), sync="normal").append(lines_of(2), 2)
+    assert len(synced) == 1
+
+
+def test_a_batch_written_while_the_disk_is_busy_waits_for_a_sync_that_began_after_it(tmp_path, monkeypatch):
+    # The first append's sync is held: a second append writes its rows meanwhile (the write
+    # lock is free), but may not return on the strength of a sync that began before its write.
+    block = threading.Event()
+    synced = _recording_syncs(monkeypatch, block)
+    spool = Spool(str(tmp_path))
+    done: list = []
+    first = threading.Thread(target=lambda: (spool.append(lines_of(1), 1), done.append("first")))
+    first.start()
+    while not synced:
+        threading.Event().wait(0.01)
+    second = threading.Thread(target=lambda: (spool.append(lines_of(2), 2), done.append("second")))
+    second.start()
+    reader = Spool(str(tmp_path))
+    while reader.depth()[0] < 3:  # the second batch is written, its sync not begun
+        threading.Event().wait(0.01)
+    assert done == [] and len(synced) == 1
+    block.set()
+    first.join()
+    second.join()
+    assert sorted(done) == ["first", "second"] and len(synced) == 2
+
+
+def test_a_failed_sync_refuses_the_batches_it_was_to_cover_and_the_next_append_works(tmp_path, monkeypatch):
+    calls: list = []
+
+    def failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing_once, raising=False)
+    spool = Spool(str(tmp_path))
+    with pytest.raises(SpoolError, match="cannot be written"):
+        spool.append(lines_of(1), 1)
+    spool.append(lines_of(1), 1)
+    assert len(calls) == 2
+
+
+def test_a_checkpoint_moves_a_grown_log_into_the_database(tmp_path):
+    spool = Spool(str(tmp_path), sync="normal")
+    database = os.path.join(str(tmp_path), "spool.sqlite3")
+    batch = lines_of(50)
+    spool.append(batch, 50)
+    while os.path.getsize(database + "-wal") < 5 * 1024 * 1024:
+        spool.append(batch, 50)
+    before = os.path.getsize(database)
+    spool.checkpoint()
+    assert os.path.getsize(database) > before + 2 * 1024 * 1024  # the log also holds each commit's totals page
+    assert spool.depth()[0] == Spool(str(tmp_path)).depth()[0] > 0

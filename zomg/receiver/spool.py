@@ -9,7 +9,9 @@ forwarder.py); docs/receiver.md has the failure model.
 - ``append`` is a group commit: the request threads of a process that arrive
   while a commit runs wait for the next one, which writes all their batches
   in one statement (its own transaction); each returns once its rows are
-  committed (with ``synchronous=FULL``, fsynced). The bound (events and
+  committed and, with ``sync="full"``, the log is fsynced (``_sync_wal``:
+  after the write lock is released, one fsync for every commit written
+  before it). The bound (events and
   bytes, in a one-row ``totals`` table) is checked and kept by triggers of
   the appending connection, inside that statement. Writers of all processes
   take turns on a file lock (``spool.lock``).
@@ -20,6 +22,8 @@ forwarder.py); docs/receiver.md has the failure model.
   exclusive lock on its file under ``owners/``: the lock dies with the
   process (crash, SIGKILL, OOM kill, reboot), and ``reclaim`` hands a dead
   owner's rows back to everyone.
+- ``checkpoint`` copies the log into the database once it has grown (the
+  sender's thread calls it, so appends never wait for it).
 - ``counters`` are totals across processes and restarts (accepted, forwarded,
   refused by reason, ...): the durable ones are added in the same transaction
   as the rows they count, the others kept in memory and added by
@@ -43,7 +47,7 @@ SPOOL_FILE = "spool.sqlite3"
 OWNERS_DIR = "owners"
 MAX_EVENTS = 1_000_000
 MAX_BYTES = 512 * 1024 * 1024
-# synchronous=FULL: a commit is fsynced, so an answered batch survives power loss too.
+# "full": an append returns once the log is fsynced, so an answered batch survives power loss too.
 SYNC_MODES = ("full", "normal")
 BUSY_SECONDS = 5.0
 # The counters kept in the totals row, changed in the transactions that change the spool.
@@ -54,6 +58,10 @@ _INSERT = "INSERT INTO batches (count, bytes, queued, origin, lines) VALUES "
 _ROWS_PER_INSERT = 150
 # SQLite's default limit on bound parameters is 999 before 3.32.
 _CHUNK = 500
+# The log's size (in 4 KiB pages) past which ``checkpoint`` copies it into the database
+# (SQLite's own default), and past which an append does it itself: nobody called checkpoint.
+_CHECKPOINT_PAGES = 1000
+_BACKSTOP_PAGES = 16 * _CHECKPOINT_PAGES
 
 _SCHEMA = (
     # One row per accepted batch: its events as newline-ended JSON lines. The small
@@ -183,11 +191,17 @@ class Spool:
         if getattr(self, "_writer_fd", None) is not None:
             os.close(self._writer_fd)  # the parent's descriptor; this process opens its own
         self._writer_fd: int | None = None
+        if getattr(self, "_wal_fd", None) is not None:
+            os.close(self._wal_fd)  # the parent's; no SQLite lock lives on the log file itself
+        self._wal_fd: int | None = None
         self._inherited = [getattr(self, name, None) for name in ("_append_db", "_side_db")]
         self._append_db: sqlite3.Connection | None = None
         self._side_db: sqlite3.Connection | None = None
         self._pending: list = []
         self._committing = False
+        self._written = self._synced = self._sync_failed = 0  # commits of this process, in order
+        self._syncing = False
+        self._sync_done = threading.Condition(self._mutex)
         self._deltas: dict = {}
         self._full_since_settle = False
         inherited_lock = getattr(self, "_owner_fd", None)
@@ -209,7 +223,12 @@ class Spool:
             pass
         db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.sync.upper()}")
+        # NORMAL whatever ``sync`` says: a commit then only writes the WAL, and ``append`` syncs it
+        # itself, after the write lock is released (see _sync_wal). The checkpoints still sync.
+        db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints run in the sender's thread (``checkpoint``), outside the write lock; an
+        # append checkpoints only when the log has grown far past that (nobody sends).
+        db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
         # Deleted events need not be overwritten (some builds of SQLite do it by default): it
         # doubles what a send writes, and the file is the receiver's alone (0600 in a 0700 directory).
         db.execute("PRAGMA secure_delete=FAST")
@@ -262,27 +281,40 @@ class Spool:
                     return
             self._committing = True
         # Let the request threads that are about to append join this commit (PostgreSQL's
-        # commit_delay, shortest form): one fsync for more batches.
+        # commit_delay, shortest form): one statement for more batches.
         time.sleep(0)
         with mutex:
             group, self._pending = self._pending, []
-        committed = False
+        written = 0  # the commit's place in this process's order of writes, once written
         try:
             self._commit(group)
-            committed = True
+            written = 1
         finally:
             with mutex:
-                for waiting in group:
-                    if not committed and waiting.error is None:
-                        waiting.error = SpoolError("receiver: spool cannot be written; retry later")
-                    waiting.done = True
-                    if waiting.wake is not None:
-                        waiting.wake.notify()
+                if written:
+                    self._written += 1
+                    written = self._written
+                # The next group writes while this one waits for the disk.
                 if self._pending:
                     self._pending[0].lead = True
                     self._pending[0].wake.notify()
                 else:
                     self._committing = False
+            try:
+                if written and self.sync == "full" and any(waiting.error is None for waiting in group):
+                    self._sync_wal(written)
+            except OSError as exc:
+                for waiting in group:
+                    if waiting.error is None:
+                        waiting.error = SpoolError(f"receiver: spool cannot be written ({exc}); retry later")
+            finally:
+                with mutex:
+                    for waiting in group:
+                        if not written and waiting.error is None:
+                            waiting.error = SpoolError("receiver: spool cannot be written; retry later")
+                        waiting.done = True
+                        if waiting.wake is not None:
+                            waiting.wake.notify()
         if ticket.error is not None:
             raise ticket.error
 
@@ -300,6 +332,49 @@ class Spool:
             for ticket in group:
                 if ticket.error is None:
                     ticket.error = SpoolError(f"receiver: spool cannot be written ({exc}); retry later")
+
+    def _sync_wal(self, written: int) -> None:
+        """Return once the log is on disk up to this process's ``written``-th commit; OSError when it is not.
+
+        The commits are in the log (the write lock released): with "full" they are
+        answered once it is on disk. One fdatasync covers every frame written before
+        it, the other processes' and the next groups' included, and a log is replayed
+        up to its first bad frame, so a synced commit survives power loss as with
+        synchronous=FULL. Syncing here, not inside SQLite's commit, lets the other
+        processes and this one's next group write while the disk is busy (FULL held
+        the write lock for the fsync's whole length), and one sync serves every
+        group written before it started.
+        """
+        mutex = self._mutex
+        with mutex:
+            while self._synced < written:
+                if written <= self._sync_failed:
+                    raise OSError("the spool's log could not be synced to disk")
+                if self._syncing:
+                    self._sync_done.wait()
+                    continue
+                self._syncing = True
+                target = self._written
+                mutex.release()
+                try:
+                    if self._wal_fd is None:
+                        # The log exists while this process's connection is open: SQLite deletes
+                        # it only when the last connection closes.
+                        self._wal_fd = os.open(self.path + "-wal", os.O_RDWR)
+                    (getattr(os, "fdatasync", None) or os.fsync)(self._wal_fd)
+                    synced = True
+                except OSError:
+                    # A failed sync may have lost any of these frames, and the next one reports no
+                    # error for them (Linux): every commit up to here is refused.
+                    synced = False
+                finally:
+                    mutex.acquire()
+                    self._syncing = False
+                    self._sync_done.notify_all()
+                if synced:
+                    self._synced = max(self._synced, target)
+                else:
+                    self._sync_failed = max(self._sync_failed, target)
 
     def _insert(self, db: sqlite3.Connection, tickets: list, now: float) -> None:
         # One statement, outside any BEGIN: SQLite makes it its own transaction, so a group is
@@ -492,6 +567,20 @@ class Spool:
             with self._counts_lock:
                 for name, amount in deltas.items():
                     self._deltas[name] = self._deltas.get(name, 0) + amount
+
+    def checkpoint(self) -> None:
+        """Copy the log into the database once it has grown past _CHECKPOINT_PAGES (the sender's thread calls it).
+
+        PASSIVE: it takes no write lock, so appends go on meanwhile; what a reader
+        still uses stays for the next call.
+        """
+        try:
+            if os.path.getsize(self.path + "-wal") < _CHECKPOINT_PAGES * 4096:
+                return
+        except OSError:
+            return
+        with self._lock:
+            self._side().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def counters(self) -> dict:
         """Every counter, totalled over every process and restart (this process's unwritten part included)."""

@@ -32,7 +32,7 @@ DEPLOYMENT_METRICS = "deployment.metrics"
 # type, a new event type): every user then sees the notice again, and that run
 # again sends nothing. It lives here rather than in ``notice`` because every
 # run compares it with the stored version, and only a run that shows the
-# notice needs that module; ``notice`` and ``status_text`` are handed it, so
+# notice needs that module; ``notice`` and ``messages`` are handed it, so
 # no module of this package imports the package itself.
 NOTICE_VERSION = 1
 

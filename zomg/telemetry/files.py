@@ -256,8 +256,10 @@ class SpoolBounds:
         self.max_event_age = max_event_age  # ...none older than this (seconds)
 
     def backoff(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` consecutive failed sends."""
-        return min(self.backoff_cap, self.backoff_base * 2 ** max(0, min(failures - 1, 30)))
+        """Seconds to wait after ``failures`` consecutive failed sends (the formula is the protocol's)."""
+        from zomg.telemetry.protocol import backoff  # only the sender asks, in its thread
+
+        return backoff(failures, self.backoff_base, self.backoff_cap)
 
 
 def lines_of(data: bytes) -> list[bytes]:
@@ -265,7 +267,7 @@ def lines_of(data: bytes) -> list[bytes]:
     return [line for line in data.split(b"\n") if line]
 
 
-_LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
+LATEST_TIME = 1e11  # seconds since the epoch (year 5138): any later time or retry_at in a state file is damage
 
 
 class Spool:
@@ -331,7 +333,7 @@ class Spool:
         failures = retry_at = None
         if isinstance(data, dict):
             failures = whole(data.get("failures"), 0, 1000)
-            retry_at = number(data.get("retry_at"), 0, _LATEST)
+            retry_at = number(data.get("retry_at"), 0, LATEST_TIME)
         if failures is None or retry_at is None:
             forget(self.backoff_path)
             return 0, 0.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from zomg.telemetry import files, policy, schema
+from zomg.telemetry.protocol import EVENTS_PATH
 from zomg.telemetry.spool_edit import CUT_SHORT, SpoolEditor
 
 NEVER_COLLECTED = (
@@ -78,8 +79,8 @@ def status(notice_version: int, env=None) -> dict:
 
 
 HINTS = {
-    404: "is the path right? the receiver answers at /v1/events",
-    410: "is the path right? the receiver answers at /v1/events",
+    404: f"is the path right? the receiver answers at {EVENTS_PATH}",
+    410: f"is the path right? the receiver answers at {EVENTS_PATH}",
     401: "the endpoint asks for credentials; zomg sends none",
     403: "the endpoint refuses zomg; is it the right receiver?",
 }
@@ -90,7 +91,7 @@ def delivery_story(spool, waiting: int) -> dict:
     import time
 
     from zomg.telemetry.event import timestamp
-    from zomg.telemetry.files import number, whole
+    from zomg.telemetry.files import LATEST_TIME, number, whole
 
     now = time.time()
     editor = SpoolEditor(spool)
@@ -112,7 +113,7 @@ def delivery_story(spool, waiting: int) -> dict:
                 "reason": "the run exited before the answer" if free else None}
     attempt = None
     if last:
-        at, events = number(last.get("at"), 0, 1e11), whole(last.get("events"), 0, 10**6)
+        at, events = number(last.get("at"), 0, LATEST_TIME), whole(last.get("events"), 0, 10**6)
         outcome, status, reason = last.get("outcome"), whole(last.get("status"), 100, 999), last.get("reason")
         if at is not None and events is not None and outcome in ("delivered", "kept", "dropped", CUT_SHORT,
                                                                  "in progress"):

@@ -31,9 +31,9 @@ OFF_WORDS = ("off", "0", "false", "no", "disable", "disabled")
 ON_WORDS = ("on", "1", "true", "yes", "enable", "enabled")
 LOG_WORDS = ("log",)
 SOURCES = ("env:DO_NOT_TRACK", "env:ZOMG_TELEMETRY", "config", "system", "default")
+# Its path is protocol.EVENTS_PATH (a test checks), spelled out so that a default run loads no other module.
 DEFAULT_ENDPOINT = "https://telemetry.zomg.ai/v1/events"
 ENDPOINT_ENV = "ZOMG_TELEMETRY_ENDPOINT"
-EVENTS_PATH = "/v1/events"
 
 
 class Decision:
@@ -146,7 +146,7 @@ def endpoint(env: Mapping[str, str] | None = None) -> str:
     """The endpoint in effect: ``ZOMG_TELEMETRY_ENDPOINT`` if set and not empty, else the default.
 
     A URL whose path is empty or ``/`` names the receiver's origin, and the
-    receiver answers at ``/v1/events`` (as OpenTelemetry exporters treat a base
+    receiver answers at ``protocol.EVENTS_PATH`` (as OpenTelemetry exporters treat a base
     endpoint); any other path is used as given.
     """
     env = os.environ if env is None else env
@@ -158,6 +158,8 @@ def endpoint(env: Mapping[str, str] | None = None) -> str:
     if tail.startswith("/") and not tail.startswith("/?") and not tail.startswith("/#") and tail != "/":
         return url
     tail = tail[1:] if tail.startswith("/") else tail
+    from zomg.telemetry.protocol import EVENTS_PATH  # the receiver's own path: only for an origin
+
     return f"{scheme}://{authority}{EVENTS_PATH}{tail}"
 
 

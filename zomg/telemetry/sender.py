@@ -101,21 +101,6 @@ def classify(status: int) -> tuple[str, str]:
     return FAILED, "unexpected answer"
 
 
-def _retry_after(headers, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date."""
-    value = (headers.get("Retry-After") or "").strip() if headers is not None else ""
-    if value.isdigit():
-        return float(value[:12])
-    if value:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    return None
-
-
 def post(url: str, body: bytes, timeout: float, now: float = 0.0, written: Callable[[], None] | None = None,
          deadline: float | None = None) -> Answer:
     """POST ``body`` to ``url``. Never raises.
@@ -129,6 +114,8 @@ def post(url: str, body: bytes, timeout: float, now: float = 0.0, written: Calla
         import urllib.error
         import urllib.request
 
+        from zomg.telemetry import protocol
+
         opener = _opener(min(time.monotonic() + timeout, deadline or float("inf")), written, cut)
         request = urllib.request.Request(
             url,
@@ -140,7 +127,7 @@ def post(url: str, body: bytes, timeout: float, now: float = 0.0, written: Calla
             with opener.open(request, timeout=timeout) as response:
                 return _answer(response.status, None)
         except urllib.error.HTTPError as exc:
-            answer = _answer(exc.code, _retry_after(exc.headers, now))
+            answer = _answer(exc.code, protocol.retry_after((exc.headers or {}).get("Retry-After"), now))
             exc.close()
             return answer
     except TimeoutError:
@@ -157,10 +144,7 @@ def _opener(cutoff: float, written, cut: list):
     import socket
     import urllib.request
 
-    class _NoRedirects(urllib.request.HTTPRedirectHandler):
-        # A redirect could lead anywhere (plain http, another host): the endpoint's problem.
-        def redirect_request(self, *args, **kwargs):
-            return None
+    from zomg.telemetry.protocol import no_redirects
 
     class Watched:
         """Mixed into http.client's connections: the deadline over the whole exchange, and the written signal."""
@@ -207,7 +191,7 @@ def _opener(cutoff: float, written, cut: list):
         def http_open(self, req):
             return self.do_open(WatchedHTTP, req)
 
-    handlers = [_NoRedirects, HTTP]
+    handlers = [no_redirects(), HTTP]
     if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
         class WatchedHTTPS(Watched, http.client.HTTPSConnection):
             pass
@@ -309,9 +293,9 @@ def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: 
         with spool.lock():
             failures, retry_at = spool.backoff(now)
             failures += 1
-            wait = spool.bounds.backoff(failures)
-            if answer.retry_after:
-                wait = max(wait, min(answer.retry_after, spool.bounds.backoff_cap))
+            from zomg.telemetry.protocol import honour_retry_after
+
+            wait = honour_retry_after(spool.bounds.backoff(failures), answer.retry_after, spool.bounds.backoff_cap)
             editor.write_backoff(failures, now + wait)
         editor.set_tries({body: tries for body in batch})  # the endpoint's problem: as if never tried
     else:

@@ -52,10 +52,10 @@ def decide(env=None, decision=None) -> tuple[str, str]:
 def last_recorded(state_path: str) -> float:
     """When the last event was recorded; 0 when unknown or damaged (then one is due)."""
     from zomg.fsutil import read_json
-    from zomg.telemetry.files import number
+    from zomg.telemetry.files import LATEST_TIME, number
 
     data, _, _ = read_json(state_path)
-    recorded = number(data.get("recorded_at"), 0, 1e11) if isinstance(data, dict) else None
+    recorded = number(data.get("recorded_at"), 0, LATEST_TIME) if isinstance(data, dict) else None
     return recorded or 0.0
 
 

@@ -1,153 +1,27 @@
-"""PostHog's side of forwarding: the event mapping, the ``/batch/`` body, one POST.
+"""The receiver's HTTP client for PostHog (``PostHogClient``): a keep-alive connection to ``/batch/``, one try a call.
 
-Each event is rebuilt from the schema's field list: the installation id
-becomes ``distinct_id``, the event id ``uuid`` (so PostHog drops a retried
-duplicate), the timestamp ``timestamp``, and every other field a property.
-Nothing of the client's request is sent: no header (PostHog would take the
-client's address from a forwarded-for header), no ``sent_at``, no library
-details beyond a fixed ``$lib``. ``$ip`` is a fixed placeholder that is no
-one's address: PostHog fills an empty ``$ip`` with the address the request
-came from, which would be the receiver's (docs/receiver.md).
-
-``PostHogClient.post`` makes one attempt and says what came of it; when and
-how often to try is the forwarder's business (zomg/receiver/forwarder.py).
+``PostHogClient.post`` makes one attempt and says what came of it
+(``Outcome``); what the body holds is ``posthog_events``' business, when and
+how often to try the forwarder's (zomg/receiver/forwarder.py). How an
+answer's Retry-After is read and that no redirect is followed are the
+protocol's (``zomg.telemetry.protocol``), as for the CLI's own sender.
 """
 from __future__ import annotations
 
-import json
-import operator
-import re
 import threading
-from collections.abc import Iterable
+import time
 
 from zomg import __version__
-from zomg.receiver.wsgi import encode_json
-from zomg.telemetry import schema
+from zomg.receiver.posthog_events import LIB
+from zomg.telemetry import protocol
 
 DEFAULT_HOST = "https://us.i.posthog.com"
 # Nothing waits on a call but the forwarder's thread: a slow PostHog is waited
 # for (a timeout would only send the same events again), a hung one is not.
 DEFAULT_TIMEOUT = 10.0  # each network step: connect, send, each read
 DEFAULT_DEADLINE = 15.0  # a whole attempt, however the answer trickles
-LIB = "zomg-receiver"
 USER_AGENT = f"{LIB}/{__version__}"
-# Truthy, so PostHog's normalisation keeps it instead of the sender's address;
-# the unspecified address, so it locates and identifies no one.
-NO_ADDRESS = "0.0.0.0"
 MAX_TOKEN_CHARS = 64
-
-# Which schema field fills which PostHog event field; the rest become properties.
-# distinct_id is each event type's own random id: the installation for CLI
-# events, the deployment for deployment metrics (the two never share one).
-DISTINCT_ID_FIELDS = ("installation_id", "deployment_id")
-UUID_FIELD = "event_id"
-TIMESTAMP_FIELD = "timestamp"
-NAME_FIELD = "event"
-PERSONLESS = {"$process_person_profile": False, "$geoip_disable": True, "$lib": LIB, "$ip": NO_ADDRESS}
-
-_plans: dict = {}
-
-
-def _plan(event_name: str) -> tuple[str, tuple[str, ...]]:
-    """(the distinct_id field, the property fields) of an event type, from the schema."""
-    plan = _plans.get(event_name)
-    if plan is None:
-        names = schema.field_names(event_name)
-        [distinct] = [name for name in DISTINCT_ID_FIELDS if name in names]
-        mapped = {NAME_FIELD, distinct, UUID_FIELD, TIMESTAMP_FIELD}
-        plan = _plans[event_name] = (distinct, tuple(name for name in names if name not in mapped))
-    return plan
-
-
-def to_posthog(event: dict) -> dict:
-    """One validated event as a PostHog capture event."""
-    distinct, property_names = _plan(event[NAME_FIELD])
-    properties = {name: event[name] for name in property_names}
-    properties.update(PERSONLESS)
-    return {
-        "event": event[NAME_FIELD],
-        "distinct_id": event[distinct],
-        "uuid": event[UUID_FIELD],
-        "timestamp": event[TIMESTAMP_FIELD],
-        "properties": properties,
-    }
-
-
-def batch_body(api_key: str, events: Iterable) -> bytes:
-    """The exact body of the ``/batch/`` request for validated ``events``."""
-    payload = {"api_key": api_key, "batch": [to_posthog(event) for event in events]}
-    return encode_json(payload)
-
-
-def body_from_lines(api_key: str, lines: list) -> bytes:
-    """The ``/batch/`` body for events given as the schema's JSON lines (validated already).
-
-    Exactly ``batch_body``'s bytes for the decoded lines. Lines of one event type
-    in canonical form (encode_event's text, as the spool keeps them) are
-    rearranged as text, by one generated pattern per event type, without
-    decoding a value: decoding and re-encoding was the forwarder's largest cost
-    per event. Any other call is decoded.
-    """
-    if lines:
-        rearranging = _rearranging(lines[0])
-        if rearranging is not None:
-            pattern, order, template = rearranging
-            found = pattern.findall(b"\n".join(lines))
-            if len(found) == len(lines):  # every line matched (one match at most per line)
-                events = b",".join([template % order(values) for values in found])
-                return b'{"api_key":' + encode_json(api_key) + b',"batch":[' + events + b"]}"
-    # One parse of all the lines as a JSON array: a fraction of a parse per line.
-    return batch_body(api_key, json.loads(b"[" + b",".join(lines) + b"]"))
-
-
-_rearrangers: dict = {}
-# One JSON value of a canonical line: a string, a list, or a number, true, false or null.
-_STRING = rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
-_VALUE = rb"(" + _STRING + rb"|\[(?:[^\]\"\n]|" + _STRING + rb")*\]|[-+.\w]+)"
-_NAME_START = b'{"' + NAME_FIELD.encode("ascii") + b'":"'
-
-
-def _rearranging(line: bytes) -> tuple | None:
-    """(pattern, reorder, template) for the event type ``line`` starts with; None if it starts otherwise.
-
-    The pattern's groups are a canonical line's values after the event's name,
-    in the schema's order; ``template % reorder(groups)`` is the PostHog event,
-    to_posthog's JSON. Each value is matched whole, and a key's text (a comma, the
-    quoted name, a colon) cannot occur inside a value of a canonical line (a quote
-    in a string is escaped, no value is an object), so a canonical line splits
-    exactly and a line in any other form does not match.
-    """
-    if not line.startswith(_NAME_START):
-        return None
-    event_name = line[len(_NAME_START):line.find(b'"', len(_NAME_START))].decode("ascii", "replace")
-    made = _rearrangers.get(event_name)
-    if made is None:
-        if event_name not in schema.EVENT_TYPES:
-            return None
-        names = schema.field_names(event_name)
-        distinct, property_names = _plan(event_name)
-        start = b'{"' + NAME_FIELD.encode("ascii") + b'":' + encode_json(event_name)
-        keys = [re.escape(b',"' + name.encode("ascii") + b'":') + _VALUE for name in names if name != NAME_FIELD]
-        pattern = re.compile(rb"^" + re.escape(start) + b"".join(keys) + rb"\}$", re.MULTILINE)
-        grouped = [name for name in names if name != NAME_FIELD]
-        wanted = [distinct, UUID_FIELD, TIMESTAMP_FIELD, *property_names]
-        template = (b'{"event":' + encode_json(event_name).replace(b"%", b"%%")
-                    + b',"distinct_id":%s,"uuid":%s,"timestamp":%s,"properties":{'
-                    + b"".join(b'"' + name.encode("ascii") + b'":%s,' for name in property_names)
-                    + encode_json(PERSONLESS)[1:-1].replace(b"%", b"%%") + b"}}")
-        made = _rearrangers[event_name] = (pattern, operator.itemgetter(*[grouped.index(n) for n in wanted]),
-                                           template)
-    return made
-
-
-def batch_shape(lines: list) -> str:
-    """What a batch holds, without a single value: counts per event type and their field names."""
-    counts: dict = {}
-    for line in lines:
-        event = json.loads(line)
-        key = (event[NAME_FIELD], ",".join(event))
-        counts[key] = counts.get(key, 0) + 1
-    return "; ".join(f"{count} x {name} [{fields}]" for (name, fields), count in sorted(counts.items()))
 
 
 def check_host(host: str) -> str:
@@ -198,8 +72,7 @@ class Outcome:
 
 
 def _retry_after(value: str | None) -> float | None:
-    text = (value or "").strip()
-    return float(text) if text.isascii() and text.isdigit() and len(text) < 7 else None
+    return protocol.retry_after(value, time.time())
 
 
 def _proxy_for(url: str) -> str | None:
@@ -217,12 +90,7 @@ def _proxy_for(url: str) -> str | None:
 def _proxy_opener() -> object:
     import urllib.request
 
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        # A redirect would turn the POST into a GET somewhere else: treat it as a failure.
-        def redirect_request(self, req, fp, code, msg, headers, newurl):
-            return None
-
-    return urllib.request.build_opener(NoRedirect)
+    return urllib.request.build_opener(protocol.no_redirects())
 
 
 class PostHogClient:
