@@ -70,6 +70,7 @@ import tempfile
 import timeit
 import uuid
 
+import _bench
 import _repo_root  # noqa: F401 (puts the repository root on sys.path, for tests.support)
 
 from tests.support.events import cli_event
@@ -583,7 +584,7 @@ def bench_validation(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__)
     parser.add_argument("--seconds", type=int, default=2, help="length of each measured wrk run")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds of the three servers")
     parser.add_argument("--connections", type=int, default=16)

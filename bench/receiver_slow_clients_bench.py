@@ -27,7 +27,6 @@ at least 8192 (``ulimit -n``):
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import resource
@@ -41,10 +40,11 @@ import time
 import urllib.error
 import urllib.request
 
+import _bench
 import _repo_root  # noqa: F401  (puts the repository root on sys.path)
 
 from tests.support.events import cli_event
-from tests.support.servers import processes
+from tests.support.servers import processes, slow_request_head, trickle_a_byte
 from zomg.telemetry import schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +68,7 @@ class Held:
         try:
             sock = socket.create_connection(self.address, timeout=5)
             if slow:
-                sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")
+                sock.sendall(slow_request_head(5000))
             sock.setblocking(False)
             return sock
         except OSError:
@@ -91,13 +91,9 @@ class Held:
                     if self._closed(sock):
                         if sock is not None:
                             sock.close()
-                        group[index] = self._open(slow)
+                        group[index] = self._open(slow)  # a new slow one has sent its first byte
                         self.reopened += 1
-                    elif slow:
-                        try:
-                            sock.send(b" ")
-                        except OSError:
-                            pass
+            trickle_a_byte(self.slow)
 
     def close(self) -> None:
         self._stop.set()
@@ -151,7 +147,7 @@ def report(name: str, times: list, failures: int, cpu: float) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--slow", type=int, default=300)

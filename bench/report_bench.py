@@ -17,7 +17,6 @@ figures: on a shared machine, wall times grow with it; CPU times less so.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import shutil
@@ -26,6 +25,7 @@ import sys
 import tempfile
 import time
 
+import _bench
 import _repo_root  # noqa: F401 (puts the repository root on sys.path, for tests.support)
 
 BATCH = 100  # events per receiver request at most (schema.MAX_BATCH)
@@ -90,7 +90,7 @@ def report(store_path: str, form: str, output: str) -> tuple[float, float, float
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__)
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--installations", type=int, default=20_000)
     parser.add_argument("--keep", metavar="DIR", help="keep the store and the reports in DIR")

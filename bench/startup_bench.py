@@ -18,57 +18,35 @@ venv's python, say); the default is the one running this script. zomg runs
 through the installed console script beside the interpreter when there is
 one (what users run), else ``python -m zomg``. HOME and the XDG directories
 point into a scratch directory holding three boxes; telemetry is off here
-(its own cost is measured by bench/telemetry_bench.py).
+(its own cost is measured by bench/telemetry_bench.py). Bytecode is cached in
+that directory (PYTHONPYCACHEPREFIX) even when PYTHONDONTWRITEBYTECODE is set.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import re
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+import _bench
 
 GOALS = {"zomg box list": 1.25, "zomg --version": 1.0}
 FLOOR = "python -c 'import argparse'"
 
 
-def _zomg_command(python: str) -> list[str]:
-    script = os.path.join(os.path.dirname(python), "zomg")
-    if os.path.exists(script):
-        return [python, script]
-    return [python, "-m", "zomg"]
-
-
-def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
-    """(wall, CPU) seconds of one run of ``cmd``; no timeout, so nothing polls."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def _instructions(cmd: list[str], env: dict) -> int:
-    """Instructions one run of ``cmd`` executes, as callgrind counts them."""
-    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
-                          env=dict(env, PYTHONHASHSEED="0"), check=True, capture_output=True, text=True)
-    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
-
-
 def measure(python: str, runs: int, instructions: bool = False) -> bool:
     """Print one interpreter's figures; return whether both goals are met."""
     scratch = tempfile.mkdtemp(prefix="zomg-bench-")
-    env = dict(os.environ, HOME=scratch, ZOMG_TELEMETRY="off")
+    # Bytecode is cached (in the scratch directory), as it is for an installed package, even where
+    # PYTHONDONTWRITEBYTECODE is set: otherwise every run would compile zomg and count that as start-up.
+    env = dict(os.environ, HOME=scratch, ZOMG_TELEMETRY="off", PYTHONPYCACHEPREFIX=os.path.join(scratch, "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
                      ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache")):
         env[var] = os.path.join(scratch, sub)
-    zomg = _zomg_command(python)
+    zomg = _bench.zomg_command(python)
     cases = {
         "python -c pass": [python, "-c", "pass"],
         FLOOR: [python, "-c", "import argparse"],
@@ -84,16 +62,16 @@ def measure(python: str, runs: int, instructions: bool = False) -> bool:
             subprocess.run(cmd, env=env, check=True, capture_output=True)
         for _ in range(runs):
             for name, cmd in cases.items():
-                w, c = _timed(cmd, env)
+                w, c = _bench.timed(cmd, env)
                 wall[name].append(w)
                 cpu[name].append(c)
-        counts = {name: _instructions(cmd, env) for name, cmd in cases.items()} if instructions else {}
+        counts = {name: _bench.instructions(cmd, env) for name, cmd in cases.items()} if instructions else {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
                              text=True, check=True).stdout.strip()
-    print(f"interpreter: {python} (Python {version}); zomg via: {' '.join(os.path.basename(c) for c in zomg)}")
+    print(_bench.interpreter(python, version))
     print(f"runs per case: {runs}, interleaved round by round")
     print(f"  {'case':30} {'wall ms':>8} {'CPU ms':>8} {'paired wall ratio':>18} {'CPU ratio':>10}"
           + (f" {'instructions':>14} {'ratio':>6}" if counts else ""))
@@ -111,7 +89,7 @@ def measure(python: str, runs: int, instructions: bool = False) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
     parser.add_argument("--python", action="append", help="an interpreter with zomg installed (repeatable)")

@@ -21,9 +21,7 @@ for the healthy and the slow one.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import resource  # POSIX only, like the rest of this script's assumptions
 import shutil
 import statistics
 import subprocess
@@ -31,16 +29,10 @@ import sys
 import tempfile
 import time
 
+import _bench
 import _repo_root  # noqa: F401 (puts the repository root on sys.path, for tests.support)
 
 from tests.support.servers import Blackhole, Capture, refused_url  # the tests' own loopback endpoints
-
-
-def _zomg_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "zomg")
-    if os.path.exists(script):
-        return [sys.executable, script]
-    return [sys.executable, "-m", "zomg"]
 
 
 class _Refused:
@@ -83,7 +75,7 @@ def _spooled(state_home: str) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__)
     parser.add_argument("--runs", type=int, default=200, help="runs per mode and endpoint")
     args = parser.parse_args()
 
@@ -95,11 +87,11 @@ def main() -> int:
     for var in ("PYTHONDONTWRITEBYTECODE", "DO_NOT_TRACK", "ZOMG_TELEMETRY", "http_proxy", "https_proxy",
                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
         base.pop(var, None)
-    zomg = [*_zomg_command(), "box", "list"]
+    zomg = [*_bench.zomg_command(), "box", "list"]
     results = []
     try:
         for name in ("alpha", "beta", "gamma"):
-            subprocess.run([*_zomg_command(), "box", "create", name], env=dict(base, ZOMG_TELEMETRY="off"),
+            subprocess.run([*_bench.zomg_command(), "box", "create", name], env=dict(base, ZOMG_TELEMETRY="off"),
                            check=True, capture_output=True)
         for index, (label, endpoint_class, count_attempts) in enumerate(ENDPOINTS):
             endpoint = endpoint_class()
@@ -118,17 +110,14 @@ def main() -> int:
             for _ in range(args.runs):
                 for mode, env in (("off", off), ("on", on)):
                     attempts = count_attempts(endpoint) if count_attempts else None
-                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    t0 = time.perf_counter()
-                    subprocess.run(zomg, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    times[mode].append(time.perf_counter() - t0)
-                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    cpu[mode].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+                    wall, used = _bench.timed(zomg, env)
+                    times[mode].append(wall)
+                    cpu[mode].append(used)
                     if mode == "on":
                         sent.append(None if attempts is None else count_attempts(endpoint) > attempts)
             arrived = len(endpoint.unique_ids()) if isinstance(endpoint, Capture) else None
             left = _spooled(state)
-            subprocess.run([*_zomg_command(), "telemetry", "flush"], env=on, capture_output=True)
+            subprocess.run([*_bench.zomg_command(), "telemetry", "flush"], env=on, capture_output=True)
             if isinstance(endpoint, _Slow):
                 time.sleep(1.0)  # let the answers to the last cut-short sends arrive
             flushed = len(endpoint.unique_ids()) if isinstance(endpoint, Capture) else None
@@ -138,8 +127,7 @@ def main() -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"interpreter: {sys.executable} ({sys.version.split()[0]}); zomg via: "
-          f"{' '.join(os.path.basename(c) for c in _zomg_command())}")
+    print(_bench.interpreter())
     print(f"runs per mode and endpoint: {args.runs}, interleaved off/on; command: zomg box list (3 boxes)")
     header = (f"{'endpoint':30} {'off ms':>7} {'on ms':>7} {'ratio':>6} {'paired':>7} {'worst on':>9} "
               f"{'cpu med':>8} {'cpu total':>10} {'attempts':>9} {'arrived':>8} {'left':>5} {'+flush':>7}")

@@ -29,7 +29,6 @@ a few minutes with the defaults, most of it the 0.5 s grace of runs whose send i
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -39,16 +38,10 @@ import sys
 import tempfile
 import time
 
+import _bench
 import _repo_root  # noqa: F401 (puts the repository root on sys.path, for tests.support)
 
 from tests.support.servers import Capture, Unanswered  # the tests' own loopback endpoints
-
-
-def _zomg_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "zomg")
-    if os.path.exists(script):
-        return [sys.executable, script]
-    return [sys.executable, "-m", "zomg"]
 
 
 def _environment(scratch: str, name: str) -> dict:
@@ -79,7 +72,7 @@ def _runs(env: dict, count: int, at_once: int = 1, seen: set | None = None) -> N
     from concurrent.futures import ThreadPoolExecutor
 
     def one(_: int) -> None:
-        subprocess.run([*_zomg_command(), "box", "list"], env=env, check=True, stdout=subprocess.DEVNULL,
+        subprocess.run([*_bench.zomg_command(), "box", "list"], env=env, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         if seen is not None:
             seen.update(_spool_ids(env))
@@ -90,11 +83,11 @@ def _runs(env: dict, count: int, at_once: int = 1, seen: set | None = None) -> N
 
 def _first_run(env: dict) -> None:
     # The run that shows the notice records nothing: it is not one of the counted runs.
-    subprocess.run([*_zomg_command(), "box", "list"], env=env, check=True, capture_output=True)
+    subprocess.run([*_bench.zomg_command(), "box", "list"], env=env, check=True, capture_output=True)
 
 
 def _status(env: dict) -> dict:
-    out = subprocess.run([*_zomg_command(), "telemetry", "status", "--json"], env=env, check=True,
+    out = subprocess.run([*_bench.zomg_command(), "telemetry", "status", "--json"], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -126,7 +119,7 @@ def _report(label: str, recorded: int, by_end: int, receiver: Capture, cut_short
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__)
     parser.add_argument("--runs-a-down", type=int, default=100)
     parser.add_argument("--runs-a-up", type=int, default=1000)
     parser.add_argument("--runs-b", type=int, default=1000)
@@ -148,7 +141,7 @@ def main() -> int:
         _runs(env, args.runs_a_up, seen=seen)
         by_end = len(receiver.unique_ids())
         cut_short = _status(env)["attempts_cut_short"]
-        subprocess.run([*_zomg_command(), "telemetry", "flush"], env=env, capture_output=True)
+        subprocess.run([*_bench.zomg_command(), "telemetry", "flush"], env=env, capture_output=True)
         time.sleep(1.0)  # answers to the last cut-short sends
         _report(f"(A) unreachable for {args.runs_a_down} runs, then answering after 0.6 s for {args.runs_a_up}",
                 args.runs_a_down + args.runs_a_up, by_end, receiver, cut_short, _spooled(env), seen)
@@ -167,7 +160,7 @@ def main() -> int:
             _runs(env, count, at_once, seen)
             by_end = len(receiver.unique_ids())
             cut_short = _status(env)["attempts_cut_short"]
-            subprocess.run([*_zomg_command(), "telemetry", "flush"], env=env, capture_output=True)
+            subprocess.run([*_bench.zomg_command(), "telemetry", "flush"], env=env, capture_output=True)
             time.sleep(1.0)
             _report(label, count, by_end, receiver, cut_short, _spooled(env), seen)
             receiver.close()

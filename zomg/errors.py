@@ -14,18 +14,9 @@ EXIT_INTERRUPTED = 130
 EXIT_CANNOT_EXECUTE = 126
 EXIT_COMMAND_NOT_FOUND = 127
 
-# The coarse classes, in the order the telemetry schema publishes them.
-ERROR_CLASSES = (
-    "usage",
-    "config",
-    "not_found",
-    "permission",
-    "conflict",
-    "network",
-    "timeout",
-    "subprocess",
-    "internal",
-)
+# Each class below names its ``error_class``: one of the values the telemetry schema allows
+# (zomg.telemetry.schema.ERROR_CLASSES, their one home; tests/test_schema.py checks every class here).
+# error_classes() says which ones zomg's failures carry.
 
 
 class ZomgError(Exception):
@@ -98,3 +89,17 @@ def from_os_error(exc: OSError, what: str) -> ZomgError:
     if isinstance(exc, FileExistsError):
         return ConflictError(message)
     return ConfigError(message)
+
+
+def error_classes() -> set[str]:
+    """The ``error_class`` of every ZomgError class defined: what a failed command may be recorded as.
+
+    Read off the classes, so the values have no list here: telemetry's event builder checks against it
+    without loading the schema, which allows each of them (tests/test_schema.py).
+    """
+    found, todo = set(), [ZomgError]
+    while todo:
+        kind = todo.pop()
+        found.add(kind.error_class)
+        todo.extend(kind.__subclasses__())
+    return found

@@ -8,7 +8,8 @@ import pytest
 from tests.support.events import cli_event
 from tests.support.wsgi import TrackingInput, call_app
 from zomg.receiver import make_app
-from zomg.receiver.wsgi import MAX_BODY_BYTES, DeliveryError
+from zomg.receiver.sink import DeliveryError
+from zomg.receiver.wsgi import MAX_BODY_BYTES
 from zomg.telemetry import schema
 
 

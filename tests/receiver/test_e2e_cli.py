@@ -31,7 +31,7 @@ def run_python(endpoint: str, *argv: str) -> subprocess.CompletedProcess:
 def installation_id() -> str:
     from zomg.telemetry import files
 
-    return files.read_user().installation_id
+    return files.read_user(files.Layout()).installation_id
 
 
 def use_the_cli_against(endpoint: str, fake_posthog) -> None:

@@ -87,7 +87,7 @@ def test_validate_batch_reports_the_same_reason_as_validate_event():
 
 
 def test_an_event_type_registered_later_is_compiled_too(monkeypatch):
-    fields = (("event", schema._Const("test.only"), ""), ("n", lambda v: None if v == 1 else "must be 1", ""))
+    fields = (("event", schema.Const("test.only"), ""), ("n", lambda v: None if v == 1 else "must be 1", ""))
     monkeypatch.setitem(schema.EVENT_TYPES, "test.only", (fields, None))
     assert fastpath.validate_batch({"events": [{"event": "test.only", "n": 1}]})
     with pytest.raises(schema.SchemaError, match=r"events\[0\]\.n: must be 1"):
@@ -181,8 +181,8 @@ def test_patterns_that_could_match_escaped_text_are_not_plain(body):
 
 
 def test_a_batch_mixing_event_types_is_left_to_the_full_check(monkeypatch):
-    fields = (("event", schema._Const("test.other"), ""), ("event_id", schema._check_uuid, ""),
-              ("size", schema._Enum(("small", "large")), ""))
+    fields = (("event", schema.Const("test.other"), ""), ("event_id", schema._check_uuid, ""),
+              ("size", schema.Enum(("small", "large")), ""))
     monkeypatch.setitem(schema.EVENT_TYPES, "test.other", (fields, None))
     other = {"event": "test.other", "event_id": cli_event()["event_id"], "size": "large"}
     alone = schema.encode_batch([other, other])

@@ -140,6 +140,30 @@ def test_retry_after_from_posthog_is_honoured_and_passed_to_clients(forwarding, 
     assert send(forwarded)[0].status == 202  # recovered: accepted again
 
 
+def test_the_wait_between_tries_of_a_call_is_the_protocol_s_backoff(forwarding, fake_posthog):
+    # The formula the CLI backs off by (zomg.telemetry.protocol.backoff); jitter 1.0 takes all of each wait.
+    from zomg.telemetry import protocol
+
+    clock = Clock()
+    forwarded = forwarding(clock=clock, jitter=lambda: 1.0, outage_seconds=0, backoff=4.0, backoff_cap=100.0,
+                           probe_seconds=NEVER)
+    fake_posthog.answers = [503, 503]
+    _, ids = send(forwarded)
+    first, second = protocol.backoff(1, 4.0, 100.0), protocol.backoff(2, 4.0, 100.0)
+    assert (first, second) == (4.0, 8.0)
+    assert wait_until(lambda: any("unavailable" in line for line in forwarded.lines))
+    clock.now += 1  # past the first failure: an outage (outage_seconds 0), clients are told when to come back
+    refused, _ = send(forwarded)
+    assert refused.status == 503 and refused.headers["Retry-After"] == str(int(first) - 1)
+    clock.now += first - 1  # the call is due again
+    forwarded.forwarder.flush(0.05)  # wakes the thread
+    assert wait_until(lambda: send(forwarded)[0].headers.get("Retry-After") == str(int(second)))
+    clock.now += second
+    forwarded.flush()
+    assert fake_posthog.accepted_uuids() == ids
+    assert [r["status"] for r in fake_posthog.requests] == [503, 503, 200]
+
+
 def test_a_full_queue_is_503_with_retry_after_and_the_resent_events_arrive(forwarding, fake_posthog):
     forwarded = forwarding(max_events=100)
     fake_posthog.hang = True

@@ -15,7 +15,7 @@ from tests.support.strategies import quick_cli_events
 from tests.support.wsgi import Deliveries, LineDeliveries, call_app
 from zomg.receiver import make_app
 from zomg.receiver.fastpath import encode_event
-from zomg.receiver.wsgi import DeliveryError
+from zomg.receiver.sink import DeliveryError
 from zomg.telemetry import schema
 
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

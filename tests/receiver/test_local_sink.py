@@ -87,3 +87,24 @@ def test_a_rotated_or_deleted_output_file_is_replaced_by_a_new_one(tmp_path):
     os.unlink(out)
     call_app(app, schema.encode_batch([third]))
     assert read_lines(out) == [third]
+
+
+def test_a_batch_in_any_form_is_written_byte_for_byte_the_same_by_every_sink_in_front_of_the_file(tmp_path):
+    # One interface (zomg.receiver.sink): a sink writes the lines; decoded events reach it as the same lines.
+    from zomg.receiver.store import Store, StoreSink
+
+    events = [cli_event(), cli_event(command="exec", subcommand=None, flags=[], result="error",
+                                     error_class="subprocess")]
+    canonical = schema.encode_batch(events)
+    pretty = json.dumps({"events": [dict(reversed(list(e.items()))) for e in events]}, indent=1).encode()
+    written = {}
+    for name in ("local", "store in front"):
+        for form, body in (("canonical", canonical), ("decoded", pretty)):
+            out = tmp_path / f"{name}-{form}.jsonl"
+            sink = LocalSink(str(out))
+            if name == "store in front":
+                sink = StoreSink(Store(str(tmp_path / f"{form}.sqlite3")), sink)
+            assert call_app(make_app(sink), body).status == 202
+            written[name, form] = out.read_bytes()
+    assert len(set(written.values())) == 1, written
+    assert [json.loads(line) for line in written["local", "canonical"].splitlines()] == events

@@ -13,7 +13,8 @@ from tests.support.strategies import valid_events_of
 from tests.support.wsgi import call_app
 from zomg import __version__
 from zomg.receiver.fastpath import encode_event
-from zomg.receiver.posthog import DISTINCT_ID_FIELDS, PostHogClient, batch_body, body_from_lines, check_host
+from zomg.receiver.posthog_client import PostHogClient, check_host
+from zomg.receiver.posthog_events import DISTINCT_ID_FIELDS, batch_body, body_from_lines
 from zomg.telemetry import schema
 
 
@@ -200,3 +201,22 @@ def test_the_body_of_lines_in_any_other_form_is_still_exact(form):
     if form != "mixed types":
         lines, events = lines[:2], events[:2]
     assert body_from_lines(TOKEN, lines) == batch_body(TOKEN, events)
+
+
+@pytest.mark.parametrize("proxied", [False, True])
+def test_posthog_s_retry_after_as_an_http_date_is_read_as_the_cli_reads_it(fake_posthog, monkeypatch, proxied):
+    # Retry-After may be delay-seconds or an HTTP date; the receiver read only the first and
+    # ignored a date, retrying a PostHog that asked it to wait long before its time.
+    import time
+    from email.utils import formatdate
+
+    if proxied:
+        monkeypatch.setenv("http_proxy", fake_posthog.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        monkeypatch.setenv("no_proxy", "")
+    fake_posthog.status = 503
+    fake_posthog.retry_after = formatdate(time.time() + 600, usegmt=True)
+    client = PostHogClient(TOKEN, "http://posthog.invalid" if proxied else fake_posthog.url, timeout=1)
+    outcome = client.post(batch_body(TOKEN, [cli_event()]))
+    assert outcome.status == 503
+    assert outcome.retry_after is not None and 590 < outcome.retry_after <= 600

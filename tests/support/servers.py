@@ -348,6 +348,23 @@ def wait_until(condition, timeout: float = 60) -> bool:
     return bool(condition())
 
 
+def slow_request_head(length: int) -> bytes:
+    """What a slowloris client sends first: a POST of the events that announces ``length`` bytes, and one of them."""
+    from zomg.telemetry.protocol import EVENTS_PATH
+
+    return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % (EVENTS_PATH.encode("ascii"), length)
+
+
+def trickle_a_byte(socks: list) -> None:
+    """One more byte of body on each slow connection; one the server closed is its owner's to notice."""
+    for sock in socks:
+        if sock is not None:
+            try:
+                sock.send(b" ")
+            except OSError:
+                pass
+
+
 class SlowClients:
     """``count`` clients that announce a body of ``length`` bytes and send it a byte every ``every`` seconds.
 
@@ -364,7 +381,7 @@ class SlowClients:
             sock.bind((source, 0))
             sock.settimeout(60)
             sock.connect(address)
-            sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % length)
+            sock.sendall(slow_request_head(length))
             self.socks.append(sock)
         self._stop = threading.Event()
         self._every = every
@@ -372,11 +389,7 @@ class SlowClients:
 
     def _trickle(self) -> None:
         while not self._stop.wait(self._every):
-            for sock in self.socks:
-                try:
-                    sock.send(b" ")
-                except OSError:
-                    pass
+            trickle_a_byte(self.socks)
 
     def close(self) -> None:
         self._stop.set()

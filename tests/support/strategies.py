@@ -15,19 +15,19 @@ def valid_events_of(event_name: str):
 
     def values(rule):
         kind = type(rule).__name__
-        if kind == "_Const":
+        if kind == "Const":
             return st.just(rule.expected)
-        if kind == "_Enum":
+        if kind == "Enum":
             return st.sampled_from(list(rule.allowed) + ([None] if rule.nullable else []))
-        if kind == "_Pattern":
+        if kind == "Pattern":
             text = st.from_regex(rule.body, fullmatch=True, alphabet=st.characters(codec="ascii"))
             return st.none() | text if rule.nullable else text
-        if kind == "_Timestamp":
+        if kind == "Timestamp":
             return st.datetimes().map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ").rjust(20, "0"))
-        if kind == "_Bool":
+        if kind == "Bool":
             return st.booleans()
-        if kind == "_Flags":
-            flag = st.from_regex(schema._FLAG, fullmatch=True, alphabet=st.characters(codec="ascii"))
+        if kind == "Flags":
+            flag = st.from_regex(rule.match.body, fullmatch=True, alphabet=st.characters(codec="ascii"))
             return st.lists(flag, max_size=4, unique=True).map(sorted)
         raise AssertionError(f"no strategy for {kind}")
 

@@ -103,7 +103,7 @@ class Forwarding:
     def __init__(self, fake, directory: str, **bounds) -> None:
         from zomg.receiver import make_app
         from zomg.receiver.forwarder import Forwarder
-        from zomg.receiver.posthog import PostHogClient
+        from zomg.receiver.posthog_client import PostHogClient
         from zomg.receiver.spool import Spool
 
         self.lines: list = []

@@ -76,8 +76,10 @@ def cli(monkeypatch, zomg, clock):
         return session
 
     monkeypatch.setattr(telemetry, "start", start)
-    real_flush_report = telemetry.flush_report  # what `zomg telemetry flush` runs: the same settings and clock
-    monkeypatch.setattr(telemetry, "flush_report",
+    from zomg.telemetry import flushing
+
+    real_flush_report = flushing.flush_report  # what `zomg telemetry flush` runs: the same settings and clock
+    monkeypatch.setattr(flushing, "flush_report",
                         lambda env=None, bounds=None, sending=None:
                         real_flush_report(env, bounds or runner.bounds, sending or runner.sending))
     yield runner

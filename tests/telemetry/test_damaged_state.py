@@ -114,7 +114,8 @@ def test_any_damage_to_a_telemetry_file_is_survived_and_repaired(cli, capture, m
         r = cli(*argv)
         assert r.code == 0 and "Traceback" not in r.err, (argv, r)
     assert cli("telemetry", "off").code == 0
-    assert telemetry_files.read_user().mode == "off" and telemetry_files.read_user().problem is None
+    user = telemetry_files.read_user(telemetry_files.Layout())
+    assert user.mode == "off" and user.problem is None
 
     # Reset: on again, with a healthy receiver.
     assert cli("telemetry", "on").code == 0

@@ -25,7 +25,8 @@ from tests.support.cli import (
 from tests.support.events import cli_event
 from tests.support.servers import Capture, Trickle, Unanswered
 from zomg.telemetry import sender, spool_edit
-from zomg.telemetry.files import Spool, SpoolBounds
+from zomg.telemetry.files import Layout, Spool, SpoolBounds
+from zomg.telemetry.spool_edit import SpoolEditor
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -34,9 +35,9 @@ NOW = 1_800_000_000
 
 def _seed(url: str, count: int = 1, stamp: int = NOW, tries: int = 0) -> list[dict]:
     """``count`` valid events spooled for ``url`` (stamped ``stamp``), under the current notice."""
-    from zomg.telemetry.files import read_user
+    from zomg.telemetry.files import Layout, read_user
 
-    installation_id = read_user().installation_id
+    installation_id = read_user(Layout()).installation_id
     events = [cli_event(**({"installation_id": installation_id} if installation_id else {})) for _ in range(count)]
     os.makedirs(state_dir(), exist_ok=True)
     with open(os.path.join(state_dir(), "spool.jsonl"), "ab") as f:
@@ -240,7 +241,7 @@ def _cut_short_after(write: bool):
 
 
 def test_a_batch_whose_request_never_left_is_not_charged_a_try(monkeypatch):
-    spool = Spool(os.environ["ZOMG_TELEMETRY_ENDPOINT"], bounds=SpoolBounds(batch_size=1))
+    spool = Spool(os.environ["ZOMG_TELEMETRY_ENDPOINT"], Layout(), bounds=SpoolBounds(batch_size=1))
     _seed(os.environ["ZOMG_TELEMETRY_ENDPOINT"])
     post, calls = _cut_short_after(write=False)
     monkeypatch.setattr(sender, "post", post)
@@ -271,10 +272,10 @@ def test_a_run_that_exits_before_connecting_leaves_its_events_fresh_and_status_c
 
 
 def test_when_the_spool_must_make_room_copies_already_sent_go_first():
-    spool = Spool("http://127.0.0.1:9/v1/events", bounds=SpoolBounds(max_events=3))
+    spool = Spool("http://127.0.0.1:9/v1/events", Layout(), bounds=SpoolBounds(max_events=3))
     lines = [b"%d %d http://127.0.0.1:9/v1/events %s" % (NOW + i, tries, json.dumps(cli_event()).encode())
              for i, tries in enumerate([0, 1, 0, 2, 1])]
-    kept = spool_edit.bounded(spool, lines, NOW + 10)
+    kept = SpoolEditor(spool).bounded(lines, NOW + 10)
     assert [spool_edit.parse(line)[1] for line in kept] == [0, 0, 1]
     assert kept == [lines[0], lines[2], lines[4]]
 
@@ -283,7 +284,7 @@ def test_when_the_spool_must_make_room_copies_already_sent_go_first():
 
 def test_an_event_is_sent_at_most_twice_however_often_runs_are_cut_short(monkeypatch, capture):
     url = capture.url
-    spool = Spool(url, bounds=SpoolBounds(batch_size=1))
+    spool = Spool(url, Layout(), bounds=SpoolBounds(batch_size=1))
     event = _seed(url)[0]
     real_post = sender.post
     post, calls = _cut_short_after(write=True)
@@ -321,7 +322,7 @@ def test_an_event_whose_sends_the_receiver_dropped_still_arrives_with_flush(monk
     receiver = Capture(drop=2)
     url = receiver.url
     try:
-        spool = Spool(url, bounds=SpoolBounds(batch_size=1))
+        spool = Spool(url, Layout(), bounds=SpoolBounds(batch_size=1))
         event = _seed(url)[0]
         real_post = sender.post
         monkeypatch.setattr(sender, "post", _written_then_exit(real_post))
@@ -342,7 +343,7 @@ def test_a_run_whose_command_has_ended_sends_no_event_a_second_time(capture):
     """After a confirmed batch a run goes on, but once its exit grace has begun only with fresh events:
     a resend then would be cut short too, and the event would have been sent twice without an answer."""
     url = capture.url
-    spool = Spool(url, bounds=SpoolBounds(batch_size=1))
+    spool = Spool(url, Layout(), bounds=SpoolBounds(batch_size=1))
     sent_before = _seed(url, tries=1)[0]
     fresh = _seed(url)[0]
     finishing = threading.Event()
@@ -483,7 +484,7 @@ def test_reset_gives_a_new_id_and_empties_the_spool_in_one_line(zomg, capture, m
     notice_seen()
     before = user_config()["installation_id"]
     _seed(capture.url, count=3)
-    spool_edit.write_backoff(Spool(capture.url), 2, NOW)
+    SpoolEditor(Spool(capture.url, Layout())).write_backoff(2, NOW)
     r = zomg("telemetry", "reset")
     assert r.code == 0 and r.out == "" and len(r.err.strip().splitlines()) == 1
     assert "3 events" in r.err

@@ -31,7 +31,8 @@ import threading
 seen["code"] = code
 seen["threads"] = threading.active_count()
 heavy = ("urllib.request", "http.client", "ssl", "email", "socket", "uuid", "platform", "datetime",
-         "zomg.telemetry.files", "zomg.telemetry.settings", "zomg.telemetry.sender", "zomg.telemetry.schema")
+         "zomg.telemetry.files", "zomg.fsutil", "zomg.telemetry.settings", "zomg.telemetry.sender",
+         "zomg.telemetry.schema")
 seen["heavy"] = [m for m in heavy if m in sys.modules]
 sys.stdout.write("\n" + json.dumps(seen))
 """

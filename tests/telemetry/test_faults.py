@@ -14,9 +14,10 @@ import pytest
 
 from tests.support.cli import notice_seen, run, spooled, state_dir, write_user_config
 from tests.support.servers import Capture
-from zomg.telemetry import sender, spool_edit
-from zomg.telemetry.files import Spool, SpoolBounds
+from zomg.telemetry import sender
+from zomg.telemetry.files import Layout, Spool, SpoolBounds
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
+from zomg.telemetry.spool_edit import SpoolEditor
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -228,13 +229,13 @@ def _fresh() -> list[bytes]:
 
 
 def test_a_send_cut_short_by_the_grace_grows_no_backoff_and_the_next_send_takes_fresh_events():
-    spool = Spool(DEFAULT_ENDPOINT, bounds=SpoolBounds(batch_size=2))
+    spool = Spool(DEFAULT_ENDPOINT, Layout(), bounds=SpoolBounds(batch_size=2))
     now = 1_800_000_000.0
     first = [b'{"n":%d}' % i for i in range(2)]
     for body in first:
         spool.append(body, now)
     os.makedirs(spool.dir, exist_ok=True)
-    spool_edit.set_tries(spool, {body: 1 for body in first})  # what claim does before it posts; then the process exits
+    SpoolEditor(spool).set_tries({body: 1 for body in first})  # what claim does before it posts; then the process exits
     assert spool.backoff(now) == (0, 0.0)
     assert not spool.due(now)  # a batch already sent does not make the next run send again
     spool.append(b'{"n":2}', now)
@@ -305,7 +306,7 @@ def spooled_lines_that_parse() -> list[bytes]:
 
 def test_an_append_never_waits_for_a_rewrite_s_fsync(monkeypatch):
     """A slow disk: the rewrite after a send is stuck in fsync; the command's own append goes through."""
-    spool = Spool(DEFAULT_ENDPOINT)
+    spool = Spool(DEFAULT_ENDPOINT, Layout())
     spool.append(b'{"n":0}', 1_800_000_000)
     in_fsync, release = threading.Event(), threading.Event()
     real_fsync = os.fsync
@@ -316,7 +317,7 @@ def test_an_append_never_waits_for_a_rewrite_s_fsync(monkeypatch):
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", slow_fsync)
-    rewriter = threading.Thread(target=spool_edit.transform, args=(spool, lambda _: [b'1800000000 0 x {"n":1}']))
+    rewriter = threading.Thread(target=SpoolEditor(spool).transform, args=(lambda _: [b'1800000000 0 x {"n":1}'],))
     rewriter.start()
     try:
         assert in_fsync.wait(30)
@@ -444,7 +445,7 @@ def test_a_notice_version_that_is_not_an_integer_shows_the_notice_again(cli, mon
 
 
 def test_a_temporary_file_left_by_a_process_that_exited_mid_write_is_removed_by_the_next_send():
-    spool = Spool(DEFAULT_ENDPOINT, bounds=SpoolBounds(batch_size=1))
+    spool = Spool(DEFAULT_ENDPOINT, Layout(), bounds=SpoolBounds(batch_size=1))
     spool.append(b'{"n":0}', 1_800_000_000)
     stale = os.path.join(spool.dir, ".spool.jsonl.999999999.0a0b0c0d.tmp")  # no such process
     fresh = os.path.join(spool.dir, ".backoff.json.999999998.0a0b0c0d.tmp")  # another process, writing now
@@ -452,7 +453,7 @@ def test_a_temporary_file_left_by_a_process_that_exited_mid_write_is_removed_by_
         with open(path, "wb") as f:
             f.write(b"half")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    lock = spool_edit.send_lock(spool)
+    lock = SpoolEditor(spool).send_lock()
     assert lock.acquire(0)
     try:
         sender.claim(spool, 1_800_000_000, None)

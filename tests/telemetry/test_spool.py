@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from zomg.telemetry import schema, sender, spool_edit
-from zomg.telemetry.files import Spool, SpoolBounds, uuid4
+from zomg.telemetry import schema, sender
+from zomg.telemetry.files import Layout, Spool, SpoolBounds, uuid4
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
+from zomg.telemetry.spool_edit import SpoolEditor
 
 pytestmark = pytest.mark.telemetry_on
 
@@ -44,7 +45,7 @@ def answer(outcome: str, status: int | None = None):
 
 
 def make(**bounds) -> Spool:
-    return Spool(DEFAULT_ENDPOINT, bounds=SpoolBounds(**bounds))
+    return Spool(DEFAULT_ENDPOINT, Layout(), bounds=SpoolBounds(**bounds))
 
 
 def test_append_then_claim_returns_events_in_order_and_marking_them_sent_waits_for_the_request():
@@ -62,7 +63,7 @@ def test_append_then_claim_returns_events_in_order_and_marking_them_sent_waits_f
     assert spool.due(NOW)
     # Once the request is on the socket the events are marked: a process that exits now leaves them
     # marked (not an endpoint failure, no backoff), and they no longer make a send due by themselves.
-    spool_edit.set_tries(spool, {line: 1 for line, _ in batch})
+    SpoolEditor(spool).set_tries({line: 1 for line, _ in batch})
     assert spool.backoff() == (0, 0.0) and not spool.due(NOW)
     sender.settle(spool, [line for line, _ in batch], answer(sender.SENT, 200), NOW)
     assert spool.count() == 0 and spool.backoff() == (0, 0.0)
@@ -103,7 +104,7 @@ def test_the_count_bound_holds_after_every_append():
     for i in range(60):
         if spool.append(encoded(event()), NOW + i):  # what every recorded run does
             over.append(i)
-            spool_edit.trim(spool, NOW + i)
+            SpoolEditor(spool).trim(NOW + i)
         assert spool.count() == min(i + 1, 20)
     assert over == list(range(20, 60))
 
@@ -125,9 +126,9 @@ def test_a_clock_that_jumped_never_ages_events_past_the_bound():
         spool.append(encoded(e), NOW)
     ahead = NOW + 365 * 86400
     spool.append(encoded(event()), ahead)  # a run with the clock a year ahead
-    assert len(spool_edit.bounded(spool, spool.read(), ahead)) == 4
-    assert len(spool_edit.bounded(spool, spool.read(), ahead + 86400)) == 4
-    assert len(spool_edit.bounded(spool, spool.read(), NOW + 60)) == 4  # and once the clock is right again
+    assert len(SpoolEditor(spool).bounded(spool.read(), ahead)) == 4
+    assert len(SpoolEditor(spool).bounded(spool.read(), ahead + 86400)) == 4
+    assert len(SpoolEditor(spool).bounded(spool.read(), NOW + 60)) == 4  # and once the clock is right again
 
 
 def test_torn_invalid_and_foreign_lines_never_reach_the_wire():
@@ -162,15 +163,15 @@ def test_settle_removes_exactly_the_sent_events_even_after_the_spool_changed():
 def test_clear_deletes_everything_it_owns():
     spool = make()
     spool.append(encoded(event()), NOW)
-    assert spool_edit.clear(spool) == 1
+    assert SpoolEditor(spool).clear() == 1
     assert not os.path.exists(spool.dir)
-    assert spool_edit.clear(make()) == 0
+    assert SpoolEditor(make()).clear() == 0
 
 
 def test_one_sender_at_a_time():
     spool = make()
     os.makedirs(spool.dir)
-    first, second = spool_edit.send_lock(spool), spool_edit.send_lock(spool)
+    first, second = SpoolEditor(spool).send_lock(), SpoolEditor(spool).send_lock()
     assert first.acquire(0)
     try:
         assert not second.acquire(0)
@@ -184,9 +185,9 @@ def test_one_sender_at_a_time():
 
 WRITER = r"""
 import json, sys
-from zomg.telemetry.files import Spool
+from zomg.telemetry.files import Layout, Spool
 from zomg.telemetry.policy import DEFAULT_ENDPOINT
-spool = Spool(DEFAULT_ENDPOINT)
+spool = Spool(DEFAULT_ENDPOINT, Layout())
 for i in range(int(sys.argv[1])):
     spool.append(json.dumps({"writer": sys.argv[2], "i": i, "pad": "x" * 300}).encode(), 1800000000)
 """
@@ -207,7 +208,7 @@ def test_concurrent_writers_lose_and_corrupt_nothing():
 
 @pytest.mark.parametrize("backend", ["lockf", "marker"])
 def test_lock_backends_exclude_each_other(tmp_path, backend):
-    from zomg.telemetry.files import FileLock
+    from zomg.fsutil import FileLock
 
     if backend == "lockf" and not hasattr(os, "lockf"):
         pytest.skip("POSIX only")
@@ -222,7 +223,7 @@ def test_lock_backends_exclude_each_other(tmp_path, backend):
 def test_the_lock_module_imports_and_works_without_lockf_or_msvcrt(tmp_path):
     code = (
         "import os, sys; del os.lockf; sys.modules['msvcrt'] = None\n"
-        "from zomg.telemetry.files import FileLock\n"
+        "from zomg.fsutil import FileLock\n"
         f"a = FileLock({str(tmp_path / 'l')!r}); b = FileLock({str(tmp_path / 'l')!r})\n"
         "assert a.backend == 'marker'\n"
         "assert a.acquire(0) and not b.acquire(0); a.release(); assert b.acquire(0); b.release()\n"
@@ -242,10 +243,10 @@ def test_a_spooled_event_is_valid_on_the_wire():
 
 
 def test_a_lock_held_by_another_process_is_busy_and_freed_when_that_process_dies(tmp_path):
-    from zomg.telemetry.files import FileLock
+    from zomg.fsutil import FileLock
 
     path = str(tmp_path / "l")
-    code = (f"from zomg.telemetry.files import FileLock; import sys; lock = FileLock({path!r});"
+    code = (f"from zomg.fsutil import FileLock; import sys; lock = FileLock({path!r});"
             "assert lock.acquire(0); print('held', flush=True); sys.stdin.read()")
     holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -108,7 +108,9 @@ def run(boxes_dir: str | None, deployment_name: str | None, deployment_metrics: 
     _settle(answers, candidate_id)
     setup_config.save(answers)
     if current.deployment_metrics and not answers.deployment_metrics:
-        deployment.forget()
+        from zomg.telemetry.files import Layout
+
+        deployment.forget(Layout())
     _report_changes(current, answers)
     return 0
 
@@ -161,18 +163,18 @@ def _settle(answers: setup_config.Answers, candidate_id: str) -> None:
 
 
 def _report_changes(before: setup_config.Answers, after: setup_config.Answers) -> None:
-    from zomg.telemetry import deployment
+    from zomg.telemetry import messages
 
     old_dir = before.boxes_dir or paths.default_boxes_dir()
     new_dir = after.boxes_dir or paths.default_boxes_dir()
     if old_dir != new_dir and os.path.isdir(old_dir) and any(not n.startswith(".") for n in os.listdir(old_dir)):
         note(f"zomg: note: boxes already in {old_dir} stay there; move them to {new_dir} to keep using them")
     note(f"saved {setup_config.path()}")
-    note(deployment.chosen_line(bool(after.deployment_metrics)))
+    note(messages.deployment_chosen_line(bool(after.deployment_metrics)))
 
 
 def _show() -> int:
-    from zomg.telemetry import deployment
+    from zomg.telemetry import deployment, messages
 
     answers = setup_config.load()
     print_table(
@@ -180,8 +182,8 @@ def _show() -> int:
         [
             ("boxes dir:", answers.boxes_dir or f"{paths.default_boxes_dir()} (default)"),
             ("deployment name:", answers.deployment_name or "none"),
-            ("deployment metrics:", deployment.setup_state(bool(answers.deployment_metrics),
-                                                          os.path.exists(setup_config.path()))),
+            ("deployment metrics:", messages.deployment_setup_state(bool(answers.deployment_metrics),
+                                                                    os.path.exists(setup_config.path()))),
             ("deployment id:", answers.deployment_id or "none"),
         ],
     )

@@ -11,83 +11,41 @@ from zomg.output import note, print_json, print_table
 
 
 def status(json: bool) -> int:
-    from zomg.telemetry import NOTICE_VERSION, status_text
+    from zomg.telemetry import NOTICE_VERSION, messages
 
-    info = status_text.status(NOTICE_VERSION)
+    info = messages.status(NOTICE_VERSION)
     if json:
         print_json(info)
     else:
-        lines = status_text.status_lines(info)
+        lines = messages.status_lines(info)
         print_table(lines[0], lines[1:])
     return 0
 
 
 def explain() -> int:
     from zomg.commands import declared
-    from zomg.telemetry import status_text
+    from zomg.telemetry import messages
 
-    sys.stdout.write(status_text.explain(declared(list(status_text.EXAMPLE_PATH))))
+    sys.stdout.write(messages.explain(declared(list(messages.EXAMPLE_PATH))))
     return 0
 
 
 def flush() -> int:
-    from zomg.errors import ConfigError, NetworkError, OperationTimeoutError
-    from zomg.telemetry import flush_report
+    from zomg.telemetry import flushing, messages
 
-    failed = []  # the reason of each data set whose send failed
-    faults = []  # the same, when the fault is this machine's (the spool, the disk)
-    for entry in flush_report():
-        name, n = entry["data_set"], entry["sent"]
-        events = _events(n)
-        if entry["result"] == "sent":
-            line = f"sent {events} to {entry['endpoint']}"
-            if entry["dropped"]:
-                line += f"; {entry['dropped']} refused by the receiver for their content and dropped"
-        elif entry["result"] == "nothing":
-            line = "nothing to send" + (f" ({entry['reason']})" if entry["reason"] else "")
-        elif entry["result"] == "off":
-            line = f"not sent: {entry['reason']}"
-        elif entry["unremoved"]:
-            faults.append(entry["reason"])
-            line = (f"sent {_events(n + entry['unremoved'])} to {entry['endpoint']}, but "
-                    f"{entry['unremoved']} could not be removed from the spool ({entry['reason']}): "
-                    "kept, and may be sent again (the receiver drops the copies)")
-        elif entry["fault"]:
-            faults.append(entry["reason"])  # this machine's: a spool file, the send lock
-            line = f"not sent: {entry['reason']}"
-        else:
-            failed.append(entry["reason"])
-            http = f", HTTP {entry['status']}" if entry["status"] else ""
-            kept = entry["kept"]
-            line = f"not sent: {entry['reason']}{http} from {entry['endpoint']}; {_events(kept)} kept for later"
-            if n:
-                line = f"sent {events}, then " + line
-        if entry["spent"]:
-            line += f"; {_events(entry['spent'])} of them sent twice before without an answer"
-        for other, count in entry["elsewhere"]:
-            line += (f"; holding {_events(count)} recorded for {other}: sent only there "
-                     "(run flush with ZOMG_TELEMETRY_ENDPOINT set to it)")
-        sys.stdout.write(f"{name}: {line}\n")
-    if faults:
+    report = flushing.flush_report()
+    for line in messages.flush_lines(report):
+        sys.stdout.write(line + "\n")
+    error = messages.flush_error(report)
+    if error is not None:
         sys.stdout.flush()
-        raise ConfigError(f"telemetry flush: {faults[0]}")
-    if failed:
-        sys.stdout.flush()
-        # Both exit 1, as documented: a timeout is told apart only in the message and the error class.
-        if all(reason == "timeout" for reason in failed):
-            raise OperationTimeoutError("telemetry flush: the endpoint did not answer in time; "
-                                        "the events not sent are kept for later")
-        raise NetworkError("telemetry flush: the endpoint failed; the events not sent are kept for later")
+        raise error
     return 0
-
-
-def _events(n: int) -> str:
-    return f"{n} event{'s' if n != 1 else ''}"
 
 
 def _store(mode: str) -> None:
     from zomg.telemetry import policy
-    from zomg.telemetry.files import Spool
+    from zomg.telemetry.files import Layout, Spool
 
     def change(data: dict) -> bool:
         data["mode"] = mode
@@ -97,10 +55,12 @@ def _store(mode: str) -> None:
 
     dropped = 0
     if mode == "off":
-        from zomg.telemetry import schema, spool_edit
+        from zomg.telemetry import schema
+        from zomg.telemetry.spool_edit import SpoolEditor
 
         # Deployment metrics share the spool but not this switch: only CLI events go.
-        dropped = _delete_unsent(lambda: spool_edit.drop_events(Spool(policy.endpoint()), schema.CLI_COMMAND))
+        spool = Spool(policy.endpoint(), Layout())
+        dropped = _delete_unsent(lambda: SpoolEditor(spool).drop_events(schema.CLI_COMMAND))
     written = _update_settings(change, "the telemetry setting")
     message = f"telemetry: stored {mode} in {written.path}"
     if mode == "off":
@@ -109,9 +69,9 @@ def _store(mode: str) -> None:
         message += "; from now on each command prints the event it would send to stderr instead of sending it"
     note(message)
     if mode == "off":
-        from zomg.telemetry import deployment
+        from zomg.telemetry import messages
 
-        note(deployment.after_telemetry_off_line())
+        note(messages.deployment_after_telemetry_off_line())
     decision = policy.decide()
     if decision.mode != mode:
         note(f"telemetry: note: this setting has no effect for now: {decision.reason}, "
@@ -143,10 +103,12 @@ def _update_settings(change, what: str):
 
 def reset() -> int:
     """A new installation id, the spool emptied and the delivery state cleared; nothing is sent."""
-    from zomg.telemetry import policy, spool_edit
-    from zomg.telemetry.files import Spool, uuid4
+    from zomg.telemetry import policy
+    from zomg.telemetry.files import Layout, Spool, uuid4
+    from zomg.telemetry.messages import events
+    from zomg.telemetry.spool_edit import SpoolEditor
 
-    dropped = _delete_unsent(lambda: spool_edit.clear(Spool(policy.endpoint())))
+    dropped = _delete_unsent(lambda: SpoolEditor(Spool(policy.endpoint(), Layout())).clear())
 
     def change(data: dict) -> bool:
         if data.get("mode") == "off" and "installation_id" not in data:
@@ -156,7 +118,7 @@ def reset() -> int:
 
     written = _update_settings(change, "a new installation id")
     made = f"new installation id {written.installation_id}" if written.installation_id else "no installation id"
-    note(f"telemetry: reset: {made}; deleted {_events(dropped)} not yet sent and the delivery state")
+    note(f"telemetry: reset: {made}; deleted {events(dropped)} not yet sent and the delivery state")
     return 0
 
 

@@ -7,14 +7,16 @@ imported, so importing stays free of side effects. ``make_app`` builds one
 with an explicit ``deliver``.
 
 Layout: ``wsgi`` (the application), ``fastpath`` (the schema compiled for
-speed), ``spool`` (accepted events on disk), ``forwarder`` and ``posthog``
-(delivery to PostHog), ``local_sink`` (delivery to a local file), ``store``
-(the usage store), ``report`` (the usage report), ``settings`` (the
+speed), ``sink`` (what every sink is), ``spool`` (accepted events on disk),
+``forwarder``, ``posthog_events`` and ``posthog_client`` (delivery to
+PostHog), ``local_sink`` (delivery to a local file), ``store`` (the usage
+store), ``report`` (the usage report), ``settings`` (the
 environment), ``metrics`` (the figures of /metrics and /readyz), ``log`` (the
 log line), ``gunicorn_conf`` and ``gunicorn_parts`` (gunicorn's part of
 production serving), ``stack`` (nginx in front of gunicorn:
 scripts/receiver-stack), ``__main__`` (the dev server). It
-depends on ``zomg.telemetry.schema`` and the standard library, nothing else of zomg.
+depends on ``zomg.telemetry.schema`` and ``zomg.telemetry.protocol`` (what it
+shares with the CLI) and the standard library, nothing else of zomg.
 """
 from __future__ import annotations
 

@@ -7,7 +7,14 @@ validate_event only for an event it does not pass), into encode_event, and
 into one pattern that checks a whole batch in the canonical form the CLI sends
 (canonical_event_lines). Each is compiled on first use; the CLI, which
 handles one event per run, never imports this module. The source is made only
-from the rules, never from input.
+from the rules, never from input: it reads each rule through the schema's
+public rule classes and their settings (allowed values, pattern bodies,
+nullable), never the schema's private names.
+
+Beside them, the receiver's two encodings: ``encode_lines`` (validated events
+as the JSON lines every sink takes, the same bytes canonical_event_lines
+gives) and ``encode_json`` (any other JSON the receiver writes: its answers,
+PostHog's bodies).
 """
 from __future__ import annotations
 
@@ -19,21 +26,29 @@ from json.encoder import encode_basestring_ascii
 
 from zomg.telemetry import schema
 from zomg.telemetry.schema import (
-    _FLAG,
-    _TIMESTAMP_EXACT,
     BATCH_KEY,
     MAX_BATCH,
     MAX_FLAGS,
-    _Bool,
-    _Const,
-    _Enum,
-    _Flags,
-    _Pattern,
-    _SetExactlyWhen,
-    _Timestamp,
+    Bool,
+    Const,
+    Enum,
+    Flags,
+    Pattern,
+    SetExactlyWhen,
+    Timestamp,
     batch_events,
     validate_event,
 )
+
+# One encoder for every JSON the receiver writes but an event's: json.dumps with any option
+# builds a new encoder per call, which costs more than encoding an event.
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
+def encode_json(value: object) -> bytes:
+    """Compact, ASCII-only JSON: the receiver's answers, PostHog's bodies."""
+    return _encoder.encode(value).encode("ascii")
+
 
 _CANONICAL_START = '{"' + BATCH_KEY + '":['
 _CANONICAL_START_BYTES = _CANONICAL_START.encode("ascii")
@@ -101,8 +116,7 @@ class _Code:
         return f"{_bind(env, self.rule)}({v}) is None"
 
     def json_text(self, v: str, env: dict) -> str:
-        compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
-        return f"{_bind(env, compact)}({v})"
+        return f"{_bind(env, _encoder.encode)}({v})"
 
     def canonical(self, t: str, env: dict) -> tuple | None:
         """(pattern for the value's canonical text, source of a test of that text ``t`` or None
@@ -162,7 +176,7 @@ class _TimestampCode(_Code):
         return f"{_bind(env, encode_basestring_ascii)}({v})"
 
     def canonical(self, t: str, env: dict) -> tuple | None:
-        return f'"(?:{_TIMESTAMP_EXACT})"', None
+        return f'"(?:{self.rule.match_exact.body})"', None
 
 
 class _BoolCode(_Code):
@@ -198,7 +212,7 @@ class _FlagsCode(_Code):
 
     def canonical(self, t: str, env: dict) -> tuple | None:
         # Only a list of two or more can be out of order: only those are tested.
-        item = f'"(?:{_FLAG})"'
+        item = f'"(?:{self.rule.match.body})"'
         every = f"\\[(?:{item}(?:,{item}){{0,{MAX_FLAGS - 1}}}{_POSSESSIVE})?\\]"
         several = f"\\[{item}(?:,{item}){{1,{MAX_FLAGS - 1}}}\\]"
         return every, f"{_bind(env, self._text_sorted)}({t})", several
@@ -213,7 +227,7 @@ class _SetExactlyWhenCode(_Code):
         """A pattern for both fields, ``other`` then ``field``, as they stand side by side in canonical text."""
         rule = self.rule
         other, field = rules[rule.other], rules[rule.field]
-        if not (isinstance(other, _Enum) and isinstance(field, _Enum) and field.nullable):
+        if not (isinstance(other, Enum) and isinstance(field, Enum) and field.nullable):
             return None
         other_key = re.escape(json.dumps(rule.other)) + ":"
         field_key = "," + re.escape(json.dumps(rule.field)) + ":"
@@ -231,8 +245,8 @@ class _SetExactlyWhenCode(_Code):
 
 
 _CODE = {
-    _Const: _ConstCode, _Enum: _EnumCode, _Pattern: _PatternCode, _Timestamp: _TimestampCode,
-    _Bool: _BoolCode, _Flags: _FlagsCode, _SetExactlyWhen: _SetExactlyWhenCode,
+    Const: _ConstCode, Enum: _EnumCode, Pattern: _PatternCode, Timestamp: _TimestampCode,
+    Bool: _BoolCode, Flags: _FlagsCode, SetExactlyWhen: _SetExactlyWhenCode,
 }
 
 
@@ -356,6 +370,11 @@ def encode_event(event: dict) -> str:
     Only for validated events: the generated code relies on the types the rules checked.
     """
     return compiled_for("encoder", event["event"])(event)
+
+
+def encode_lines(events: list) -> bytes:
+    """Validated events as the receiver's JSON lines: encode_event's text, a newline after each, ASCII bytes."""
+    return "".join([encode_event(event) + "\n" for event in events]).encode("ascii")
 
 
 def canonical_event_lines(body: bytes) -> bytes | None:

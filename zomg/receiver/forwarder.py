@@ -38,11 +38,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from zomg.receiver.fastpath import encode_event
 from zomg.receiver.log import emit
-from zomg.receiver.posthog import batch_shape, body_from_lines
+from zomg.receiver.posthog_events import batch_shape, body_from_lines
+from zomg.receiver.sink import DeliveryError, Sink
 from zomg.receiver.spool import Spool, SpoolError, SpoolFull, on_fork
-from zomg.receiver.wsgi import DeliveryError
+from zomg.telemetry import protocol
 
 BATCH_EVENTS = 2000
 INTERVAL_SECONDS = 0.2
@@ -71,8 +71,8 @@ def _stderr(line: str) -> None:
     emit(line, "WARNING")
 
 
-class Forwarder:
-    """``deliver`` for make_app: keep validated events in the spool for PostHog; DeliveryError(503) when it cannot.
+class Forwarder(Sink):
+    """The sink that keeps validated events in the spool for PostHog; DeliveryError(503) when it cannot.
 
     What an operator may read (plain, for /metrics and /readyz): ``refusal``,
     ``spool.depth()``, ``spool.oldest_age()``, ``spool.counters()``.
@@ -135,9 +135,6 @@ class Forwarder:
         self._next_flush = 0.0  # when _post next writes the counters to the spool
 
     # The application's side -------------------------------------------------
-
-    def __call__(self, events: list) -> None:
-        self.deliver_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
 
     def deliver_lines(self, lines: bytes) -> None:
         """Keep events given as the schema's JSON lines on disk, or raise DeliveryError(503) with Retry-After."""
@@ -480,10 +477,9 @@ class Forwarder:
 
     def _failed(self, outcome: object, attempt: int) -> None:
         status = outcome.status
-        delay = min(self.backoff_cap, self.backoff * 2 ** min(attempt, 30))
-        delay = delay / 2 + delay / 2 * self.jitter()
-        if outcome.retry_after is not None:
-            delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
+        delay = protocol.backoff(attempt + 1, self.backoff, self.backoff_cap)
+        # Equal jitter: the workers of one receiver (and the receivers behind one balancer) spread out.
+        delay = protocol.honour_retry_after(delay / 2 + delay / 2 * self.jitter(), outcome.retry_after, MAX_RETRY_AFTER)
         if status in TOKEN_PROBLEM:
             kind = (f"PostHog refuses the project token (HTTP {status}): check POSTHOG_PROJECT_API_KEY; "
                     "accepted events are kept and retried")

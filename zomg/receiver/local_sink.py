@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
-from zomg.receiver.fastpath import encode_event
-from zomg.receiver.wsgi import DeliveryError
+from zomg.receiver.sink import DeliveryError, Sink
 
 STDOUT_FD = 1
 
@@ -27,8 +26,8 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-class LocalSink:
-    """``deliver`` for make_app: append each event as a line to ``path``, or to stdout when None."""
+class LocalSink(Sink):
+    """The sink that appends each event as a line to ``path``, or to stdout when None."""
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
@@ -39,12 +38,8 @@ class LocalSink:
     def describe(self) -> str:
         return self.path if self.path is not None else "standard output"
 
-    def __call__(self, events: list) -> None:
-        # Rebuilt field by field from the schema (its order, its types), not copied from the request.
-        self.deliver_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
-
     def deliver_lines(self, lines: bytes) -> None:
-        """Append events given as ASCII JSON lines (encode_event's, or the schema's canonical check's)."""
+        """Append events given as the receiver's JSON lines (rebuilt from the schema, never the request's text)."""
         try:
             if self.path is None:
                 for line in lines.rstrip(b"\n").split(b"\n"):

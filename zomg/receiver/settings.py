@@ -103,11 +103,9 @@ def _numbers(environ: Mapping[str, str], table: tuple) -> dict:
 
 def check_output(path: str) -> str:
     """``path`` when its directory exists and it can be appended to; SettingsError otherwise."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise SettingsError(f"output: directory {directory} does not exist")
-    if os.path.isdir(path):
-        raise SettingsError(f"output: {path} is a directory")
+    from zomg.receiver.sink import check_target
+
+    directory = check_target(path, "output", SettingsError)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise SettingsError(f"output: {path} cannot be written")
     if not os.path.exists(path) and not os.access(directory, os.W_OK | os.X_OK):
@@ -139,7 +137,7 @@ def _store_only(environ: Mapping[str, str], output: str | None) -> bool:
 
 
 def _check_sink(environ: Mapping[str, str], output: str | None) -> str:
-    from zomg.receiver.posthog import DEFAULT_HOST, check_host, check_token
+    from zomg.receiver.posthog_client import DEFAULT_HOST, check_host, check_token
 
     token = environ.get(TOKEN_VAR, "")
     if token:
@@ -178,7 +176,7 @@ def _sink(environ: Mapping[str, str], output: str | None) -> Callable:
     token = environ.get(TOKEN_VAR, "")
     if token:
         from zomg.receiver.forwarder import Forwarder
-        from zomg.receiver.posthog import DEFAULT_HOST, PostHogClient
+        from zomg.receiver.posthog_client import DEFAULT_HOST, PostHogClient
         from zomg.receiver.spool import Spool
 
         client = PostHogClient(token, environ.get(HOST_VAR) or DEFAULT_HOST)

@@ -27,8 +27,8 @@ import threading
 import time
 from collections.abc import Iterable
 
-from zomg.receiver.fastpath import encode_event
-from zomg.receiver.wsgi import DeliveryError
+from zomg.receiver.fastpath import encode_lines
+from zomg.receiver.sink import DeliveryError, Sink, check_target, hand_on
 from zomg.telemetry import schema
 
 # Incremented when a table changes; a store written by a newer receiver is refused.
@@ -227,11 +227,7 @@ def _make_private(path: str) -> None:
 
 def check_store(path: str) -> str:
     """``path`` when the store can be created or opened and written there; StoreError otherwise."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise StoreError(f"store: directory {directory} does not exist")
-    if os.path.isdir(path):
-        raise StoreError(f"store: {path} is a directory")
+    check_target(path, "store", StoreError)
     connect(path).close()
     return path
 
@@ -256,7 +252,7 @@ class Store:
 
     def write_events(self, events: Iterable[dict]) -> None:
         """Keep validated events (duplicates of kept ones are ignored); StoreError if they were not kept."""
-        self.write_lines("".join(encode_event(event) + "\n" for event in events).encode("ascii"))
+        self.write_lines(encode_lines(list(events)))
 
     def write_lines(self, lines: bytes) -> None:
         """Keep events given as the receiver's JSON lines (one validated event per line)."""
@@ -295,8 +291,8 @@ class Store:
             self._conn = None
 
 
-class StoreSink:
-    """``deliver`` for make_app: keep a batch in the store, then hand it to ``inner`` (if any).
+class StoreSink(Sink):
+    """The sink that keeps a batch in the store, then hands it to ``inner`` (another sink, if any).
 
     A batch the store could not keep is refused before ``inner`` sees it; one
     ``inner`` then refuses is kept, and its resend adds nothing to the store.
@@ -305,25 +301,14 @@ class StoreSink:
     def __init__(self, store: Store, inner: object = None) -> None:
         self.store = store
         self.inner = inner
-        if inner is None or hasattr(inner, "deliver_lines"):
-            self.deliver_lines = self._deliver_lines
 
-    def __call__(self, events: list) -> None:
-        self._keep(self.store.write_events, events)
-        if self.inner is not None:
-            self.inner(events)
-
-    def _deliver_lines(self, lines: bytes) -> None:
-        self._keep(self.store.write_lines, lines)
-        if self.inner is not None:
-            self.inner.deliver_lines(lines)
-
-    @staticmethod
-    def _keep(write, batch: object) -> None:
+    def deliver_lines(self, lines: bytes) -> None:
         try:
-            write(batch)
+            self.store.write_lines(lines)
         except StoreError as exc:
             raise DeliveryError(str(exc), status=503, retry_after=RETRY_AFTER_SECONDS) from None
+        if self.inner is not None:
+            hand_on(self.inner, lines)
 
     def __getattr__(self, name: str) -> object:
         # The server's hooks (start, close, hurry) reach the inner sink.

@@ -6,11 +6,12 @@ CONTENT_LENGTH bytes. It never looks at a request header or the client's
 address, so it cannot pass them on. A test hands it an environ that records
 every key read.
 
-Where accepted events go is a ``deliver(events)`` callable given to
-``make_app``: the PostHog forwarder (its spool) or the local sink. Both
-take the canonical fast path's lines, so one validation path serves both. It
-raises DeliveryError when the events could not be kept, and the client is told
-to retry later (with Retry-After when the sink says when).
+Where accepted events go is a sink (``zomg.receiver.sink``) given to
+``make_app``: the PostHog forwarder (its spool), the local sink, or the
+usage store's. Each takes the canonical fast path's lines, so one validation
+path serves all. A sink raises DeliveryError when the events could not be
+kept, and the client is told to retry later (with Retry-After when the sink
+says when). The path is the protocol's ``EVENTS_PATH``, the CLI's too.
 
 Besides the events, three GET routes for operators: ``/healthz`` (liveness:
 the process answers), ``/readyz`` (503 while new batches are refused, and
@@ -21,13 +22,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
-from zomg.receiver.fastpath import canonical_event_lines, validate_batch
+from zomg.receiver.fastpath import canonical_event_lines, encode_json, validate_batch
 from zomg.receiver.log import emit
 from zomg.receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from zomg.receiver.metrics import Metrics
+from zomg.receiver.sink import DeliveryError
 from zomg.telemetry import schema
+from zomg.telemetry.protocol import EVENTS_PATH
 
-EVENTS_PATH = "/v1/events"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
@@ -36,17 +38,6 @@ TOO_LARGE = f"body: larger than {MAX_BODY_BYTES} bytes"  # the 413's message (ng
 # Longer than this and the number is past MAX_BODY_BYTES anyway; also keeps
 # int() away from the interpreter's limit on very long digit strings.
 _MAX_LENGTH_DIGITS = 7
-
-
-class DeliveryError(Exception):
-    """Accepted events could not be handed on; the client keeps them and retries."""
-
-    def __init__(self, message: str, status: int = 502, retry_after: int | None = None,
-                 reason: str = "error") -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-        self.reason = reason  # one of metrics.REFUSAL_REASONS: what /metrics counts it as
 
 
 class _Reject(Exception):
@@ -87,14 +78,6 @@ def _no_constant(name: str) -> object:
 # parsers; the batch is validated as parsed. (Refusing repeats needs a Python
 # hook per object, which would cost a fifth of a request's time.)
 _decoder = json.JSONDecoder(parse_constant=_no_constant)
-# One encoder for every JSON the receiver writes: json.dumps with any option
-# builds a new encoder per call, which costs more than encoding an event.
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
-
-
-def encode_json(value: object) -> bytes:
-    """Compact, ASCII-only JSON."""
-    return _encoder.encode(value).encode("ascii")
 
 
 def decode_text(body: bytes) -> str:

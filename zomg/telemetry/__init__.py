@@ -32,7 +32,7 @@ DEPLOYMENT_METRICS = "deployment.metrics"
 # type, a new event type): every user then sees the notice again, and that run
 # again sends nothing. It lives here rather than in ``notice`` because every
 # run compares it with the stored version, and only a run that shows the
-# notice needs that module; ``notice`` and ``status_text`` are handed it, so
+# notice needs that module; ``notice`` and ``messages`` are handed it, so
 # no module of this package imports the package itself.
 NOTICE_VERSION = 1
 
@@ -69,7 +69,7 @@ class Session:
     def __init__(self, mode: str | None, installation_id: str | None, url: str,
                  env: Mapping[str, str] | None = None, *, timing: SessionTiming | None = None,
                  bounds: SpoolBounds | None = None, sending: SendTiming | None = None,
-                 files: Layout | None = None) -> None:
+                 layout: Layout) -> None:
         self.mode = mode  # None: no CLI event, only deployment metrics
         self.installation_id = installation_id
         self.url = url
@@ -78,7 +78,7 @@ class Session:
         self.bounds = bounds
         self.sending = sending
         self.env = env
-        self.files = files  # the run's file layout (None: the spool makes its own)
+        self.layout = layout  # the run's files: the one layout policy.decide made
         self.thread = None  # the send this invocation started, if any
         self.finishing = None  # set when the command has ended: the send then resends nothing
         self.metrics_thread = None  # measuring deployment metrics, when due
@@ -90,7 +90,7 @@ class Session:
         if self._spool_cache is None:
             from zomg.telemetry.files import Spool
 
-            self._spool_cache = Spool(self.url, bounds=self.bounds, files=self.files)
+            self._spool_cache = Spool(self.url, self.layout, self.bounds)
         return self._spool_cache
 
     def start_send_if_due(self) -> None:
@@ -114,11 +114,18 @@ class Session:
 
         def measure() -> None:
             try:
-                payload = deployment.measure_if_due(mode, deployment_id, self._spool(), self.timing.clock())
+                now = self.timing.clock()
+                built = deployment.measure_if_due(deployment_id, self._spool(), now)
+                if built is None:
+                    return
+                if mode == "log":
+                    from zomg.telemetry import schema
+
+                    self.metrics_log.append(schema.encode_batch([built]))
+                else:
+                    self._queue(built, now)
             except Exception:  # silent, like every other telemetry failure
                 return
-            if payload is not None:
-                self.metrics_log.append(payload)
 
         self.metrics_thread = threading.Thread(target=measure, name="zomg-deployment-metrics", daemon=True)
         self.metrics_thread.start()
@@ -163,11 +170,19 @@ class Session:
             schema.validate_event(built)
             self._print_log_line(schema.encode_batch([built]))
             return
+        self._queue(built, now)
+
+    def _queue(self, built: dict, now: float) -> None:
+        """Append one event to the spool, then hold the spool to its bound if the append says it is over it.
+
+        The trim is ``spool_edit``'s (cold code, loaded only then): ``files`` cannot load it itself without the
+        two importing each other, so this is the one place that appends an event.
+        """
         spool = self._spool()
         if spool.append_event(built, now):
-            from zomg.telemetry import spool_edit
+            from zomg.telemetry.spool_edit import SpoolEditor
 
-            spool_edit.trim(spool, now)
+            SpoolEditor(spool).trim(now)
 
 
 def start(telemetry_command: bool = False, *, env: Mapping[str, str] | None = None,
@@ -205,20 +220,20 @@ def _cli_session(decision, env: Mapping[str, str] | None, knobs: dict) -> tuple[
     """The CLI-event part of this run's session, and whether the notice was shown instead."""
     if decision.mode == "off":
         return None, False
-    from zomg.telemetry import files
+    from zomg.telemetry import files, policy
 
-    url = _endpoint_for(decision.mode, env)
+    url = policy.endpoint_for(decision.mode, env)
     if url is None:
         return None, False  # nowhere to send: record nothing, say nothing
-    if not files.writable(decision.files):
+    if not files.writable(decision.layout):
         return None, False  # read-only home or sandbox: silently off for this run
-    user = decision.user if decision.user is not None else files.read_user(decision.files)
+    user = decision.user  # read by policy.decide whenever the mode is not off
     if decision.mode == "on" and notice_due(user.notice_version):
         from zomg.telemetry import notice
 
         notice.show(env_decided=decision.source.startswith("env:"), version=NOTICE_VERSION)
         return None, True
-    session = Session(decision.mode, user.installation_id, url, env, files=decision.files, **knobs)
+    session = Session(decision.mode, user.installation_id, url, env, layout=decision.layout, **knobs)
     if decision.mode == "on" and user.installation_id is not None:
         session.kinds.add(CLI_COMMAND)
     return session, False
@@ -230,15 +245,15 @@ def _add_deployment_metrics(session: Session | None, decision, env: Mapping[str,
     if not _setup_may_opt_in(decision):
         return session  # not opted in (the common case costs one stat)
     from zomg import setup_config
-    from zomg.telemetry import deployment
+    from zomg.telemetry import deployment, policy
 
     mode, _ = deployment.decide(env, decision)
-    url = None if mode == "off" else _endpoint_for(mode, env)
+    url = None if mode == "off" else policy.endpoint_for(mode, env)
     if url is None:
         return session
     if session is None:
-        session = Session(None, None, url, env, files=decision.files, **knobs)
-    if deployment.due(session.timing.clock()):
+        session = Session(None, None, url, env, layout=decision.layout, **knobs)
+    if deployment.due(session.timing.clock(), session.layout.deployment_state):
         session.start_deployment_metrics(mode, setup_config.load().deployment_id)
     if mode == "on" and session.url == url:
         session.kinds.add(DEPLOYMENT_METRICS)
@@ -254,122 +269,17 @@ def _setup_may_opt_in(decision) -> bool:
     return decision.source != "env:DO_NOT_TRACK" and os.path.exists(paths.setup_file())
 
 
-def _endpoint_for(mode: str, env: Mapping[str, str] | None) -> str | None:
-    """The endpoint in effect; None when mode on has no usable one (log mode sends nothing, so any will do)."""
-    from zomg.telemetry import policy
-
-    url = policy.endpoint(env)
-    return None if mode == "on" and policy.endpoint_problem(url) is not None else url
-
-
 def flush(env: Mapping[str, str] | None = None, bounds: SpoolBounds | None = None,
           sending: SendTiming | None = None) -> int:
-    """Send every spooled event now, whatever the due rule and backoff say; return how many arrived.
+    """Send every spooled event now; return how many arrived (``zomg.telemetry.flushing.flush``).
 
-    What `zomg telemetry flush` does, for scripts and end-to-end checks
-    (``python -c "import zomg.telemetry as t; print(t.flush())"``).
+    The package's one call for scripts and end-to-end checks
+    (``python -c "import zomg.telemetry as t; print(t.flush())"``); `zomg telemetry flush` runs
+    ``flushing.flush_report``.
     """
-    return sum(entry["sent"] for entry in flush_report(env, bounds, sending))
+    from zomg.telemetry import flushing
+
+    return flushing.flush(env, bounds, sending)
 
 
-def flush_report(env: Mapping[str, str] | None = None, bounds: SpoolBounds | None = None,
-                 sending: SendTiming | None = None) -> list[dict]:
-    """Send every spooled event of each data set whose own switch is on; one entry per data set.
-
-    Each entry: ``data_set``, ``result`` (``sent``, ``nothing``, ``off`` or
-    ``failed``), ``sent``, ``dropped`` and ``kept`` event counts, ``endpoint``
-    (credentials masked), ``reason`` and ``status`` (the HTTP status of the
-    last answer, or None); ``unremoved`` (events the receiver took that a
-    fault such as a full disk kept in the spool), ``spent`` (of the events
-    kept, those sent twice before without an answer), ``elsewhere`` ([masked
-    endpoint, count] of events recorded for another endpoint, held for it)
-    and ``fault`` (True when the failure is this machine's: the spool, the disk).
-    Sends nothing when the environment or a lock turns telemetry off. The
-    whole call ends within ``sending.deadline`` seconds, however slowly the
-    endpoint answers.
-    """
-    import time as _time
-
-    from zomg.telemetry import deployment, files, policy, sender, spool_edit
-    from zomg.telemetry.files import Spool
-
-    sending = sending or sender.SendTiming()
-    deadline = _time.monotonic() + sending.deadline
-    decision = policy.decide(env)
-    url = policy.endpoint(env)
-    problem = policy.endpoint_problem(url)
-    # Their own rule: a stored `telemetry off` is not theirs to report (reading setup costs nothing here).
-    metrics = deployment.decide(env, decision)
-    sets = (
-        ("cli events", CLI_COMMAND, decision.mode, decision.reason),
-        ("deployment metrics", DEPLOYMENT_METRICS) + tuple(metrics),
-    )
-    report = []
-    for name, kind, mode, reason in sets:
-        entry = {"data_set": name, "result": "off", "sent": 0, "dropped": 0, "kept": 0,
-                 "endpoint": policy.masked(url), "reason": None, "status": None, "unremoved": 0,
-                 "spent": 0, "elsewhere": [], "fault": False}
-        report.append(entry)
-        if mode != "on":
-            entry["reason"] = f"off ({reason})" if mode == "off" else "log mode prints events instead of sending them"
-            continue
-        spool = Spool(url, bounds=bounds)
-        faults = spool_edit.faults(spool)
-        waiting = _waiting(spool, kind)
-        entry["elsewhere"] = [[policy.masked(other), n] for other, n in waiting["elsewhere"].items()]
-        if faults:
-            entry.update(result="failed", kept=waiting["mine"], reason="; ".join(faults), fault=True)
-            continue
-        if problem is not None:
-            entry.update(result="failed" if waiting["mine"] else "nothing", kept=waiting["mine"],
-                         reason=f"the endpoint is not usable: {problem}")
-            continue
-        installation_id = files.read_user().installation_id if kind == CLI_COMMAND else None
-        wait = max(0.0, min(sending.timeout + MAX_WAIT_FOR_ANOTHER_SENDER, deadline - _time.monotonic()))
-        result = sender.deliver(spool, url, installation_id, force=True, kinds=frozenset((kind,)),
-                                wait=wait, timing=sending, deadline=deadline)
-        after = _waiting(spool, kind)
-        entry.update(sent=result.delivered, dropped=result.dropped, kept=after["mine"],
-                     unremoved=result.unremoved, spent=after["spent"])
-        if result.busy:
-            entry.update(result="failed", reason="another zomg is sending; try again")
-        elif result.unremoved:
-            entry.update(result="failed", reason=result.fault, fault=True)
-        elif result.answer is not None and result.answer.outcome == sender.FAILED:
-            entry.update(result="failed", reason=result.answer.reason, status=result.answer.status)
-        elif result.fault is not None:
-            entry.update(result="failed", reason=result.fault, fault=True)
-        elif result.answer is None and entry["kept"]:
-            entry.update(result="failed", reason="the events could not be read from the spool")
-        else:
-            entry["result"] = "sent" if result.delivered or result.dropped else "nothing"
-            if result.answer is not None:
-                entry["status"] = result.answer.status
-    return report
-
-
-# How long `zomg telemetry flush` waits, beyond a send's own timeout, for another process's send.
-MAX_WAIT_FOR_ANOTHER_SENDER = 1.0
-
-
-def _waiting(spool, kind: str) -> dict:
-    """Events of type ``kind``: ``mine`` wait for the spool's endpoint (``spent`` of them sent twice without an
-    answer: only flush sends them again); ``elsewhere`` maps each other endpoint to how many wait for it."""
-    from zomg.telemetry.spool_edit import MAX_SENDS, event_type, parse
-
-    found = {"mine": 0, "spent": 0, "elsewhere": {}}
-    for line in spool.read():
-        parsed = parse(line)
-        if parsed is None or event_type(line) != kind:
-            continue
-        if parsed[2] == spool.url:
-            found["mine"] += 1
-            found["spent"] += parsed[1] >= MAX_SENDS
-        else:
-            other = parsed[2].decode("ascii", "replace")
-            found["elsewhere"][other] = found["elsewhere"].get(other, 0) + 1
-    return found
-
-
-__all__ = ["LOG_PREFIX", "MAX_GRACE", "NOTICE_VERSION", "Session", "SessionTiming", "flush",
-           "flush_report", "notice_due", "start"]
+__all__ = ["LOG_PREFIX", "MAX_GRACE", "NOTICE_VERSION", "Session", "SessionTiming", "flush", "notice_due", "start"]

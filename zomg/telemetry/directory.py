@@ -1,20 +1,20 @@
 """A checked directory of telemetry's held open: its files opened, replaced, renamed and removed through its descriptor.
 
-Opening a single file the safe way is ``zomg.telemetry.files``'s (it is on
-every recorded command's path); this module serves what replaces or removes
-files (the settings writer, the spool editor, forgetting damaged state), so
-that a recorded command does not pay for loading it.
+Opening a single file the safe way is ``zomg.fsutil``'s (it is on every
+recorded command's path); this module serves what replaces or removes files
+(the settings writer, the spool editor), so that a recorded command does not
+pay for loading it.
 """
 from __future__ import annotations
 
 import os
 
-from zomg.telemetry.files import (
+from zomg.fsutil import (
     DIR_FDS,
     READ,
     Planted,
     is_directory,
-    make_dirs,
+    make_private_dirs,
     open_dir,
     open_in,
     read_fd,
@@ -34,7 +34,7 @@ class Directory:
         self.path = path
         self.fd: int | None = None
         if create:
-            make_dirs(path)
+            make_private_dirs(path)
         if DIR_FDS:
             self.fd = open_dir(path, follow)
         elif os.path.islink(path) and not follow or not os.path.isdir(path):
@@ -58,7 +58,7 @@ class Directory:
         return os.stat(self.at(name), dir_fd=self.fd, follow_symlinks=False)
 
     def remove(self, name: str) -> None:
-        """Remove ``name`` (a symlink itself, never its target); see ``files.remove_in``."""
+        """Remove ``name`` (a symlink itself, never its target); see ``fsutil.remove_in``."""
         remove_in(self.fd, self.at(name))
 
     def make_room(self, name: str) -> None:

@@ -252,15 +252,17 @@ def build(invocation: dict, installation_id: str, now: float, env=None) -> dict:
     dropped; without them, no command, subcommand or flag is kept.
     """
     from zomg import __version__
-    from zomg.errors import ERROR_CLASSES
 
     command, subcommand, defined = _declared(invocation)
     result = invocation.get("result")
     if result not in RESULTS:
         result = "error"
     error_class = invocation.get("error_class") if result == "error" else None
-    if result == "error" and error_class not in ERROR_CLASSES:
-        error_class = "internal"
+    if result == "error":
+        from zomg.errors import error_classes  # loaded already by the failure; the schema is not
+
+        if error_class not in error_classes():
+            error_class = "internal"
     return {
         "event": EVENT,
         "schema_version": SCHEMA_VERSION,

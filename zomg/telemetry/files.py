@@ -1,4 +1,4 @@
-"""Telemetry's own files as every recorded command uses them: where each lives, the settings, the spool, the lock.
+"""Telemetry's own files as every recorded command uses them: where each lives, the settings, the spool.
 
 One module holds all that a recorded command does with telemetry's files
 (read the settings, ask whether a send is due, append its event): every
@@ -22,8 +22,10 @@ Every file telemetry reads (the user's settings, the system file, the spool's
 state files) may have been damaged by a full disk, an editor or a test: wrong
 types, NaN, Infinity, numbers with thousands of digits, nesting deep enough
 to exhaust the parser's recursion, a directory where a file belongs. None of
-that may raise past these helpers: a value that cannot be used reads as
-absent, and the caller falls back to its documented default.
+that may raise past these helpers (``zomg.fsutil.read_json`` reads a file
+without raising, ``number`` and ``whole`` check a value read): a value that
+cannot be used reads as absent, and the caller falls back to its documented
+default.
 
 The spool, ``<state dir>/telemetry/spool.jsonl``, is the on-disk queue of
 events waiting to be sent. It holds one event a line as ``<enqueued epoch
@@ -42,18 +44,16 @@ waits for the disk. ``backoff.json`` says when to try again after a failure,
 is serialised by ``send.lock``. The spool knows nothing about event types:
 it carries encoded events.
 
-``FileLock`` is the inter-process lock both the settings file and the spool take.
+Opening, reading, removing and locking a file are ``zomg.fsutil``'s
+(``open_file``, ``read_json``, ``forget``, ``FileLock``): what here is
+telemetry's is which files, and what they say.
 """
 from __future__ import annotations
 
 import os
-import sys
-import time
 
 from zomg import json_light, paths
-
-_MAX_BYTES = 1 << 20  # far above anything zomg writes; a bigger file is not zomg's
-READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # opening to read; Windows would otherwise translate line ends
+from zomg.fsutil import FileLock, Planted, append_line, forget, read_bytes, read_json
 
 SETTINGS = "telemetry.json"  # in the config dir, and in each system config dir
 
@@ -85,177 +85,7 @@ class Layout:
         return [os.path.join(directory, SETTINGS) for directory in paths.system_config_dirs()]
 
 
-
-# --- opening a file safely -------------------------------------------------------
-# Telemetry opens only regular files it owns: a FIFO would block a command for
-# ever, a device or socket is not a file, and a symlink (planted by a tool or
-# another user, or by the user pointing the spool somewhere) must never be
-# written, read or deleted through. Each file is opened relative to a
-# descriptor of its directory that was checked (a real directory, the user's),
-# with O_NOFOLLOW and O_NONBLOCK, then checked again with fstat; renames and
-# deletes use the same directory descriptor (``zomg.telemetry.directory``, loaded
-# only where a file is replaced or removed), so nothing can be swapped between
-# the check and the use. The config directory itself may be a symlink (dotfiles
-# managers link ~/.config/zomg) but must be the user's; the spool directory,
-# which zomg creates, may not. Where ``dir_fd`` is not supported (Windows)
-# the path is used as given, with the same checks on what was opened.
-
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_SAFE = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-_DIR_OPEN = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-DIR_FDS = os.open in os.supports_dir_fd  # POSIX
-_KIND = 0o170000  # stat.S_IFMT, by hand: a name looked up costs less than a function call
-_REGULAR = 0o100000
-_DIRECTORY = 0o040000
-
-
-class Planted(OSError):
-    """Something other than a regular file (or directory) of the user's stands where telemetry keeps one."""
-
-
-def _owner() -> int | None:
-    return os.geteuid() if hasattr(os, "geteuid") else None
-
-
-def what_is(st: os.stat_result) -> str:
-    """A user's word for what a file-system object is."""
-    kind = st.st_mode & _KIND
-    return {_REGULAR: "a file", _DIRECTORY: "a directory", 0o120000: "a symlink", 0o010000: "a FIFO",
-            0o140000: "a socket", 0o020000: "a device", 0o060000: "a device"}.get(kind, "not a file")
-
-
-def is_directory(st: os.stat_result) -> bool:
-    return st.st_mode & _KIND == _DIRECTORY
-
-
-def _check(fd: int, want: int, owned: bool = True) -> int:
-    st = os.fstat(fd)
-    if st.st_mode & _KIND != want:
-        os.close(fd)
-        raise Planted(f"is {what_is(st)}, not {'a directory' if want == _DIRECTORY else 'a file'}")
-    uid = _owner()
-    if owned and uid is not None and st.st_uid != uid:
-        os.close(fd)
-        raise Planted("belongs to another user")
-    return fd
-
-
-def _planted_or(exc: OSError, path: str, dir_fd: int | None = None) -> OSError:
-    """What a failed open of ``path`` means: a symlink (or a non-directory on the way) is planted."""
-    try:
-        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=False) if dir_fd is not None else os.lstat(path)
-    except OSError:
-        return exc
-    if st.st_mode & _KIND not in (_REGULAR, _DIRECTORY):
-        return Planted(f"is {what_is(st)}, not a file zomg made")
-    return exc
-
-
-def open_dir(path: str, follow: bool = False) -> int:
-    """A descriptor of the user's directory at ``path`` (``follow``: it may be a symlink to one).
-
-    Raises Planted when something else stands there, FileNotFoundError when nothing does.
-    """
-    try:
-        fd = os.open(path, _DIR_OPEN | (0 if follow else _NOFOLLOW))
-    except OSError as exc:
-        raise _planted_or(exc, path) from None
-    return _check(fd, _DIRECTORY)
-
-
-def open_in(dir_fd: int | None, name: str, flags: int = READ, mode: int = 0o600, owned: bool = True) -> int:
-    """Open ``name`` in the checked directory ``dir_fd`` (None: ``name`` is a path): a regular file of the
-    user's (``owned``), or Planted."""
-    try:
-        if dir_fd is None:
-            fd = os.open(name, flags | _SAFE, mode)
-        else:
-            fd = os.open(name, flags | _SAFE, mode, dir_fd=dir_fd)
-    except OSError as exc:
-        raise _planted_or(exc, name, dir_fd) from None
-    return _check(fd, _REGULAR, owned)
-
-
-def _split(path: str) -> tuple[str, str]:
-    cut = path.rfind(os.sep)
-    return path[:cut] or os.sep, path[cut + 1:]
-
-
-def open_file(path: str, flags: int = READ, mode: int = 0o600, follow_dir: bool = False) -> int:
-    """Open telemetry's file at ``path`` the safe way (see above); raises OSError, Planted for a planted object."""
-    if not DIR_FDS:
-        return open_in(None, path, flags, mode)
-    directory, name = _split(path)
-    dir_fd = open_dir(directory, follow_dir)
-    try:
-        return open_in(dir_fd, name, flags, mode)
-    finally:
-        os.close(dir_fd)
-
-
-def make_dirs(path: str) -> None:
-    """``zomg.fsutil.make_private_dirs``, loaded only when a directory is missing (rare on this path)."""
-    from zomg.fsutil import make_private_dirs
-
-    make_private_dirs(path)
-
-
-def read_bytes(path: str, limit: int | None = None, follow_dir: bool = False) -> bytes:
-    """The file's bytes (at most ``limit``), opened the safe way. Raises OSError (Planted for a planted object).
-
-    os.open and os.read rather than open(): no io objects for a file read once.
-    """
-    fd = open_file(path, READ, 0, follow_dir)
-    try:
-        return read_fd(fd, limit)
-    finally:
-        os.close(fd)
-
-
-def read_fd(fd: int, limit: int | None = None) -> bytes:
-    """What is left to read of ``fd`` (at most ``limit`` bytes)."""
-    chunks, size = [], 0
-    while limit is None or size < limit:
-        chunk = os.read(fd, 1 << 16 if limit is None else min(1 << 16, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def read_json(path: str, follow_dir: bool = False, system: bool = False) -> tuple[object, str | None, bool]:
-    """(parsed JSON, problem, exists). Never raises.
-
-    ``system``: a file zomg only reads, that an administrator owns (and may link): it need only be a regular file.
-    """
-    try:
-        if system:
-            fd = open_in(None, path, READ, 0, owned=False) if not _NOFOLLOW else _open_system(path)
-            try:
-                raw = read_fd(fd, _MAX_BYTES + 1)
-            finally:
-                os.close(fd)
-        else:
-            raw = read_bytes(path, _MAX_BYTES + 1, follow_dir)
-    except (FileNotFoundError, NotADirectoryError):
-        return None, None, False
-    except Planted as exc:
-        return None, str(exc), True
-    except OSError as exc:
-        return None, f"cannot be read: {exc.strerror or exc}", True
-    if len(raw) > _MAX_BYTES:
-        return None, "is too large", True
-    try:
-        return json_light.loads(raw.decode("utf-8")), None, True
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-        return None, "is not valid JSON", True
-
-
-def _open_system(path: str) -> int:
-    # An administrator may link the system file: followed, but it must be a regular file (never a FIFO).
-    fd = os.open(path, READ | (_SAFE & ~_NOFOLLOW))
-    return _check(fd, _REGULAR, owned=False)
+# --- what a value read means -------------------------------------------------------
 
 
 def number(value: object, low: float, high: float) -> float | None:
@@ -270,40 +100,6 @@ def whole(value: object, low: int, high: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if low <= value <= high else None
-
-
-def remove_in(dir_fd: int | None, name: str) -> None:
-    """Remove ``name`` in the checked directory ``dir_fd`` (None: ``name`` is a path): a symlink itself, never
-    its target. A directory that holds something is renamed aside (``<name>.damaged-<random>``): what is in it
-    is not zomg's to destroy."""
-    try:
-        if is_directory(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)):
-            try:
-                os.rmdir(name, dir_fd=dir_fd)
-            except OSError:
-                aside = f"{name}.damaged-{os.urandom(3).hex()}"
-                os.replace(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        else:
-            os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass
-
-
-def forget(path: str, follow_dir: bool = False) -> None:
-    """Remove a state file (or what stands in its place, never through a link) if it can be; it is rebuilt
-    when needed."""
-    directory, name = _split(path)
-    try:
-        dir_fd = open_dir(directory, follow_dir) if DIR_FDS else None
-    except OSError:
-        return
-    try:
-        remove_in(dir_fd, name if dir_fd is not None else path)
-    except OSError:
-        pass
-    finally:
-        if dir_fd is not None:
-            os.close(dir_fd)
 
 
 # --- what the settings files say ---------------------------------------------------
@@ -341,7 +137,8 @@ class Settings:
     version come from the user's file only, ``locked`` from the system file only.
     """
 
-    __slots__ = ("path", "exists", "mode", "installation_id", "notice_version", "locked", "problem", "data")
+    __slots__ = ("path", "exists", "mode", "installation_id", "notice_version", "locked", "locks_off", "problem",
+                 "data")
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -350,12 +147,9 @@ class Settings:
         self.installation_id: str | None = None
         self.notice_version = 0
         self.locked = False
+        self.locks_off = False  # a system file that says mode off and locked: nothing else counts
         self.problem: str | None = None
         self.data: dict = {}
-
-    @property
-    def locks_off(self) -> bool:
-        return self.path is not None and self.mode == "off" and self.locked
 
 
 def _mode_of(data: dict) -> tuple[str | None, str | None]:
@@ -366,9 +160,9 @@ def _mode_of(data: dict) -> tuple[str | None, str | None]:
     return None, f"has an unknown mode {shown} (expected on, off or log)"
 
 
-def read_user(files: Layout | None = None) -> Settings:
-    """The user's settings file, read defensively."""
-    config = Settings((files or Layout()).settings)
+def read_user(layout: Layout) -> Settings:
+    """The user's settings file of ``layout``, read defensively."""
+    config = Settings(layout.settings)
     data, config.problem, config.exists = read_json(config.path, follow_dir=True)
     if config.problem or not config.exists:
         return config
@@ -400,14 +194,22 @@ def read_system() -> Settings:
             if not isinstance(locked, bool):
                 problem = "has a 'locked' that is not true or false"
             found.locked = locked is True
+            found.locks_off = found.mode == "off" and found.locked
         found.problem = problem
         return found
     return Settings(None)
 
 
-def writable(files: Layout | None = None) -> bool:
-    """Whether the config dir (or, before it exists, its nearest existing parent) takes writes."""
-    directory = os.path.dirname((files or Layout()).settings)
+def read_settings(layout: Layout) -> tuple[Settings, Settings | None]:
+    """(the system-wide settings, the user's of ``layout``); the user's file is not read (None) when the
+    system file locks telemetry off, since nothing in it could count."""
+    system = read_system()
+    return system, None if system.locks_off else read_user(layout)
+
+
+def writable(layout: Layout) -> bool:
+    """Whether ``layout``'s config dir (or, before it exists, its nearest existing parent) takes writes."""
+    directory = os.path.dirname(layout.settings)
     while True:
         if os.path.exists(directory):
             return os.path.isdir(directory) and os.access(directory, os.W_OK)
@@ -454,8 +256,10 @@ class SpoolBounds:
         self.max_event_age = max_event_age  # ...none older than this (seconds)
 
     def backoff(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` consecutive failed sends."""
-        return min(self.backoff_cap, self.backoff_base * 2 ** max(0, min(failures - 1, 30)))
+        """Seconds to wait after ``failures`` consecutive failed sends (the formula is the protocol's)."""
+        from zomg.telemetry.protocol import backoff  # only the sender asks, in its thread
+
+        return backoff(failures, self.backoff_base, self.backoff_cap)
 
 
 def lines_of(data: bytes) -> list[bytes]:
@@ -463,7 +267,7 @@ def lines_of(data: bytes) -> list[bytes]:
     return [line for line in data.split(b"\n") if line]
 
 
-_LATEST = 1e11  # seconds since the epoch (year 5138): any later time or retry_at is damage
+LATEST_TIME = 1e11  # seconds since the epoch (year 5138): any later time or retry_at in a state file is damage
 
 
 class Spool:
@@ -476,22 +280,21 @@ class Spool:
     than the append itself.
     """
 
-    def __init__(self, url: str, directory: str | None = None, bounds: SpoolBounds | None = None,
-                 files: Layout | None = None) -> None:
-        self.files = files if files is not None else Layout(directory)
-        self.dir = self.files.spool_dir
+    def __init__(self, url: str, layout: Layout, bounds: SpoolBounds | None = None) -> None:
+        self.layout = layout
+        self.dir = layout.spool_dir
         self.bounds = bounds or SpoolBounds()
         self.url = url.encode("ascii", "replace")  # the endpoint this spool's appends are meant for
-        self.path = self.files.spool
-        self.backoff_path = self.files.backoff
-        self.last_path = self.files.last
+        self.path = layout.spool
+        self.backoff_path = layout.backoff
+        self.last_path = layout.last
 
     def lock(self) -> FileLock:
-        return FileLock(self.files.spool_lock)
+        return FileLock(self.layout.spool_lock)
 
     # Reading takes no lock: a torn last line only makes a count one short.
 
-    def _raw(self) -> bytes:
+    def raw(self) -> bytes:
         """At most ``MAX_SPOOL_BYTES`` of the spool (b"" when it cannot be read: ``read_checked`` says why).
 
         A bigger file is damage (or not zomg's): ``spool_edit.trim`` cuts it down to
@@ -503,7 +306,7 @@ class Spool:
             return b""
 
     def read_checked(self) -> tuple[bytes, str | None]:
-        """(what ``_raw`` gives, why the spool cannot be read, or None): a fault is reported, never "0 unsent"."""
+        """(what ``raw`` gives, why the spool cannot be read, or None): a fault is reported, never "0 unsent"."""
         try:
             return read_bytes(self.path, MAX_SPOOL_BYTES), None
         except FileNotFoundError:
@@ -513,7 +316,7 @@ class Spool:
 
     def read(self) -> list[bytes]:
         """The spool's non-empty lines, damaged ones included."""
-        return lines_of(self._raw())
+        return lines_of(self.raw())
 
     def count(self) -> int:
         return len(self.read())
@@ -530,7 +333,7 @@ class Spool:
         failures = retry_at = None
         if isinstance(data, dict):
             failures = whole(data.get("failures"), 0, 1000)
-            retry_at = number(data.get("retry_at"), 0, _LATEST)
+            retry_at = number(data.get("retry_at"), 0, LATEST_TIME)
         if failures is None or retry_at is None:
             forget(self.backoff_path)
             return 0, 0.0
@@ -544,7 +347,7 @@ class Spool:
             return False
         # Every run asks this: one scan of the file in C for this endpoint's fresh lines
         # (``<stamp> 0 <endpoint> ``) rather than splitting each line; the sender checks properly.
-        data = self._raw()
+        data = self.raw()
         marker = b" 0 " + self.url + b" "
         if data.count(marker) >= self.bounds.batch_size:
             return True
@@ -562,164 +365,14 @@ class Spool:
         load without the two importing each other.
         """
         record = b"%d 0 %s %s\n" % (max(0, int(now)), self.url, encoded_event)
-        lock = self.lock()
-        try:
-            got = lock.acquire(_LOCK_WAIT)
-        except FileNotFoundError:
-            make_dirs(self.dir)
-            got = lock.acquire(_LOCK_WAIT)
-        if not got:
-            raise TimeoutError("telemetry spool lock busy")
-        try:
-            try:
-                fd = open_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
-            except IsADirectoryError:  # damaged state: make room and start over
-                forget(self.path)
-                fd = open_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
-            try:
-                size = os.fstat(fd).st_size
-                if size:
-                    os.lseek(fd, size - 1, os.SEEK_SET)
-                    if os.read(fd, 1) != b"\n":  # a torn last line must not swallow this event
-                        record = b"\n" + record
-                os.write(fd, record)
-            finally:
-                os.close(fd)
-        finally:
-            lock.release()
+        size = append_line(self.path, record, self.layout.spool_lock, _LOCK_WAIT)
         # A spool that waits for an endpoint that is down stays near its bound for a long
         # time: counting its lines in C costs every run far less than parsing them.
         limit = self.bounds.max_events
-        size += len(record)
-        return size > MAX_SPOOL_BYTES or size >= limit * _MIN_LINE and self._raw().count(b"\n") > limit
+        return size > MAX_SPOOL_BYTES or size >= limit * _MIN_LINE and self.raw().count(b"\n") > limit
 
     def append_event(self, event: dict, now: float) -> bool:
         """Queue one event, encoded as compact ASCII JSON; as ``append``."""
         return self.append(json_light.dumps_compact(event).encode("ascii"), now)
 
 
-# --- the lock -------------------------------------------------------------------
-# Inter-process file locks for the telemetry settings and spool.
-#
-# POSIX uses ``os.lockf`` on a lock file: the kernel drops the lock when its
-# holder exits or dies, so a killed zomg never leaves a stale lock, and it
-# needs no import (``fcntl`` alone costs more to load than the rest of a
-# spool append). Such locks belong to the process, not to a descriptor, so
-# threads of one process are kept apart by an in-process mutex taken *before*
-# the file is opened; that also keeps a second descriptor of the same file
-# from being closed (which would drop the process's lock) while it is held.
-# The mutex exists once ``threading`` is loaded, which happens before any
-# second thread of zomg's can. Windows uses ``msvcrt.locking``; anywhere else
-# an ``O_EXCL`` marker file stands in, and a marker older than
-# ``_STALE_AFTER`` seconds is taken to be left by a dead process.
-
-msvcrt = None
-if not hasattr(os, "lockf"):
-    try:
-        import msvcrt
-    except ImportError:
-        pass
-
-_STALE_AFTER = 60.0
-_mutexes: dict = {}
-
-
-def _mutex(path: str):
-    threading = sys.modules.get("threading")
-    if threading is None:
-        return None  # no thread of ours can exist yet
-    mutex = _mutexes.get(path)
-    if mutex is None:
-        mutex = _mutexes.setdefault(path, threading.Lock())
-    return mutex
-
-
-class FileLock:
-    """An exclusive lock on ``path``; ``acquire(wait)`` gives up after ``wait`` seconds."""
-
-    def __init__(self, path: str, backend: str | None = None, follow_dir: bool = False) -> None:
-        self.path = path
-        self.follow_dir = follow_dir  # the settings lock lives in the config dir, which may be a link
-        self.backend = backend or ("lockf" if hasattr(os, "lockf") else "msvcrt" if msvcrt else "marker")
-        self._fd: int | None = None
-        self._mutex = None
-
-    def _try_once(self) -> bool:
-        if self.backend == "marker":
-            try:
-                fd = os.open(self.path + ".held", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                self._break_if_stale()
-                return False
-            self._fd = fd
-            return True
-        fd = open_file(self.path, os.O_RDWR | os.O_CREAT, 0o600, self.follow_dir)
-        try:
-            if self.backend == "lockf":
-                os.lockf(fd, os.F_TLOCK, 0)
-            else:
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def _break_if_stale(self) -> None:
-        try:
-            if time.time() - os.stat(self.path + ".held").st_mtime > _STALE_AFTER:
-                os.unlink(self.path + ".held")
-        except OSError:
-            pass
-
-    def acquire(self, wait: float = 0.0) -> bool:
-        """Take the lock; poll for up to ``wait`` seconds. OSError if the file cannot be made."""
-        deadline = time.monotonic() + wait
-        mutex = _mutex(self.path)
-        if mutex is not None and not (mutex.acquire(timeout=wait) if wait > 0 else mutex.acquire(False)):
-            return False
-        pause = 0.001
-        try:
-            while not self._try_once():
-                if time.monotonic() + pause > deadline:
-                    break
-                time.sleep(pause)
-                pause = min(pause * 2, 0.02)
-        except BaseException:
-            if mutex is not None:
-                mutex.release()
-            raise
-        if self._fd is None:
-            if mutex is not None:
-                mutex.release()
-            return False
-        self._mutex = mutex
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        mutex, self._mutex = self._mutex, None
-        if fd is None:
-            return
-        try:
-            if self.backend == "marker":
-                os.unlink(self.path + ".held")
-            elif self.backend == "lockf":
-                os.lockf(fd, os.F_ULOCK, 0)
-            else:
-                os.lseek(fd, 0, os.SEEK_SET)
-                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-            if mutex is not None:
-                mutex.release()
-
-    def __enter__(self) -> FileLock:
-        if not self.acquire(wait=2.0):
-            raise TimeoutError(f"lock busy: {self.path}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

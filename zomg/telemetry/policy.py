@@ -31,15 +31,15 @@ OFF_WORDS = ("off", "0", "false", "no", "disable", "disabled")
 ON_WORDS = ("on", "1", "true", "yes", "enable", "enabled")
 LOG_WORDS = ("log",)
 SOURCES = ("env:DO_NOT_TRACK", "env:ZOMG_TELEMETRY", "config", "system", "default")
+# Its path is protocol.EVENTS_PATH (a test checks), spelled out so that a default run loads no other module.
 DEFAULT_ENDPOINT = "https://telemetry.zomg.ai/v1/events"
 ENDPOINT_ENV = "ZOMG_TELEMETRY_ENDPOINT"
-EVENTS_PATH = "/v1/events"
 
 
 class Decision:
     """The effective mode, the source that decided it, and the steps taken to get there."""
 
-    __slots__ = ("mode", "source", "reason", "path", "steps", "user", "system", "files")
+    __slots__ = ("mode", "source", "reason", "path", "steps", "user", "system", "layout")
 
     def __init__(self) -> None:
         self.mode = "on"
@@ -49,7 +49,7 @@ class Decision:
         self.steps: list[tuple[str, str]] = []  # (setting, what it says), in the order consulted
         self.user: Settings | None = None
         self.system: Settings | None = None
-        self.files: Layout | None = None  # where the files read live, once any was read
+        self.layout: Layout | None = None  # where the files read live, once any was read (one per run)
 
     def _decide(self, mode: str, source: str, reason: str, path: str | None = None) -> Decision:
         self.mode, self.source, self.reason, self.path = mode, source, reason, path
@@ -97,10 +97,10 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
         d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: off"))
         return d._decide("off", "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
 
-    from zomg.telemetry.files import Layout, read_system, read_user
+    from zomg.telemetry.files import Layout, read_settings
 
-    d.files = files = Layout()  # one layout for the whole run: its paths are resolved once
-    d.system = system = read_system()
+    d.layout = Layout()  # one layout for the whole run: its paths are resolved once
+    d.system, d.user = system, user = read_settings(d.layout)
     if system.locks_off:
         if wanted:
             d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: {wanted}, but the system file locks telemetry off"))
@@ -108,12 +108,10 @@ def decide(env: Mapping[str, str] | None = None) -> Decision:
         return d._decide("off", "system", f"{system.path} locks telemetry off", system.path)
     if wanted:
         d.steps.append(("ZOMG_TELEMETRY", f"{_shown(raw)}: {wanted}"))
-        d.user = read_user(files)
         return d._decide(wanted, "env:ZOMG_TELEMETRY", f"ZOMG_TELEMETRY={_shown(raw)}")
     d.steps.append(("ZOMG_TELEMETRY", "not set"))
     d.steps.append(("system lock", "none"))
 
-    d.user = user = read_user(files)
     if user.problem:
         d.steps.append(("config", f"{user.path} {user.problem}: off, to be safe"))
         return d._decide("off", "config", f"{user.path} {user.problem}, so telemetry is off", user.path)
@@ -148,7 +146,7 @@ def endpoint(env: Mapping[str, str] | None = None) -> str:
     """The endpoint in effect: ``ZOMG_TELEMETRY_ENDPOINT`` if set and not empty, else the default.
 
     A URL whose path is empty or ``/`` names the receiver's origin, and the
-    receiver answers at ``/v1/events`` (as OpenTelemetry exporters treat a base
+    receiver answers at ``protocol.EVENTS_PATH`` (as OpenTelemetry exporters treat a base
     endpoint); any other path is used as given.
     """
     env = os.environ if env is None else env
@@ -160,7 +158,16 @@ def endpoint(env: Mapping[str, str] | None = None) -> str:
     if tail.startswith("/") and not tail.startswith("/?") and not tail.startswith("/#") and tail != "/":
         return url
     tail = tail[1:] if tail.startswith("/") else tail
+    from zomg.telemetry.protocol import EVENTS_PATH  # the receiver's own path: only for an origin
+
     return f"{scheme}://{authority}{EVENTS_PATH}{tail}"
+
+
+def endpoint_for(mode: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Where a run in ``mode`` records events for: the endpoint in effect; None when mode on has no usable one
+    (log mode sends nothing, so any will do)."""
+    url = endpoint(env)
+    return None if mode == "on" and endpoint_problem(url) is not None else url
 
 
 def masked(url: str) -> str:

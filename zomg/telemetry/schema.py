@@ -74,12 +74,13 @@ class SchemaError(ValueError):
 # reason; json_schema() says the same as a JSON Schema fragment. The receiver's
 # fast paths (zomg.receiver.fastpath) are generated from each rule's
 # attributes (allowed values, pattern body, nullable); tests check that every
-# generated form agrees with the rule's call.
+# generated form agrees with the rule's call. So the rule classes and those
+# attributes are public: they are the schema's seam with the receiver.
 
 
-class _Regex:
-    """A fully anchored pattern, compiled on first use: the CLI imports this
-    module on every run and should not pay for patterns it never checks."""
+class Regex:
+    """A fully anchored pattern, compiled on first use: the CLI checks a few
+    events per send and should not pay for patterns it never checks."""
 
     def __init__(self, body: str) -> None:
         self.body = body
@@ -98,7 +99,7 @@ def _nullable_type(json_type: str, nullable: bool) -> object:
     return [json_type, "null"] if nullable else json_type
 
 
-class _Const:
+class Const:
     def __init__(self, expected: object) -> None:
         self.expected = expected
         self.reason = f"must be {expected!r}"
@@ -112,7 +113,7 @@ class _Const:
         return {"type": _JSON_TYPES[type(self.expected)], "const": self.expected}
 
 
-class _Enum:
+class Enum:
     def __init__(self, allowed: tuple, nullable: bool = False) -> None:
         self.allowed = allowed
         self.allowed_set = frozenset(allowed)
@@ -131,10 +132,10 @@ class _Enum:
         return {"type": _nullable_type("string", self.nullable), "enum": values}
 
 
-class _Pattern:
+class Pattern:
     def __init__(self, body: str, what: str, nullable: bool = False) -> None:
         self.body = body
-        self.match = _Regex(body)
+        self.match = Regex(body)
         self.nullable = nullable
         self.reason = f"must be {what}"
 
@@ -149,13 +150,13 @@ class _Pattern:
         return {"type": _nullable_type("string", self.nullable), "pattern": f"^{self.body}$"}
 
 
-class _Timestamp:
+class Timestamp:
     form = "must be a UTC timestamp YYYY-MM-DDTHH:MM:SSZ"
     unreal = "must be a real UTC date and time"
 
     def __init__(self) -> None:
-        self.match_form = _Regex(_TIMESTAMP)
-        self.match_exact = _Regex(_TIMESTAMP_EXACT)
+        self.match_form = Regex(_TIMESTAMP)
+        self.match_exact = Regex(_TIMESTAMP_EXACT)
 
     def __call__(self, value: object) -> str | None:
         if type(value) is not str or self.match_form(value) is None:
@@ -168,7 +169,7 @@ class _Timestamp:
         return {"type": "string", "pattern": f"^{_TIMESTAMP_EXACT}$", "format": "date-time"}
 
 
-class _Bool:
+class Bool:
     reason = "must be true or false"
 
     def __call__(self, value: object) -> str | None:
@@ -178,9 +179,9 @@ class _Bool:
         return {"type": "boolean"}
 
 
-class _Flags:
+class Flags:
     def __init__(self) -> None:
-        self.match = _Regex(_FLAG)
+        self.match = Regex(_FLAG)
 
     def __call__(self, value: object) -> str | None:
         if type(value) is not list:
@@ -207,7 +208,7 @@ class _Flags:
         }
 
 
-class _SetExactlyWhen:
+class SetExactlyWhen:
     """A check across fields: ``field`` is non-null exactly when ``other`` is ``value``."""
 
     def __init__(self, field: str, other: str, value: str) -> None:
@@ -227,31 +228,31 @@ class _SetExactlyWhen:
         }
 
 
-_check_uuid = _Pattern(_UUID4, "a lowercase random UUID (version 4)")
+_check_uuid = Pattern(_UUID4, "a lowercase random UUID (version 4)")
 
 
 # Every field of cli.command v1: (name, checker, what a user is told about it).
 CLI_COMMAND_FIELDS: tuple[tuple[str, object, str], ...] = (
-    ("event", _Const(CLI_COMMAND), f'always "{CLI_COMMAND}"'),
-    ("schema_version", _Const(SCHEMA_VERSION), f"always {SCHEMA_VERSION}"),
+    ("event", Const(CLI_COMMAND), f'always "{CLI_COMMAND}"'),
+    ("schema_version", Const(SCHEMA_VERSION), f"always {SCHEMA_VERSION}"),
     ("event_id", _check_uuid, "a random UUID, new for every event (lets duplicates be dropped)"),
     ("installation_id", _check_uuid, "a random UUID made on first use; not derived from anything about you"),
-    ("timestamp", _Timestamp(), "when the command ran, UTC, to the second"),
-    ("cli_version", _Pattern(_VERSION, "a version string"), "the zomg version"),
-    ("command", _Pattern(_NAME, "a command name or null", nullable=True),
+    ("timestamp", Timestamp(), "when the command ran, UTC, to the second"),
+    ("cli_version", Pattern(_VERSION, "a version string"), "the zomg version"),
+    ("command", Pattern(_NAME, "a command name or null", nullable=True),
      "the top-level command as the parser defines it (box, exec, ...), or null"),
-    ("subcommand", _Pattern(_NAME, "a subcommand name or null", nullable=True),
+    ("subcommand", Pattern(_NAME, "a subcommand name or null", nullable=True),
      "the second-level command as the parser defines it (create, list, ...), or null"),
-    ("flags", _Flags(), "sorted names of the options you gave that zomg defines (--force), never their values"),
-    ("os", _Enum(OS_VALUES), " | ".join(OS_VALUES)),
-    ("arch", _Enum(ARCH_VALUES), " | ".join(ARCH_VALUES)),
-    ("ci", _Bool(), "true when running under a CI system"),
-    ("duration_bucket", _Enum(DURATION_BUCKETS), " | ".join(DURATION_BUCKETS)),
-    ("result", _Enum(RESULTS), " | ".join(RESULTS)),
-    ("error_class", _Enum(ERROR_CLASSES, nullable=True), "null, or when result is error: " + " | ".join(ERROR_CLASSES)),
+    ("flags", Flags(), "sorted names of the options you gave that zomg defines (--force), never their values"),
+    ("os", Enum(OS_VALUES), " | ".join(OS_VALUES)),
+    ("arch", Enum(ARCH_VALUES), " | ".join(ARCH_VALUES)),
+    ("ci", Bool(), "true when running under a CI system"),
+    ("duration_bucket", Enum(DURATION_BUCKETS), " | ".join(DURATION_BUCKETS)),
+    ("result", Enum(RESULTS), " | ".join(RESULTS)),
+    ("error_class", Enum(ERROR_CLASSES, nullable=True), "null, or when result is error: " + " | ".join(ERROR_CLASSES)),
 )
 
-_cross_check_cli_command = _SetExactlyWhen("error_class", "result", "error")
+_cross_check_cli_command = SetExactlyWhen("error_class", "result", "error")
 
 
 # deployment.metrics v1: sent only after an opt-in in `zomg setup`. Its own
@@ -270,23 +271,23 @@ def _or_unknown(buckets: tuple) -> tuple:
 
 
 DEPLOYMENT_METRICS_FIELDS: tuple[tuple[str, object, str], ...] = (
-    ("event", _Const(DEPLOYMENT_METRICS), f'always "{DEPLOYMENT_METRICS}"'),
-    ("schema_version", _Const(SCHEMA_VERSION), f"always {SCHEMA_VERSION}"),
+    ("event", Const(DEPLOYMENT_METRICS), f'always "{DEPLOYMENT_METRICS}"'),
+    ("schema_version", Const(SCHEMA_VERSION), f"always {SCHEMA_VERSION}"),
     ("event_id", _check_uuid, "a random UUID, new for every event (lets duplicates be dropped)"),
     ("deployment_id", _check_uuid,
      "a random UUID made when you opt in, deleted when you opt out; never the installation id"),
-    ("timestamp", _Timestamp(), "when the metrics were measured, UTC, to the second"),
-    ("cli_version", _Pattern(_VERSION, "a version string"), "the zomg version"),
-    ("os", _Enum(OS_VALUES), " | ".join(OS_VALUES)),
-    ("arch", _Enum(ARCH_VALUES), " | ".join(ARCH_VALUES)),
-    ("cpu_bucket", _Enum(_or_unknown(CPU_BUCKETS)), "CPU count: " + " | ".join(_or_unknown(CPU_BUCKETS))),
-    ("memory_bucket", _Enum(_or_unknown(MEMORY_BUCKETS)),
+    ("timestamp", Timestamp(), "when the metrics were measured, UTC, to the second"),
+    ("cli_version", Pattern(_VERSION, "a version string"), "the zomg version"),
+    ("os", Enum(OS_VALUES), " | ".join(OS_VALUES)),
+    ("arch", Enum(ARCH_VALUES), " | ".join(ARCH_VALUES)),
+    ("cpu_bucket", Enum(_or_unknown(CPU_BUCKETS)), "CPU count: " + " | ".join(_or_unknown(CPU_BUCKETS))),
+    ("memory_bucket", Enum(_or_unknown(MEMORY_BUCKETS)),
      "physical memory: " + " | ".join(_or_unknown(MEMORY_BUCKETS))),
-    ("active_boxes_bucket", _Enum(ACTIVE_BOXES_BUCKETS),
+    ("active_boxes_bucket", Enum(ACTIVE_BOXES_BUCKETS),
      "boxes used (exec or console) in the last 7 days: " + " | ".join(ACTIVE_BOXES_BUCKETS)),
-    ("storage_used_bucket", _Enum(_or_unknown(STORAGE_SHARE_BUCKETS)),
+    ("storage_used_bucket", Enum(_or_unknown(STORAGE_SHARE_BUCKETS)),
      "share of the file system holding the boxes that is in use: " + " | ".join(_or_unknown(STORAGE_SHARE_BUCKETS))),
-    ("box_bytes_bucket", _Enum(_or_unknown(BOX_BYTES_BUCKETS)),
+    ("box_bytes_bucket", Enum(_or_unknown(BOX_BYTES_BUCKETS)),
      "disk space used by all boxes: " + " | ".join(_or_unknown(BOX_BYTES_BUCKETS))),
 )
 

@@ -38,7 +38,7 @@ import time
 
 from zomg.telemetry import schema, spool_edit
 from zomg.telemetry.files import Spool
-from zomg.telemetry.spool_edit import parse
+from zomg.telemetry.spool_edit import SpoolEditor, parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,21 +101,6 @@ def classify(status: int) -> tuple[str, str]:
     return FAILED, "unexpected answer"
 
 
-def _retry_after(headers, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date."""
-    value = (headers.get("Retry-After") or "").strip() if headers is not None else ""
-    if value.isdigit():
-        return float(value[:12])
-    if value:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    return None
-
-
 def post(url: str, body: bytes, timeout: float, now: float = 0.0, written: Callable[[], None] | None = None,
          deadline: float | None = None) -> Answer:
     """POST ``body`` to ``url``. Never raises.
@@ -129,6 +114,8 @@ def post(url: str, body: bytes, timeout: float, now: float = 0.0, written: Calla
         import urllib.error
         import urllib.request
 
+        from zomg.telemetry import protocol
+
         opener = _opener(min(time.monotonic() + timeout, deadline or float("inf")), written, cut)
         request = urllib.request.Request(
             url,
@@ -140,7 +127,7 @@ def post(url: str, body: bytes, timeout: float, now: float = 0.0, written: Calla
             with opener.open(request, timeout=timeout) as response:
                 return _answer(response.status, None)
         except urllib.error.HTTPError as exc:
-            answer = _answer(exc.code, _retry_after(exc.headers, now))
+            answer = _answer(exc.code, protocol.retry_after((exc.headers or {}).get("Retry-After"), now))
             exc.close()
             return answer
     except TimeoutError:
@@ -157,10 +144,7 @@ def _opener(cutoff: float, written, cut: list):
     import socket
     import urllib.request
 
-    class _NoRedirects(urllib.request.HTTPRedirectHandler):
-        # A redirect could lead anywhere (plain http, another host): the endpoint's problem.
-        def redirect_request(self, *args, **kwargs):
-            return None
+    from zomg.telemetry.protocol import no_redirects
 
     class Watched:
         """Mixed into http.client's connections: the deadline over the whole exchange, and the written signal."""
@@ -207,7 +191,7 @@ def _opener(cutoff: float, written, cut: list):
         def http_open(self, req):
             return self.do_open(WatchedHTTP, req)
 
-    handlers = [_NoRedirects, HTTP]
+    handlers = [no_redirects(), HTTP]
     if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
         class WatchedHTTPS(Watched, http.client.HTTPSConnection):
             pass
@@ -229,11 +213,12 @@ def _answer(status: int, retry_after: float | None) -> Answer:
 def _candidates(spool: Spool, now: float, installation_id: str | None, kinds) -> list[tuple[bytes, dict]]:
     """Clean the spool (damaged, too old, legacy and orphaned lines) and return this endpoint's sendable events."""
     found: list[tuple[bytes, dict]] = []
+    editor = SpoolEditor(spool)
 
     def clean(lines: list[bytes]) -> list[bytes] | None:
         kept: list[bytes] = []
         found.clear()
-        for line in spool_edit.bounded(spool, lines, now):
+        for line in editor.bounded(lines, now):
             stamp, tries, url, body = parse(line)
             if url != spool.url:
                 kept.append(line)  # recorded for another endpoint: it waits for that one
@@ -252,7 +237,7 @@ def _candidates(spool: Spool, now: float, installation_id: str | None, kinds) ->
                 found.append((line, event))
         return kept if kept != lines else None
 
-    spool_edit.transform(spool, clean)
+    editor.transform(clean)
     return found
 
 
@@ -265,9 +250,10 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
     times (``UNBOUNDED``: however often). Returns (batch, how many times its
     events were sent before); the batch is the events' JSON and the events,
     and empty when nothing is due (``force`` ignores the due rule and
-    backoff). Call only while holding ``spool_edit.send_lock(spool)``.
+    backoff). Call only while holding ``SpoolEditor(spool).send_lock()``.
     """
-    spool_edit.remove_stale_temporaries(spool)
+    editor = SpoolEditor(spool)
+    editor.remove_stale_temporaries()
     found = _candidates(spool, now, installation_id, kinds)
     with spool.lock():
         present = {}
@@ -285,7 +271,7 @@ def claim(spool: Spool, now: float, installation_id: str | None, force: bool = F
         if not force:
             if now < spool.backoff(now)[1]:
                 return [], 0
-            if not spool_edit.due_for(spool, [line for _, _, line in tries.values()], now):
+            if not editor.due_for([line for _, _, line in tries.values()], now):
                 return [], 0
         level = min(t for t, _, _ in tries.values())
         batch = [(body, event) for body, (t, event, _) in tries.items() if t == level][: schema.MAX_BATCH]
@@ -301,16 +287,17 @@ def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: 
     Raises OSError when the spool cannot be changed (a full disk): the caller
     then knows that the receiver took events that are still spooled.
     """
+    editor = SpoolEditor(spool)
     kept = answer.outcome == FAILED
     if kept:
         with spool.lock():
             failures, retry_at = spool.backoff(now)
             failures += 1
-            wait = spool.bounds.backoff(failures)
-            if answer.retry_after:
-                wait = max(wait, min(answer.retry_after, spool.bounds.backoff_cap))
-            spool_edit.write_backoff(spool, failures, now + wait)
-        spool_edit.set_tries(spool, {body: tries for body in batch})  # the endpoint's problem: as if never tried
+            from zomg.telemetry.protocol import honour_retry_after
+
+            wait = honour_retry_after(spool.bounds.backoff(failures), answer.retry_after, spool.bounds.backoff_cap)
+            editor.write_backoff(failures, now + wait)
+        editor.set_tries({body: tries for body in batch})  # the endpoint's problem: as if never tried
     else:
         gone = set(batch)
 
@@ -318,11 +305,10 @@ def settle(spool: Spool, batch: list[bytes], answer: Answer, now: float, tries: 
             remaining = [line for line in lines if (parse(line) or (0, 0, b"", line))[3] not in gone]
             return remaining if len(remaining) != len(lines) else None
 
-        spool_edit.transform(spool, without)
-        spool_edit.clear_backoff(spool)
-    spool_edit.end_attempt(spool, {"at": int(now), "outcome": answer.outcome, "events": len(batch),
-                                   "status": answer.status, "reason": answer.reason,
-                                   "endpoint": spool.url.decode("ascii", "replace")})
+        editor.transform(without)
+        editor.clear_backoff()
+    editor.end_attempt({"at": int(now), "outcome": answer.outcome, "events": len(batch), "status": answer.status,
+                        "reason": answer.reason, "endpoint": spool.url.decode("ascii", "replace")})
 
 
 class Result:
@@ -362,13 +348,14 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
     timing = timing or SendTiming()
     clock = timing.clock
     result = Result()
-    lock = spool_edit.send_lock(spool)
+    editor = SpoolEditor(spool)
+    lock = editor.send_lock()
     try:
         if not lock.acquire(wait):
             result.busy = True
             return result
     except OSError as exc:
-        result.fault = f"{spool.files.send_lock} cannot be opened: {exc.strerror or exc}"
+        result.fault = f"{spool.layout.send_lock} cannot be opened: {exc.strerror or exc}"
         return result
     try:
         # flush goes on until the spool is empty (the bound holds it to 10 batches of 100).
@@ -389,13 +376,13 @@ def deliver(spool: Spool, url: str, installation_id: str | None, force: bool = F
             lines = [line for line, _ in batch]
             body = schema.encode_batch([event for _, event in batch])
             try:
-                spool_edit.begin_attempt(spool, clock(), len(batch))
+                editor.begin_attempt(clock(), len(batch))
             except (OSError, TimeoutError):
                 pass  # a full disk: the note is lost, not the send
 
             def written(lines=lines, tries=tries) -> None:
                 try:
-                    spool_edit.set_tries(spool, {line: tries + 1 for line in lines})
+                    editor.set_tries({line: tries + 1 for line in lines})
                 except (OSError, TimeoutError):
                     pass  # unmarked, the batch counts as never sent: at worst one more copy
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 
+from zomg.fsutil import FileLock
 from zomg.telemetry.directory import Directory
-from zomg.telemetry.files import FileLock, Layout, Settings, is_uuid4, read_user, uuid4
+from zomg.telemetry.files import Layout, Settings, is_uuid4, read_user, uuid4
 
 
 def user_path() -> str:
@@ -30,10 +31,10 @@ def update(change) -> Settings:
 
     from zomg.fsutil import write_atomic
 
-    files = Layout()
-    with Directory(os.path.dirname(files.settings), follow=True, create=True) as directory:
-        with FileLock(files.settings_lock, follow_dir=True):
-            config = read_user(files)
+    layout = Layout()
+    with Directory(os.path.dirname(layout.settings), follow=True, create=True) as directory:
+        with FileLock(layout.settings_lock, follow_dir=True):
+            config = read_user(layout)
             data = dict(config.data)
             if change(data):
                 name = os.path.basename(config.path)
@@ -42,7 +43,7 @@ def update(change) -> Settings:
                 write_atomic(directory.at(name), body.encode("utf-8"), mode=0o600, dir_fd=directory.fd)
                 # write_atomic's mode is filtered by the umask; the id file is private regardless.
                 os.chmod(directory.at(name), 0o600, dir_fd=directory.fd)
-            return read_user(files)
+            return read_user(layout)
 
 
 def add_installation_id(data: dict) -> bool:

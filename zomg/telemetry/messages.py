@@ -1,10 +1,20 @@
-"""What `zomg telemetry status` and `zomg telemetry explain` tell the user.
+"""Everything telemetry tells the user in words: what the telemetry commands and `zomg setup` print about it.
 
+`zomg telemetry status`, `explain` and `flush`, and the deployment-metrics
+lines of `zomg setup` and `zomg telemetry off`.
+
+One home for that text, so that a message is changed (and read) in one place:
+the commands print what these build, ``deployment`` and ``flushing`` only
+report facts. Loaded by those commands, never on a recorded command's path.
 Read-only: nothing here creates a file, an id or a connection.
 """
 from __future__ import annotations
 
+import os
+
 from zomg.telemetry import files, policy, schema
+from zomg.telemetry.protocol import EVENTS_PATH
+from zomg.telemetry.spool_edit import CUT_SHORT, SpoolEditor
 
 NEVER_COLLECTED = (
     "argument values: box names, projects, paths, KEY=VALUE pairs, shell names",
@@ -23,22 +33,24 @@ EXAMPLE_FLAGS = ("--json",)
 
 def status(notice_version: int, env=None) -> dict:
     """Everything `zomg telemetry status` shows; ``notice_version`` is the one in effect (``zomg.telemetry``'s)."""
-    from zomg.telemetry import deployment, spool_edit
+    from zomg.telemetry import deployment
 
     decision = policy.decide(env)
-    user = decision.user if decision.user is not None else files.read_user()
+    # The environment may decide before any file is read: status reads them anyway, to show them.
+    layout = decision.layout if decision.layout is not None else files.Layout()
+    user = decision.user if decision.user is not None else files.read_user(layout)
     system = decision.system if decision.system is not None else files.read_system()
     url = policy.endpoint(env)
     problem = policy.endpoint_problem(url)
-    writable = files.writable()
+    writable = files.writable(layout)
     inactive = None
     if decision.mode == "on" and problem is not None:
         inactive = "the endpoint is not usable, so nothing is recorded or sent"
     elif decision.mode != "off" and not writable:
         inactive = "the config dir is not writable, so telemetry is off for every run until it is"
-    spool = files.Spool(url)
+    spool = files.Spool(url, layout)
     _, unreadable = spool.read_checked()
-    mine, others, spent = spool_edit.counts(spool)
+    mine, others, spent = SpoolEditor(spool).counts()
     return {
         "mode": decision.mode,
         "source": decision.source,
@@ -60,15 +72,15 @@ def status(notice_version: int, env=None) -> dict:
         "unsent_events_spent": spent,
         "unsent_events_other_endpoints": sum(others.values()),
         "other_endpoints": [[policy.masked(other), n] for other, n in sorted(others.items())],
-        "faults": spool_edit.faults(spool),
+        "faults": SpoolEditor(spool).faults(),
         **delivery_story(spool, mine),
         "deployment_metrics": deployment.status(env, decision),
     }
 
 
 HINTS = {
-    404: "is the path right? the receiver answers at /v1/events",
-    410: "is the path right? the receiver answers at /v1/events",
+    404: f"is the path right? the receiver answers at {EVENTS_PATH}",
+    410: f"is the path right? the receiver answers at {EVENTS_PATH}",
     401: "the endpoint asks for credentials; zomg sends none",
     403: "the endpoint refuses zomg; is it the right receiver?",
 }
@@ -79,16 +91,16 @@ def delivery_story(spool, waiting: int) -> dict:
     import time
 
     from zomg.telemetry.event import timestamp
-    from zomg.telemetry.files import number, whole
-    from zomg.telemetry.spool_edit import CUT_SHORT, last_attempt, send_lock
+    from zomg.telemetry.files import LATEST_TIME, number, whole
 
     now = time.time()
-    last = last_attempt(spool) or {}
+    editor = SpoolEditor(spool)
+    last = editor.last_attempt() or {}
     cut_short = whole(last.get("cut_short"), 0, 1 << 31) or 0
     flight = last.get("in_flight")
     if isinstance(flight, dict):
         # An attempt noted as in flight: running now if the send lock is held, else its run exited first.
-        lock = send_lock(spool)
+        lock = editor.send_lock()
         try:
             free = lock.acquire(0)
         except OSError:
@@ -101,7 +113,7 @@ def delivery_story(spool, waiting: int) -> dict:
                 "reason": "the run exited before the answer" if free else None}
     attempt = None
     if last:
-        at, events = number(last.get("at"), 0, 1e11), whole(last.get("events"), 0, 10**6)
+        at, events = number(last.get("at"), 0, LATEST_TIME), whole(last.get("events"), 0, 10**6)
         outcome, status, reason = last.get("outcome"), whole(last.get("status"), 100, 999), last.get("reason")
         if at is not None and events is not None and outcome in ("delivered", "kept", "dropped", CUT_SHORT,
                                                                  "in progress"):
@@ -187,7 +199,7 @@ def example_batch(installation_id: str | None, declared: dict, env=None) -> byte
 def explain(declared: dict, env=None) -> str:
     """What `zomg telemetry explain` prints; ``declared`` as for ``example_batch``."""
     decision = policy.decide(env)
-    user = decision.user if decision.user is not None else files.read_user()
+    user = decision.user if decision.user is not None else files.read_user(files.Layout())
     out = [
         f'What zomg collects: one "{schema.CLI_COMMAND}" event per command run (schema version '
         f"{schema.SCHEMA_VERSION}), with exactly these fields:",
@@ -224,3 +236,109 @@ def explain(declared: dict, env=None) -> str:
         "See what would be sent instead of sending it: zomg telemetry log (or ZOMG_TELEMETRY=log).",
     ]
     return "\n".join(out) + "\n"
+
+
+# --- zomg telemetry flush ---------------------------------------------------------
+
+
+def events(n: int) -> str:
+    """``n`` events, in words: "1 event", "2 events"."""
+    return f"{n} event{'s' if n != 1 else ''}"
+
+
+def flush_lines(report: list[dict]) -> list[str]:
+    """What `zomg telemetry flush` prints: one line per data set of ``flushing.flush_report``'s report."""
+    out = []
+    for entry in report:
+        name, n = entry["data_set"], entry["sent"]
+        if entry["result"] == "sent":
+            line = f"sent {events(n)} to {entry['endpoint']}"
+            if entry["dropped"]:
+                line += f"; {entry['dropped']} refused by the receiver for their content and dropped"
+        elif entry["result"] == "nothing":
+            line = "nothing to send" + (f" ({entry['reason']})" if entry["reason"] else "")
+        elif entry["result"] == "off":
+            line = f"not sent: {entry['reason']}"
+        elif entry["unremoved"]:
+            line = (f"sent {events(n + entry['unremoved'])} to {entry['endpoint']}, but "
+                    f"{entry['unremoved']} could not be removed from the spool ({entry['reason']}): "
+                    "kept, and may be sent again (the receiver drops the copies)")
+        elif entry["fault"]:
+            line = f"not sent: {entry['reason']}"  # this machine's: a spool file, the send lock
+        else:
+            http = f", HTTP {entry['status']}" if entry["status"] else ""
+            kept = entry["kept"]
+            line = f"not sent: {entry['reason']}{http} from {entry['endpoint']}; {events(kept)} kept for later"
+            if n:
+                line = f"sent {events(n)}, then " + line
+        if entry["spent"]:
+            line += f"; {events(entry['spent'])} of them sent twice before without an answer"
+        for other, count in entry["elsewhere"]:
+            line += (f"; holding {events(count)} recorded for {other}: sent only there "
+                     "(run flush with ZOMG_TELEMETRY_ENDPOINT set to it)")
+        out.append(f"{name}: {line}")
+    return out
+
+
+def flush_error(report: list[dict]):
+    """The error `zomg telemetry flush` ends with (a ``zomg.errors`` class), or None when every data set is fine.
+
+    This machine's fault (the spool, the disk) comes first; then the endpoint's.
+    """
+    from zomg.errors import ConfigError, NetworkError, OperationTimeoutError
+
+    failed = [e for e in report if e["result"] == "failed"]
+    faults = [e["reason"] for e in failed if e["unremoved"] or e["fault"]]
+    if faults:
+        return ConfigError(f"telemetry flush: {faults[0]}")
+    if failed:
+        # Both exit 1, as documented: a timeout is told apart only in the message and the error class.
+        if all(e["reason"] == "timeout" for e in failed):
+            return OperationTimeoutError("telemetry flush: the endpoint did not answer in time; "
+                                         "the events not sent are kept for later")
+        return NetworkError("telemetry flush: the endpoint failed; the events not sent are kept for later")
+    return None
+
+
+# --- deployment metrics, in zomg setup and zomg telemetry off ----------------------
+
+
+def deployment_chosen_line(chosen: bool) -> str:
+    """What `zomg setup` says after saving: the choice, and whether it takes effect."""
+    from zomg.telemetry.deployment import decide
+
+    mode, reason = decide()
+    if chosen and mode == "off":
+        return f"deployment metrics: on as chosen, but not sent while {reason}"
+    if chosen:
+        return "deployment metrics: on (at most once a day; turn off with: zomg setup --deployment-metrics off)"
+    return "deployment metrics: off"
+
+
+def deployment_setup_state(chosen: bool, answered: bool) -> str:
+    """The deployment-metrics line of `zomg setup --show`: the choice, and the effective mode when it differs.
+
+    ``answered``: whether `zomg setup` has stored its answers (every save stores this one).
+    """
+    if not chosen:
+        return "off (as chosen in zomg setup)" if answered else "off (never chosen in zomg setup)"
+    from zomg.telemetry.deployment import decide
+
+    mode, reason = decide()
+    return "on" if mode == "on" else f"on as chosen; effective: {mode} ({reason})"
+
+
+def deployment_after_telemetry_off_line() -> str:
+    """What `zomg telemetry off` adds: deployment metrics have their own switch, in `zomg setup`."""
+    from zomg import setup_config
+    from zomg.errors import ZomgError
+
+    change = "(change with: zomg setup --deployment-metrics on|off)"
+    if not os.path.exists(setup_config.path()):
+        return ("telemetry: deployment metrics are separate and stay off: they are sent only after opting in "
+                "with: zomg setup --deployment-metrics on")
+    try:
+        chosen = "on" if setup_config.load().deployment_metrics else "off"
+    except ZomgError:
+        chosen = "as stored"
+    return f"telemetry: deployment metrics are separate and stay {chosen}, as chosen in zomg setup {change}"
