@@ -42,6 +42,7 @@ import threading
 import time
 import uuid
 import weakref
+from _thread import allocate_lock as _allocate_lock
 from collections.abc import Callable, Iterable, Mapping
 
 SPOOL_FILE = "spool.sqlite3"
@@ -104,7 +105,10 @@ class _Ticket:
         self.done = False
         self.lead = False
         self.error: Exception | None = None
-        self.wake: threading.Condition | None = None  # made only by a ticket that has to wait
+        # Made only by a ticket that has to wait: a lock it holds and waits to get again, released
+        # once by the leader that commits it or hands it the lead (a plain lock costs less than a
+        # Condition, and nothing else ever wakes it).
+        self.wake = None
 
 
 def default_directory(environ: Mapping[str, str]) -> str:
@@ -275,9 +279,13 @@ class Spool:
         with mutex:
             self._pending.append(ticket)
             if self._committing:
-                ticket.wake = threading.Condition(mutex)
-                while not (ticket.done or ticket.lead):
-                    ticket.wake.wait()
+                wake = ticket.wake = _allocate_lock()
+                wake.acquire()
+                mutex.release()
+                try:
+                    wake.acquire()  # released once, by the leader that settles this ticket
+                finally:
+                    mutex.acquire()
                 if ticket.done:
                     if ticket.error is not None:
                         raise ticket.error
@@ -300,7 +308,7 @@ class Spool:
                 # The next group writes while this one waits for the disk.
                 if self._pending:
                     self._pending[0].lead = True
-                    self._pending[0].wake.notify()
+                    self._pending[0].wake.release()
                 else:
                     self._committing = False
             try:
@@ -317,7 +325,7 @@ class Spool:
                             waiting.error = SpoolError("receiver: spool cannot be written; retry later")
                         waiting.done = True
                         if waiting.wake is not None:
-                            waiting.wake.notify()
+                            waiting.wake.release()
         if ticket.error is not None:
             raise ticket.error
 
@@ -593,8 +601,11 @@ class Spool:
                 return
         except OSError:
             return
-        with self._lock:
-            self._side().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        try:
+            with self._lock:
+                self._side().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            pass  # the next call tries again; an append checkpoints past _BACKSTOP_PAGES anyway
 
     def counters(self) -> dict:
         """Every counter, totalled over every process and restart (this process's unwritten part included)."""
