@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from tests.support.events import cli_event
+from tests.support.servers import wait_until
 from zomg.receiver.fastpath import encode_event
 from zomg.receiver.spool import Spool, SpoolError, SpoolFull
 
@@ -196,13 +197,11 @@ def test_a_batch_written_while_the_disk_is_busy_waits_for_a_sync_that_began_afte
     done: list = []
     first = threading.Thread(target=lambda: (spool.append(lines_of(1), 1), done.append("first")))
     first.start()
-    while not synced:
-        threading.Event().wait(0.01)
+    assert wait_until(lambda: synced)
     second = threading.Thread(target=lambda: (spool.append(lines_of(2), 2), done.append("second")))
     second.start()
     reader = Spool(str(tmp_path))
-    while reader.depth()[0] < 3:  # the second batch is written, its sync not begun
-        threading.Event().wait(0.01)
+    assert wait_until(lambda: reader.depth()[0] == 3)  # the second batch is written, its sync not begun
     assert done == [] and len(synced) == 1
     block.set()
     first.join()
