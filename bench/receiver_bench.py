@@ -74,7 +74,7 @@ import _bench
 import _repo_root  # noqa: F401 (puts the repository root on sys.path, for tests.support)
 
 from tests.support.events import cli_event
-from tests.support.servers import FakePostHog, SlowClients
+from tests.support.servers import FakePostHog, SlowClients, processes
 from zomg.receiver import fastpath
 from zomg.telemetry import schema
 from zomg.telemetry.schema import ERROR_CLASSES
@@ -181,15 +181,7 @@ class Gunicorn:
 
     def workers_cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the worker processes (Linux /proc)."""
-        total = 0
-        for pid in _children(self.proc.pid):
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return sum(cpu for parent, _, cpu in processes().values() if parent == self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -198,19 +190,6 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def _children(pid: int) -> list:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
 
 
 def _listening_port(pid: int) -> int | None:

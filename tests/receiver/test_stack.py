@@ -20,7 +20,7 @@ from tests.receiver.test_gunicorn import read_all
 from tests.receiver.test_operations import CANARY, MALFORMED, check_json_answer, fetch, metrics
 from tests.receiver.test_servers import CANARIES, assert_no_canary
 from tests.support.events import cli_event
-from tests.support.servers import LOG_LINE, TOKEN, SlowClients, clean_env, post, wait_until
+from tests.support.servers import LOG_LINE, TOKEN, SlowClients, clean_env, post, processes, wait_until
 from zomg.telemetry import schema
 
 STACK = str(pathlib.Path(__file__).resolve().parents[2] / "scripts" / "receiver-stack")
@@ -42,29 +42,20 @@ def start_stack(serve, **env: str):
 
 
 def descendants(pid: int) -> set:
+    table = processes()
     found, todo = set(), [pid]
     while todo:
         parent = todo.pop()
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == parent and int(entry) not in found:
-                found.add(int(entry))
-                todo.append(int(entry))
+        for child, (its_parent, _, _) in table.items():
+            if its_parent == parent and child not in found:
+                found.add(child)
+                todo.append(child)
     return found
 
 
-def running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+def running(pids: set) -> set:
+    """Those of ``pids`` still running (a zombie has ended)."""
+    return {pid for pid, (_, state, _) in processes().items() if pid in pids and state != "Z"}
 
 
 def connect_from(url: str, source: str) -> socket.socket:
@@ -109,7 +100,7 @@ def test_the_stack_serves_forwards_and_stops_cleanly(serve, nginx, fake_posthog,
     rundir = re.search(r"unix:(\S+)/gunicorn.sock", "\n".join(server.startup)).group(1)
     server.proc.send_signal(getattr(signal, signame))
     assert server.proc.wait(90) == 0, "".join(server.late_stderr)[-3000:]
-    assert wait_until(lambda: not any(running(pid) for pid in parts))  # no orphans
+    assert wait_until(lambda: not running(parts))  # no orphans
     assert not os.path.exists(rundir)
 
 
