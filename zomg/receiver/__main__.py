@@ -43,12 +43,6 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
-    return int(text)
-
-
 def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -60,22 +54,22 @@ def main(argv: list[str] | None = None) -> int:
         from zomg.receiver.report.cli import TOOLS
 
         return TOOLS[argv[0]](argv[1:])
+    from zomg.receiver.settings import SettingsError, app_from_env, port_number, refuse_to_start
+
     parser = argparse.ArgumentParser(
         prog="python -m zomg.receiver",
         description="Receive zomg telemetry batches and forward them to PostHog (or record them locally).",
         allow_abbrev=False,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=8080, help="port to listen on, 0 for any free one (default 8080)")
+    parser.add_argument("--port", type=port_number, default=8080,
+                        help="port to listen on, 0 for any free one (default 8080)")
     parser.add_argument(
         "--output",
         metavar="PATH",
         help="without POSTHOG_PROJECT_API_KEY: append accepted events to PATH instead of standard output",
     )
     args = parser.parse_args(argv)
-
-    from zomg.receiver.settings import SettingsError, app_from_env, refuse_to_start
-
     try:
         application = app_from_env(os.environ, output=args.output)
     except SettingsError as exc:

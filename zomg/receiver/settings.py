@@ -101,6 +101,15 @@ def _numbers(environ: Mapping[str, str], table: tuple) -> dict:
     return settings
 
 
+def port_number(text: str) -> int:
+    """``--port``'s value (0 to 65535) for the receiver's command lines; argparse's error otherwise."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return int(text)
+
+
 def check_output(path: str) -> str:
     """``path`` when its directory exists and it can be appended to; SettingsError otherwise."""
     from zomg.receiver.sink import check_target

@@ -30,6 +30,7 @@ import time
 from collections.abc import Mapping
 
 from zomg.receiver.log import emit, format_line, mask_addresses, write_whole
+from zomg.receiver.settings import port_number
 from zomg.receiver.wsgi import TOO_LARGE, error_body
 
 EXIT_OK = 0
@@ -266,19 +267,13 @@ class Stack:
         return clean
 
 
-def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
-    return int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="receiver-stack",
         description="Run the receiver's production deployment in the foreground: nginx in front of gunicorn.",
         allow_abbrev=False,
     )
-    parser.add_argument("--port", type=_port, required=True, help="port to listen on; 0 for any free one")
+    parser.add_argument("--port", type=port_number, required=True, help="port to listen on; 0 for any free one")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     args = parser.parse_args(argv)
 
