@@ -73,11 +73,14 @@ def batch_body(api_key: str, events: Iterable) -> bytes:
 def body_from_lines(api_key: str, lines: list) -> bytes:
     """The ``/batch/`` body for events given as the schema's JSON lines (validated already).
 
-    Exactly ``batch_body``'s bytes for the decoded lines. Lines of one event type
-    in canonical form (encode_event's text, as the spool keeps them) are
-    rearranged as text, by one generated pattern per event type, without
-    decoding a value: decoding and re-encoding was the forwarder's largest cost
-    per event. Any other call is decoded.
+    Exactly ``batch_body``'s bytes for the decoded lines when they are in
+    canonical form (encode_event's text, as the spool keeps them): lines of one
+    event type are rearranged as text, by one generated pattern per event type,
+    without decoding a value (decoding and re-encoding was the forwarder's
+    largest cost per event). A line whose start or keys are laid out otherwise
+    sends the call to decoding; spaces between the members of a run of
+    properties would be kept as they are (the same JSON values, other bytes),
+    and the spool's lines never hold any.
     """
     if lines:
         rearranging = _rearranging(lines[0])
@@ -107,8 +110,8 @@ def _rearranging(line: bytes) -> tuple | None:
     ``template % reorder(groups)`` is the PostHog event, to_posthog's JSON. A
     key's text (a comma, the quoted name, a colon) cannot occur inside a value
     of a valid line (a quote in a string is escaped, no value is an object),
-    so a line splits exactly at its keys, and a line laid out otherwise (keys
-    reordered, spaces around them) does not match. Matching every property's
+    so a line splits exactly at its keys, and a line whose keys are laid out
+    otherwise (reordered, spaces around a taken key) does not match. Matching every property's
     value instead cost three times as much per event, and this is the
     forwarder's largest cost per event.
     """
